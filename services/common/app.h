@@ -1,0 +1,49 @@
+/*
+ * app: what a leadbus process gives its modules, and the module contract.
+ *
+ * main builds one struct app (data directory, the shared HTTP server, store
+ * and bus settings) and starts each selected module with it. A module keeps
+ * its own state behind the void pointer its start() returns and frees it in
+ * stop(). start() fills `err` with one line when it cannot start (a bad
+ * setting names the variable).
+ */
+#ifndef LEADBUS_APP_H
+#define LEADBUS_APP_H
+
+#include "config.h"
+#include "http.h"
+#include "store.h"
+
+#include <stdbool.h>
+
+#define APP_URL_MAX 256
+
+struct app {
+    const char *data_dir;
+    struct http_server *http;
+    bool all_in_one; /* --target=all: bus endpoints default to inproc:// */
+    enum store_sync sync;
+    int retention_days;
+};
+
+struct module {
+    const char *name;
+    int (*start)(struct app *app, void **state, char err[CONFIG_ERR_MAX]);
+    void (*stop)(void *state);
+};
+
+/* Names of the targets that publish on the bus, in a fixed order; NULL-terminated. */
+extern const char *const app_publishers[];
+
+/*
+ * The PUB and replay endpoints of publisher `target`: BUS_<NAME>_PUB and
+ * BUS_<NAME>_REPLAY when set, else inproc:// in all-in-one mode, else
+ * tcp://127.0.0.1 on the target's default ports. Returns -1 for an unknown target.
+ */
+int app_bus_endpoints(const struct app *app, const char *target, char pub[APP_URL_MAX],
+                      char replay[APP_URL_MAX]);
+
+/* Open DATA_DIR/<name>.db with the app's sync setting and `schema`. */
+int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out);
+
+#endif

@@ -1,0 +1,13 @@
+/* clock: wall-clock and monotonic milliseconds, and absolute deadlines for timed waits. */
+#ifndef LEADBUS_CLOCK_H
+#define LEADBUS_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+int64_t clock_now_ms(void);  /* unix time in ms (event timestamps, due times) */
+int64_t clock_mono_ms(void); /* monotonic ms (intervals, timeouts) */
+/* A CLOCK_MONOTONIC absolute time `ms` from now, for condvars set to that clock. */
+struct timespec clock_deadline_in(int64_t ms);
+
+#endif

@@ -1,0 +1,356 @@
+/* http: route table, JSON replies and health endpoints over civetweb. */
+#include "http.h"
+#include "log.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUTES 64
+#define MAX_CHECKS 16
+
+struct route {
+    char method[8];
+    char pattern[128];
+    http_handler fn;
+    void *arg;
+};
+
+struct check {
+    const char *name;
+    bool (*fn)(void *);
+    void *arg;
+};
+
+struct http_server {
+    struct mg_context *ctx;
+    struct route routes[MAX_ROUTES];
+    int nroutes;
+    struct check checks[MAX_CHECKS];
+    int nchecks;
+};
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+void http_reply(struct http_req *req, int status, const char *content_type, const char *body,
+                size_t len)
+{
+    req->status = status;
+    mg_printf(req->conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\n\r\n",
+              status, reason(status), content_type, len);
+    if (strcmp(req->method, "HEAD") != 0 && len > 0) {
+        mg_write(req->conn, body, len);
+    }
+}
+
+void http_reply_json(struct http_req *req, int status, cJSON *body)
+{
+    char *s = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (s == NULL) {
+        static const char oom[] =
+            "{\"success\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        http_reply(req, 500, "application/json", oom, sizeof oom - 1);
+        return;
+    }
+    http_reply(req, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void http_reply_error(struct http_req *req, int status, const char *code, const char *message,
+                      cJSON *fields)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
+    if (o == NULL || e == NULL) {
+        cJSON_Delete(o);
+        cJSON_Delete(e);
+        cJSON_Delete(fields);
+        http_reply_json(req, 500, NULL);
+        return;
+    }
+    cJSON_AddBoolToObject(o, "success", false);
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    if (fields != NULL) {
+        cJSON_AddItemToObject(e, "fields", fields);
+    }
+    cJSON_AddItemToObject(o, "error", e);
+    http_reply_json(req, status, o);
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    return mg_get_header(req->conn, name);
+}
+
+int http_query(struct http_req *req, const char *name, char *buf, size_t size)
+{
+    if (req->query == NULL) {
+        return -1;
+    }
+    int n = mg_get_var(req->query, strlen(req->query), name, buf, size);
+    return n < 0 ? -1 : n;
+}
+
+int http_read_body(struct http_req *req, size_t max, char **body, size_t *len)
+{
+    const struct mg_request_info *ri = mg_get_request_info(req->conn);
+    if (ri->content_length > (long long)max) {
+        http_reply_error(req, 413, "body_too_large", "request body is larger than the limit", NULL);
+        return -1;
+    }
+    size_t cap = ri->content_length >= 0 ? (size_t)ri->content_length : 4096;
+    char *buf = malloc(cap + 1);
+    size_t n = 0;
+    if (buf == NULL) {
+        http_reply_error(req, 500, "internal", "out of memory", NULL);
+        return -1;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (ri->content_length >= 0) {
+                break;
+            }
+            /* Chunked body: grow, but never past the cap. */
+            if (cap >= max) {
+                char probe;
+                if (mg_read(req->conn, &probe, 1) > 0) {
+                    free(buf);
+                    http_reply_error(req, 413, "body_too_large",
+                                     "request body is larger than the limit", NULL);
+                    return -1;
+                }
+                break;
+            }
+            size_t ncap = cap * 2 > max ? max : cap * 2;
+            char *grown = realloc(buf, ncap + 1);
+            if (grown == NULL) {
+                free(buf);
+                http_reply_error(req, 500, "internal", "out of memory", NULL);
+                return -1;
+            }
+            buf = grown;
+            cap = ncap;
+        }
+        int r = mg_read(req->conn, buf + n, cap - n);
+        if (r <= 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    if (ri->content_length >= 0 && n < (size_t)ri->content_length) {
+        free(buf);
+        http_reply_error(req, 400, "incomplete_body", "request body ended early", NULL);
+        return -1;
+    }
+    buf[n] = '\0';
+    *body = buf;
+    *len = n;
+    return 0;
+}
+
+/* Match "/a/{x}/b" against a path; fills params. */
+static bool match(const char *pattern, const char *path, struct http_req *req)
+{
+    req->nparams = 0;
+    const char *p = pattern, *s = path;
+    while (*p != '\0') {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            size_t n = strcspn(s, "/");
+            if (close == NULL || n == 0 || n >= sizeof req->params[0] ||
+                req->nparams == HTTP_MAX_PARAMS) {
+                return false;
+            }
+            memcpy(req->params[req->nparams], s, n);
+            req->params[req->nparams][n] = '\0';
+            req->nparams++;
+            p = close + 1;
+            s += n;
+        } else if (*p++ != *s++) {
+            return false;
+        }
+    }
+    return *s == '\0';
+}
+
+static void healthz(struct http_req *req, void *arg)
+{
+    (void)arg;
+    static const char ok[] = "{\"status\":\"ok\"}";
+    http_reply(req, 200, "application/json", ok, sizeof ok - 1);
+}
+
+static void readyz(struct http_req *req, void *arg)
+{
+    struct http_server *h = arg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *failing = cJSON_CreateArray();
+    for (int i = 0; i < h->nchecks; i++) {
+        if (!h->checks[i].fn(h->checks[i].arg)) {
+            cJSON_AddItemToArray(failing, cJSON_CreateString(h->checks[i].name));
+        }
+    }
+    bool ready = cJSON_GetArraySize(failing) == 0;
+    cJSON_AddStringToObject(o, "status", ready ? "ready" : "not ready");
+    cJSON_AddItemToObject(o, "failing", failing);
+    http_reply_json(req, ready ? 200 : 503, o);
+}
+
+static int dispatch(struct mg_connection *conn, void *cbdata)
+{
+    struct http_server *h = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct http_req req = {.conn = conn,
+                           .method = ri->request_method,
+                           .path = ri->local_uri,
+                           .query = ri->query_string,
+                           .status = 0};
+    bool path_known = false;
+    for (int i = 0; i < h->nroutes; i++) {
+        struct route *r = &h->routes[i];
+        if (!match(r->pattern, req.path, &req)) {
+            continue;
+        }
+        path_known = true;
+        bool head_as_get = strcmp(req.method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+        if (strcmp(r->method, req.method) == 0 || head_as_get) {
+            r->fn(&req, r->arg);
+            if (req.status == 0) {
+                http_reply_error(&req, 500, "internal", "handler sent no answer", NULL);
+            }
+            return req.status;
+        }
+    }
+    if (path_known) {
+        http_reply_error(&req, 405, "method_not_allowed", "method not allowed for this path", NULL);
+    } else {
+        http_reply_error(&req, 404, "not_found", "no such route", NULL);
+    }
+    return req.status;
+}
+
+int http_create(struct http_server **out)
+{
+    struct http_server *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return -1;
+    }
+    http_route(h, "GET", "/healthz", healthz, h);
+    http_route(h, "GET", "/readyz", readyz, h);
+    *out = h;
+    return 0;
+}
+
+int http_route(struct http_server *h, const char *method, const char *pattern, http_handler fn,
+               void *arg)
+{
+    if (h->nroutes == MAX_ROUTES || strlen(pattern) >= sizeof h->routes[0].pattern) {
+        return -1;
+    }
+    struct route *r = &h->routes[h->nroutes++];
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
+    r->fn = fn;
+    r->arg = arg;
+    return 0;
+}
+
+int http_ready_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg)
+{
+    if (h->nchecks == MAX_CHECKS) {
+        return -1;
+    }
+    h->checks[h->nchecks++] = (struct check){name, fn, arg};
+    return 0;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("HTTP server", LOG_FIELDS(LOG_S("message", message)));
+    return 1;
+}
+
+int http_listen(struct http_server *h, const struct http_opts *o)
+{
+    char ports[96], threads[16];
+    snprintf(ports, sizeof ports, "%s:%d", o->bind, o->port);
+    snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : 64);
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             threads,
+                             "enable_keep_alive",
+                             "yes",
+                             "request_timeout_ms",
+                             "10000",
+                             "keep_alive_timeout_ms",
+                             "5000",
+                             NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = log_message;
+    mg_init_library(0);
+    h->ctx = mg_start(&cb, h, options);
+    if (h->ctx == NULL) {
+        log_error("Cannot start HTTP server", LOG_FIELDS(LOG_S("listen", ports)));
+        return -1;
+    }
+    mg_set_request_handler(h->ctx, "/", dispatch, h);
+    return 0;
+}
+
+void http_stop(struct http_server *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->ctx != NULL) {
+        mg_stop(h->ctx);
+        mg_exit_library();
+    }
+    free(h);
+}

@@ -1,0 +1,44 @@
+/*
+ * outbox: a publisher's events, stored in its own SQLite in the same
+ * transaction as the state change that caused them.
+ *
+ * bus_streams holds the last seq of each topic (seq 1, 2, 3... without gaps);
+ * bus_outbox holds each event's encoded frame, which is what the publisher
+ * sends live and what replay answers with. outbox_append() must run inside a
+ * store_run() function (the writer thread's transaction); the read helpers
+ * take any connection. The outbox owns its prepared statements.
+ */
+#ifndef LEADBUS_OUTBOX_H
+#define LEADBUS_OUTBOX_H
+
+#include "proto.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+extern const char outbox_schema[];
+
+struct outbox;
+
+struct outbox *outbox_new(const char *src);
+void outbox_free(struct outbox *ob);
+
+/* Append one event of topic t; *seq receives its sequence number (may be NULL). */
+int outbox_append(struct outbox *ob, sqlite3 *db, enum proto_topic t, const void *data,
+                  uint64_t *seq);
+
+/* The last seq of every stream. */
+int outbox_streams(sqlite3 *db, struct proto_heartbeat *hb);
+
+/* Frames of `topic` from seq `from` on, in order, at most `max` and about PROTO_REPLAY_MAX_BYTES.
+ */
+int outbox_replay(sqlite3 *db, const char *topic, uint64_t from, uint64_t max, uint8_t **reply,
+                  size_t *reply_len);
+
+/* Delete events older than `before_ms`, keeping each stream's newest. Returns rows deleted. */
+int outbox_prune(sqlite3 *db, int64_t before_ms);
+
+/* Number of events in the outbox. */
+int64_t outbox_count(sqlite3 *db);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * store: a service's SQLite database and the one writer thread that owns it.
+ *
+ * Every write goes through store_run(): the caller's function runs on the
+ * writer thread inside a transaction, and store_run() returns only once that
+ * transaction is durable. Calls that arrive together are committed together
+ * (group commit): one fsync for many requests, each in its own savepoint so a
+ * failing one rolls back alone. Readers that must not queue behind writes
+ * open their own connection with store_open_reader() (WAL lets them run
+ * alongside the writer).
+ *
+ * Memory: the store owns its connection; a function given to store_run() must
+ * not keep the sqlite3 pointer. Commit hooks run on the writer thread after
+ * every durable commit and must not block.
+ */
+#ifndef LEADBUS_STORE_H
+#define LEADBUS_STORE_H
+
+#include <sqlite3.h>
+
+enum store_sync { STORE_SYNC_OFF, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
+
+struct store_opts {
+    const char *path;   /* file path; created with its directory's permissions */
+    const char *schema; /* SQL run once at open (CREATE TABLE IF NOT EXISTS ...) */
+    enum store_sync sync;
+};
+
+struct store;
+
+/* Runs on the writer thread inside a transaction. Return < 0 to roll back this call alone. */
+typedef int (*store_fn)(sqlite3 *db, void *arg);
+
+#define STORE_EIO (-1000) /* the commit itself failed: nothing of this call was kept */
+
+int store_open(const struct store_opts *opts, struct store **out);
+/* Stops the writer after the queued calls and closes the database. NULL is fine. */
+void store_close(struct store *s);
+
+/* Run fn in a transaction and wait until it is durable; returns fn's result or STORE_EIO. */
+int store_run(struct store *s, store_fn fn, void *arg);
+
+/* Add schema after open (each module of a service brings its tables). */
+int store_exec_schema(struct store *s, const char *sql);
+
+/* Register a hook called on the writer thread after each commit. At most 8. */
+int store_on_commit(struct store *s, void (*fn)(void *arg), void *arg);
+
+/* Open a read-only connection for one thread's use; close with sqlite3_close(). */
+int store_open_reader(const struct store *s, sqlite3 **db);
+
+const char *store_path(const struct store *s);
+
+#endif

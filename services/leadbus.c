@@ -1,0 +1,210 @@
+/* leadbus: the one main. Runs the modules named by --target in this process. */
+#include "app.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "tap/tap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifndef LEADBUS_VERSION
+#define LEADBUS_VERSION "0.0.0"
+#endif
+
+/* Modules in start order: publishers before their subscribers. */
+static const struct module *const modules[] = {
+    NULL,
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: leadbus --target=NAME[,NAME...]   run these targets in one process\n"
+               "       leadbus tap [options] ENDPOINT...   print bus events as JSON lines\n"
+               "       leadbus --help | --version\n"
+               "targets: all");
+    for (int i = 0; modules[i] != NULL; i++) {
+        fprintf(f, ", %s", modules[i]->name);
+    }
+    fprintf(f, "\nSettings come from the environment and ./.env; see README.md.\n");
+}
+
+static const struct module *find_module(const char *name, size_t len)
+{
+    for (int i = 0; modules[i] != NULL; i++) {
+        if (strlen(modules[i]->name) == len && strncmp(modules[i]->name, name, len) == 0) {
+            return modules[i];
+        }
+    }
+    return NULL;
+}
+
+/* Parse "a,b,c" into `selected` (flags by module index). */
+static int select_targets(const char *list, bool *selected, bool *all)
+{
+    *all = false;
+    for (const char *p = list; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n == 3 && strncmp(p, "all", 3) == 0) {
+            *all = true;
+            for (int i = 0; modules[i] != NULL; i++) {
+                selected[i] = true;
+            }
+        } else {
+            const struct module *m = find_module(p, n);
+            if (m == NULL) {
+                fprintf(stderr, "leadbus: unknown target '%.*s' (see leadbus --help)\n", (int)n, p);
+                return -1;
+            }
+            for (int i = 0; modules[i] != NULL; i++) {
+                selected[i] = selected[i] || modules[i] == m;
+            }
+        }
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return 0;
+}
+
+static int read_settings(struct app *app, struct http_opts *http, char err[CONFIG_ERR_MAX])
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const formats[] = {"text", "json", NULL};
+    static const char *const syncs[] = {"OFF", "NORMAL", "FULL", NULL};
+    int level, format, sync;
+    int64_t port, threads, retention;
+    if (config_enum("LOG_LEVEL", "info", levels, &level, err) != 0 ||
+        config_enum("LOG_FORMAT", "text", formats, &format, err) != 0 ||
+        config_enum("DB_SYNCHRONOUS", "FULL", syncs, &sync, err) != 0 ||
+        config_int("PORT", 3000, 1, 65535, &port, err) != 0 ||
+        config_int("HTTP_THREADS", 64, 2, 1024, &threads, err) != 0 ||
+        config_int("BUS_RETENTION_DAYS", 7, 0, 3650, &retention, err) != 0) {
+        return -1;
+    }
+    log_init((enum log_level)level, (enum log_format)format);
+    app->data_dir = config_str("DATA_DIR", "./data");
+    app->sync = (enum store_sync)sync;
+    app->retention_days = (int)retention;
+    http->bind = config_str("HTTP_BIND", "0.0.0.0");
+    http->port = (int)port;
+    http->threads = (int)threads;
+    if (mkdir(app->data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, CONFIG_ERR_MAX, "DATA_DIR: cannot create '%s': %s", app->data_dir,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *target = NULL;
+    if (argc > 1 && strcmp(argv[1], "tap") == 0) {
+        char err[CONFIG_ERR_MAX];
+        if (config_load(".env", err) != 0) {
+            fprintf(stderr, "leadbus: %s\n", err);
+            return 2;
+        }
+        int rc = tap_main(argc - 1, argv + 1);
+        config_free();
+        return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("leadbus %s\n", LEADBUS_VERSION);
+            return 0;
+        }
+        if (strncmp(argv[i], "--target=", 9) == 0) {
+            target = argv[i] + 9;
+        } else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
+            target = argv[++i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    char err[CONFIG_ERR_MAX] = "";
+    if (config_load(".env", err) != 0) {
+        fprintf(stderr, "leadbus: %s\n", err);
+        return 2;
+    }
+    if (target == NULL) {
+        target = config_str("LEADBUS_TARGET", NULL);
+    }
+    if (target == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    bool selected[sizeof modules / sizeof modules[0]] = {false};
+    struct app app = {0};
+    struct http_opts http_opts;
+    if (select_targets(target, selected, &app.all_in_one) != 0) {
+        return 2;
+    }
+    if (read_settings(&app, &http_opts, err) != 0) {
+        fprintf(stderr, "leadbus: %s\n", err);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait below; every thread started from here inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 0;
+    void *states[sizeof modules / sizeof modules[0]] = {NULL};
+    bool started[sizeof modules / sizeof modules[0]] = {false};
+    if (http_create(&app.http) != 0) {
+        return 1;
+    }
+    for (int i = 0; modules[i] != NULL && status == 0; i++) {
+        if (!selected[i]) {
+            continue;
+        }
+        log_set_target(modules[i]->name);
+        if (modules[i]->start(&app, &states[i], err) != 0) {
+            fprintf(stderr, "leadbus: %s: %s\n", modules[i]->name,
+                    err[0] ? err : "cannot start (see the log above)");
+            status = 1;
+        } else {
+            started[i] = true;
+        }
+    }
+    log_set_target("leadbus");
+    if (status == 0 && http_listen(app.http, &http_opts) != 0) {
+        status = 1;
+    }
+    if (status == 0) {
+        log_info("leadbus started",
+                 LOG_FIELDS(LOG_S("target", target), LOG_I("port", http_opts.port),
+                            LOG_S("dataDir", app.data_dir)));
+        int sig = 0;
+        sigwait(&set, &sig);
+        log_info("Stopping", LOG_FIELDS(LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")));
+    }
+    /* HTTP first, so nothing new arrives while the modules wind down. */
+    http_stop(app.http);
+    for (int i = (int)(sizeof modules / sizeof modules[0]) - 1; i >= 0; i--) {
+        if (started[i]) {
+            modules[i]->stop(states[i]);
+        }
+    }
+    config_free();
+    if (status == 0) {
+        log_info("Stopped", NULL);
+    }
+    return status;
+}

@@ -1,0 +1,70 @@
+# Shared helpers for the integration tests: a temp dir, processes tracked by
+# pid and killed on exit, and waiting for conditions with a deadline.
+set -euo pipefail
+
+: "${BUILD:?BUILD must point at the build directory}"
+PEER="$BUILD/bus_peer"
+LEADBUS="$BUILD/leadbus"
+T=$(mktemp -d /tmp/leadbus-test.XXXXXX)
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ $rc -ne 0 ]; then
+        echo "--- logs of the failed test ($T) ---"
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f"; }; done
+    fi
+    rm -rf "$T"
+    exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# start NAME CMD...: run CMD in the background with output in $T/NAME.log; sets $LAST_PID
+start() {
+    local name=$1; shift
+    "$@" >>"$T/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# wait_for SECONDS DESCRIPTION CMD...: poll CMD every 50 ms until it succeeds or time runs out
+wait_for() {
+    local secs=$1 what=$2; shift 2
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.05
+    done
+}
+
+# wait_pid SECONDS PID: wait for a process to exit by itself; returns its status
+wait_pid() {
+    local secs=$1 pid=$2
+    local end=$((SECONDS + secs))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ $SECONDS -lt $end ] || fail "process $pid still running after ${secs}s"
+        sleep 0.05
+    done
+    local rc=0
+    wait "$pid" || rc=$?
+    return $rc
+}
+
+# A TCP port nothing listens on, from a range unlikely to clash with other tests.
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    fail "no free port"
+}
