@@ -178,7 +178,10 @@ void store_close(struct store *s)
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
-    sqlite3_close(s->db);
+    if (sqlite3_close(s->db) != SQLITE_OK) {
+        log_error("Database left open: statements not finalized",
+                  LOG_FIELDS(LOG_S("path", s->path)));
+    }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);

@@ -260,12 +260,21 @@ static int run_pub(struct args *a)
 
 static atomic_long applied_rows;
 static long slow_us;
+static sqlite3_stmt *ins; /* used on the store's writer thread only */
+static sqlite3 *ins_db;
+
+static int finalize_job(sqlite3 *db, void *arg)
+{
+    (void)db;
+    (void)arg;
+    sqlite3_finalize(ins);
+    ins = NULL;
+    return 0;
+}
 
 static int apply(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     (void)arg;
-    static _Thread_local sqlite3_stmt *ins;
-    static _Thread_local sqlite3 *ins_db;
     if (ins_db != db) {
         if (sqlite3_prepare_v2(db,
                                "INSERT INTO applied(src, topic, seq, payload) VALUES(?1,?2,?3,?4)",
@@ -365,6 +374,7 @@ static int run_sub(struct args *a)
     struct bus_sub_stats st;
     bus_sub_get_stats(sub, &st);
     bus_sub_close(sub);
+    store_run(store, finalize_job, NULL);
     store_close(store);
     double secs = first ? (double)(end - first) / 1000.0 : 0;
     printf("sub %s: applied=%llu replayed=%llu gaps=%llu duplicates_dropped=%llu in %.3f s",
