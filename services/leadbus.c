@@ -3,6 +3,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "ingest/ingest.h"
 #include "tap/tap.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 /* Modules in start order: publishers before their subscribers. */
 static const struct module *const modules[] = {
+    &ingest_module,
     NULL,
 };
 
@@ -83,7 +85,7 @@ static int read_settings(struct app *app, struct http_opts *http, char err[CONFI
         config_enum("LOG_FORMAT", "text", formats, &format, err) != 0 ||
         config_enum("DB_SYNCHRONOUS", "FULL", syncs, &sync, err) != 0 ||
         config_int("PORT", 3000, 1, 65535, &port, err) != 0 ||
-        config_int("HTTP_THREADS", 64, 2, 1024, &threads, err) != 0 ||
+        config_int("HTTP_THREADS", 128, 2, 1024, &threads, err) != 0 ||
         config_int("BUS_RETENTION_DAYS", 7, 0, 3650, &retention, err) != 0) {
         return -1;
     }
