@@ -75,12 +75,33 @@ void http_reply(struct http_req *req, int status, const char *content_type, cons
                 size_t len)
 {
     req->status = status;
-    mg_printf(req->conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\n\r\n",
-              status, reason(status), content_type, len);
-    if (strcmp(req->method, "HEAD") != 0 && len > 0) {
+    /* Head and body leave in one write: two small writes meet Nagle and delayed
+     * ACKs and cost 40 ms a request on keep-alive connections. */
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n\r\n",
+                     status, reason(status), content_type, len);
+    if (n < 0 || (size_t)n >= sizeof head) {
+        return;
+    }
+    if (strcmp(req->method, "HEAD") == 0) {
+        len = 0;
+    }
+    char stackbuf[4096];
+    char *buf = (size_t)n + len <= sizeof stackbuf ? stackbuf : malloc((size_t)n + len);
+    if (buf == NULL) {
+        mg_write(req->conn, head, (size_t)n);
         mg_write(req->conn, body, len);
+        return;
+    }
+    memcpy(buf, head, (size_t)n);
+    if (len > 0) {
+        memcpy(buf + n, body, len);
+    }
+    mg_write(req->conn, buf, (size_t)n + len);
+    if (buf != stackbuf) {
+        free(buf);
     }
 }
 
