@@ -349,6 +349,9 @@ static int decode_data(enum proto_topic t, const msgpack_object *data, void *st)
             if (!key_is(&kv->key, f->key)) {
                 continue;
             }
+            if (seen & ((uint64_t)1 << j)) {
+                return PROTO_ETYPE; /* a repeated key: which value is meant is not ours to guess */
+            }
             char *p = (char *)st + f->off;
             int rc = PROTO_OK;
             switch (f->type) {
@@ -538,31 +541,36 @@ static int decode_envelope(const msgpack_object *root, const char *topic, struct
         const msgpack_object *k = &root->via.map.ptr[i].key;
         const msgpack_object *val = &root->via.map.ptr[i].val;
         int rc = PROTO_OK;
+        unsigned bit = 0;
         if (key_is(k, "v")) {
             rc = get_i64(val, &v);
-            seen |= 1;
+            bit = 1;
         } else if (key_is(k, "type")) {
             rc = get_str(val, type, sizeof type);
-            seen |= 2;
+            bit = 2;
         } else if (key_is(k, "src")) {
             rc = get_str(val, ev->src, sizeof ev->src);
-            seen |= 4;
+            bit = 4;
         } else if (key_is(k, "seq")) {
             rc = get_u64(val, &ev->seq);
-            seen |= 8;
+            bit = 8;
         } else if (key_is(k, "id")) {
             rc = get_str(val, ev->id, sizeof ev->id);
-            seen |= 16;
+            bit = 16;
         } else if (key_is(k, "ts")) {
             rc = get_i64(val, &ev->ts);
-            seen |= 32;
+            bit = 32;
         } else if (key_is(k, "data")) {
             data = val;
-            seen |= 64;
+            bit = 64;
         }
         if (rc != PROTO_OK) {
             return rc;
         }
+        if (seen & bit) {
+            return PROTO_ETYPE; /* a repeated key */
+        }
+        seen |= bit;
     }
     if (seen != 127) {
         return PROTO_EMISSING;

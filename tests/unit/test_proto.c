@@ -200,6 +200,19 @@ static void synced_embedded_nul(msgpack_packer *pk)
     msgpack_pack_str_with_body(pk, "created", 7);
 }
 
+static void synced_duplicate(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4);
+    msgpack_pack_str_with_body(pk, "lead_id", 7);
+    msgpack_pack_str_with_body(pk, "L", 1);
+    msgpack_pack_str_with_body(pk, "zoho_id", 7);
+    msgpack_pack_str_with_body(pk, "Z", 1);
+    msgpack_pack_str_with_body(pk, "action", 6);
+    msgpack_pack_str_with_body(pk, "created", 7);
+    msgpack_pack_str_with_body(pk, "lead_id", 7);
+    msgpack_pack_str_with_body(pk, "M", 1);
+}
+
 static void not_a_map(msgpack_packer *pk)
 {
     msgpack_pack_array(pk, 0);
@@ -229,6 +242,8 @@ static void test_decode_rejections(void **state)
     n = handmade(buf, "lead.synced", "lead.synced", 1, true, synced_oversize);
     assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ESIZE);
     n = handmade(buf, "lead.synced", "lead.synced", 1, true, synced_embedded_nul);
+    assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ETYPE);
+    n = handmade(buf, "lead.synced", "lead.synced", 1, true, synced_duplicate);
     assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ETYPE);
     n = handmade(buf, "lead.synced", "lead.synced", 1, true, not_a_map);
     assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ETYPE);
