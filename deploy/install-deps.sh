@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(cmake make gcc g++ pkg-config
     libnng-dev libmsgpack-dev libcivetweb-dev libcurl4-openssl-dev libsqlite3-dev
-    libcjson-dev libphonenumber-dev libcmocka-dev)
+    libcjson-dev libphonenumber-dev libcmocka-dev libssl-dev)
 # Tools the test suite and benchmarks use: clang for libFuzzer targets, curl for
 # HTTP tests, nngcat as a third-party subscriber.
 test_pkgs=(clang libclang-rt-14-dev curl nng-utils)

@@ -4,6 +4,7 @@
 #include "http.h"
 #include "log.h"
 #include "ingest/ingest.h"
+#include "sandbox/sandbox.h"
 #include "tap/tap.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 /* Modules in start order: publishers before their subscribers. */
 static const struct module *const modules[] = {
+    &sandbox_module,
     &ingest_module,
     NULL,
 };

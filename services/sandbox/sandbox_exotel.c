@@ -1,0 +1,741 @@
+/*
+ * sandbox_exotel: Exotel's v1 Calls API as shared/reference/exotel.md
+ * describes it: connect (JSON or XML), call details (single and bulk), the
+ * 200/minute rate limit, and StatusCallbacks after a simulated ring.
+ */
+#include "api_key.h"
+#include "clock.h"
+#include "log.h"
+#include "sandbox.h"
+
+#include <civetweb.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_OUTCOMES 8
+
+struct call {
+    char sid[33];
+    char from[32], to[32], caller_id[32], status[16];
+    char custom[129];
+    char callback[512];
+    bool cb_json;
+    char outcome[16]; /* what the ring will end in */
+    int64_t created, updated, start, end;
+    int duration;
+    char recording[96];
+};
+
+struct pending_cb {
+    int64_t due;
+    int call; /* index into calls */
+    struct pending_cb *next;
+};
+
+struct sandbox_exotel {
+    char sid[64];
+    char auth_b64[400]; /* base64("key:token"), compared with the Authorization header */
+    int ring_ms;
+    int rate_limit;
+    int64_t rate_window_ms;
+    struct {
+        char name[16];
+        int weight;
+    } mix[MAX_OUTCOMES];
+    int nmix, mix_total;
+    bool by_last_digit;
+    struct call *calls;
+    int ncalls, cap;
+    int64_t *placed; /* ring of the last rate_limit placement times */
+    int nplaced, placed_head;
+    struct pending_cb *pending; /* sorted by due */
+    pthread_t ringer;
+    pthread_cond_t cond;
+    bool stopping;
+};
+
+/* ---- answers in Exotel's shapes ---- */
+
+static bool wants_json(struct http_req *req)
+{
+    size_t n = strlen(req->path);
+    return n > 5 && strcmp(req->path + n - 5, ".json") == 0;
+}
+
+static void rest_exception(struct http_req *req, int status, const char *message)
+{
+    char body[768];
+    if (wants_json(req)) {
+        cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "RestException");
+        cJSON_AddNumberToObject(e, "Status", status);
+        cJSON_AddStringToObject(e, "Message", message);
+        http_reply_json(req, status, o);
+        return;
+    }
+    snprintf(
+        body, sizeof body,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<TwilioResponse>\n <RestException>\n"
+        "  <Status>%d</Status>\n  <Message>%s</Message>\n </RestException>\n</TwilioResponse>\n",
+        status, message);
+    http_reply(req, status, "application/xml", body, strlen(body));
+}
+
+static cJSON *call_json(const struct sandbox_exotel *ex, const struct call *c)
+{
+    char created[20], updated[20], start[20], end[20];
+    sandbox_exotel_time(c->created, created);
+    sandbox_exotel_time(c->updated, updated);
+    sandbox_exotel_time(c->start, start);
+    sandbox_exotel_time(c->end, end);
+    bool done = c->end != 0;
+    cJSON *o = cJSON_CreateObject();
+    char uri[160];
+    snprintf(uri, sizeof uri, "/v1/Accounts/%s/Calls/%s", ex->sid, c->sid);
+    cJSON_AddStringToObject(o, "Sid", c->sid);
+    cJSON_AddNullToObject(o, "ParentCallSid");
+    cJSON_AddStringToObject(o, "DateCreated", created);
+    cJSON_AddStringToObject(o, "DateUpdated", updated);
+    cJSON_AddStringToObject(o, "AccountSid", ex->sid);
+    cJSON_AddStringToObject(o, "To", c->to);
+    cJSON_AddStringToObject(o, "From", c->from);
+    cJSON_AddStringToObject(o, "PhoneNumberSid", c->caller_id);
+    cJSON_AddStringToObject(o, "Status", c->status);
+    cJSON_AddStringToObject(o, "StartTime", start);
+    if (done) {
+        cJSON_AddStringToObject(o, "EndTime", end);
+        cJSON_AddNumberToObject(o, "Duration", c->duration);
+        cJSON_AddStringToObject(o, "Price", c->duration > 0 ? "0.750" : "0.000");
+    } else {
+        cJSON_AddNullToObject(o, "EndTime");
+        cJSON_AddNullToObject(o, "Duration");
+        cJSON_AddNullToObject(o, "Price");
+    }
+    cJSON_AddStringToObject(o, "Direction", "outbound-api");
+    cJSON_AddNullToObject(o, "AnsweredBy");
+    cJSON_AddNullToObject(o, "ForwardedFrom");
+    cJSON_AddNullToObject(o, "CallerName");
+    cJSON_AddStringToObject(o, "Uri", uri);
+    if (c->recording[0]) {
+        cJSON_AddStringToObject(o, "RecordingUrl", c->recording);
+    } else {
+        cJSON_AddNullToObject(o, "RecordingUrl");
+    }
+    return o;
+}
+
+static void reply_call(struct http_req *req, const struct sandbox_exotel *ex, const struct call *c)
+{
+    cJSON *call = call_json(ex, c);
+    if (wants_json(req)) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "Call", call);
+        http_reply_json(req, 200, o);
+        return;
+    }
+    /* XML: the same fields, empties as <X />, rooted at <TwilioResponse>. */
+    char body[4096];
+    size_t n =
+        (size_t)snprintf(body, sizeof body,
+                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<TwilioResponse>\n <Call>\n");
+    for (cJSON *f = call->child; f != NULL && n < sizeof body; f = f->next) {
+        if (cJSON_IsString(f)) {
+            n += (size_t)snprintf(body + n, sizeof body - n, "  <%s>%s</%s>\n", f->string,
+                                  f->valuestring, f->string);
+        } else if (cJSON_IsNumber(f)) {
+            n += (size_t)snprintf(body + n, sizeof body - n, "  <%s>%d</%s>\n", f->string,
+                                  f->valueint, f->string);
+        } else {
+            n += (size_t)snprintf(body + n, sizeof body - n, "  <%s />\n", f->string);
+        }
+    }
+    if (n < sizeof body) {
+        n += (size_t)snprintf(body + n, sizeof body - n, " </Call>\n</TwilioResponse>\n");
+    }
+    cJSON_Delete(call);
+    http_reply(req, 200, "application/xml", body, n < sizeof body ? n : sizeof body - 1);
+}
+
+/* ---- checks ---- */
+
+static bool authorized(struct http_req *req, const struct sandbox_exotel *ex)
+{
+    const char *h = http_header(req, "Authorization");
+    if (h == NULL || strncmp(h, "Basic ", 6) != 0) {
+        return false;
+    }
+    h += 6;
+    return api_key_equal(h, strlen(h), ex->auth_b64, strlen(ex->auth_b64)) &&
+           strcmp(req->params[0], ex->sid) == 0;
+}
+
+static bool valid_number(const char *s)
+{
+    size_t digits = 0;
+    if (*s == '+') {
+        s++;
+    }
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s)) {
+            return false;
+        }
+        digits++;
+    }
+    return digits >= 8 && digits <= 15;
+}
+
+/* Last ten digits, the way numbers are compared across 0-prefixed and E.164 forms. */
+static const char *last10(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 10 ? s + n - 10 : s;
+}
+
+static bool loopback_url(const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        return false;
+    }
+    p += 3;
+    return strncmp(p, "127.", 4) == 0 || strncmp(p, "localhost", 9) == 0 ||
+           strncmp(p, "[::1]", 5) == 0;
+}
+
+static bool rate_limited(struct sandbox_exotel *ex, int64_t now)
+{
+    if (ex->nplaced < ex->rate_limit) {
+        return false;
+    }
+    int64_t oldest = ex->placed[ex->placed_head];
+    return now - oldest < ex->rate_window_ms;
+}
+
+static void note_placed(struct sandbox_exotel *ex, int64_t now)
+{
+    if (ex->nplaced < ex->rate_limit) {
+        ex->placed[(ex->placed_head + ex->nplaced++) % ex->rate_limit] = now;
+    } else {
+        ex->placed[ex->placed_head] = now;
+        ex->placed_head = (ex->placed_head + 1) % ex->rate_limit;
+    }
+}
+
+static void pick_outcome(struct sandbox *sb, struct sandbox_exotel *ex, const char *number,
+                         char out[16])
+{
+    if (ex->by_last_digit) {
+        char d = number[0] ? number[strlen(number) - 1] : '0';
+        const char *o = d == '1'   ? "busy"
+                        : d == '2' ? "no-answer"
+                        : d == '3' ? "failed"
+                                   : "completed";
+        snprintf(out, 16, "%s", o);
+        return;
+    }
+    int r = (int)sandbox_rand(sb, (uint64_t)ex->mix_total);
+    for (int i = 0; i < ex->nmix; i++) {
+        if (r < ex->mix[i].weight) {
+            snprintf(out, 16, "%s", ex->mix[i].name);
+            return;
+        }
+        r -= ex->mix[i].weight;
+    }
+    snprintf(out, 16, "completed");
+}
+
+static void schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
+{
+    struct pending_cb *p = malloc(sizeof *p);
+    if (p == NULL) {
+        return;
+    }
+    p->due = due;
+    p->call = call;
+    struct pending_cb **at = &ex->pending;
+    while (*at != NULL && (*at)->due <= due) {
+        at = &(*at)->next;
+    }
+    p->next = *at;
+    *at = p;
+    pthread_cond_signal(&ex->cond);
+}
+
+/* ---- handlers ---- */
+
+static void post_connect(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
+    char *body = NULL;
+    size_t len = 0;
+    if (http_read_body(req, 16 * 1024, &body, &len) != 0) {
+        return;
+    }
+    char from[64] = "", to[64] = "", caller[64] = "", url[512] = "", cb[512] = "", ctype[64] = "",
+         custom[160] = "";
+    mg_get_var(body, len, "From", from, sizeof from);
+    mg_get_var(body, len, "To", to, sizeof to);
+    mg_get_var(body, len, "CallerId", caller, sizeof caller);
+    mg_get_var(body, len, "Url", url, sizeof url);
+    mg_get_var(body, len, "StatusCallback", cb, sizeof cb);
+    mg_get_var(body, len, "StatusCallbackContentType", ctype, sizeof ctype);
+    mg_get_var(body, len, "CustomField", custom, sizeof custom);
+    free(body);
+    char summary[512];
+    char mf[16], mt[16];
+    log_mask_phone(from, mf, sizeof mf);
+    log_mask_phone(to, mt, sizeof mt);
+    snprintf(summary, sizeof summary,
+             "From=%s To=%s CallerId=%s%s StatusCallback=%s CustomField=%s", mf, mt, caller,
+             url[0] ? " Url=(flow)" : "", cb[0] ? "(set)" : "", custom);
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, summary);
+
+    if (fault == FAULT_DOWN) {
+        rest_exception(req, 503, "Service Unavailable");
+        return;
+    }
+    if (fault == FAULT_429) {
+        rest_exception(req, 429, "Too Many Requests");
+        return;
+    }
+    if (fault == FAULT_500 || fault == FAULT_TIMEOUT) {
+        rest_exception(req, fault == FAULT_500 ? 500 : 504, "Internal Server Error");
+        return;
+    }
+    if (!authorized(req, ex)) {
+        rest_exception(req, 401, "Authentication is required to view this page.");
+        return;
+    }
+    const char *missing = from[0] == '\0'                     ? "From"
+                          : caller[0] == '\0'                 ? "CallerId"
+                          : (to[0] == '\0' && url[0] == '\0') ? "To or Url"
+                                                              : NULL;
+    if (missing != NULL) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Missing parameter: %s", missing);
+        rest_exception(req, 400, msg);
+        return;
+    }
+    if (!valid_number(from) || !valid_number(caller) || (to[0] && !valid_number(to))) {
+        rest_exception(req, 400,
+                       "Invalid phone number: use E.164 (+919876543210) or 0 + 10 digits");
+        return;
+    }
+    if (strlen(custom) > 128) {
+        rest_exception(req, 400, "CustomField is longer than 128 characters");
+        return;
+    }
+    int64_t now = clock_now_ms();
+    pthread_mutex_lock(&sb->lock);
+    if (rate_limited(ex, now)) {
+        pthread_mutex_unlock(&sb->lock);
+        rest_exception(req, 429, "Too Many Requests");
+        return;
+    }
+    if (ex->ncalls == ex->cap) {
+        int ncap = ex->cap ? ex->cap * 2 : 256;
+        struct call *grown = realloc(ex->calls, (size_t)ncap * sizeof *grown);
+        if (grown == NULL) {
+            pthread_mutex_unlock(&sb->lock);
+            rest_exception(req, 500, "Internal Server Error");
+            return;
+        }
+        ex->calls = grown;
+        ex->cap = ncap;
+    }
+    note_placed(ex, now);
+    int idx = ex->ncalls++;
+    struct call *c = &ex->calls[idx];
+    memset(c, 0, sizeof *c);
+    snprintf(c->sid, sizeof c->sid, "%016llx%016llx", (unsigned long long)sandbox_rand(sb, 0),
+             (unsigned long long)sandbox_rand(sb, 0));
+    snprintf(c->from, sizeof c->from, "%s", from);
+    snprintf(c->to, sizeof c->to, "%s", to);
+    snprintf(c->caller_id, sizeof c->caller_id, "%s", caller);
+    snprintf(c->custom, sizeof c->custom, "%s", custom);
+    snprintf(c->status, sizeof c->status, "in-progress");
+    c->created = c->updated = c->start = now;
+    pick_outcome(sb, ex, to[0] ? to : from, c->outcome);
+    c->cb_json = strcmp(ctype, "application/json") == 0;
+    if (cb[0] != '\0' && loopback_url(cb)) {
+        snprintf(c->callback, sizeof c->callback, "%s", cb);
+    } else if (cb[0] != '\0') {
+        log_warn("Sandbox sends callbacks to loopback addresses only", NULL);
+    }
+    /* The call always ends; its callback may be late, doubled or lost (faults). */
+    schedule_cb(ex, idx, now + ex->ring_ms);
+    struct call copy = *c;
+    bool fail_after = (int)sandbox_rand(sb, 100) < sb->faults[SANDBOX_EXOTEL].p504_after_place;
+    pthread_mutex_unlock(&sb->lock);
+    if (fail_after) {
+        /* The nasty case: the call rings, yet the client sees an error. */
+        rest_exception(req, 504, "Gateway Timeout");
+        return;
+    }
+    reply_call(req, ex, &copy);
+}
+
+static struct call *find_call(struct sandbox_exotel *ex, const char *sid)
+{
+    for (int i = 0; i < ex->ncalls; i++) {
+        if (strcmp(ex->calls[i].sid, sid) == 0) {
+            return &ex->calls[i];
+        }
+    }
+    return NULL;
+}
+
+static void get_call(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, "");
+    enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
+    if (fault != FAULT_NONE) {
+        rest_exception(req,
+                       fault == FAULT_429    ? 429
+                       : fault == FAULT_DOWN ? 503
+                                             : 500,
+                       "Service temporarily unavailable");
+        return;
+    }
+    if (!authorized(req, ex)) {
+        rest_exception(req, 401, "Authentication is required to view this page.");
+        return;
+    }
+    char sid[64];
+    snprintf(sid, sizeof sid, "%.63s", req->params[1]);
+    size_t n = strlen(sid);
+    if (n > 5 && strcmp(sid + n - 5, ".json") == 0) {
+        sid[n - 5] = '\0';
+    }
+    pthread_mutex_lock(&sb->lock);
+    struct call *c = find_call(ex, sid);
+    struct call copy;
+    if (c != NULL) {
+        copy = *c;
+    }
+    pthread_mutex_unlock(&sb->lock);
+    if (c == NULL) {
+        rest_exception(req, 404, "Not Found");
+        return;
+    }
+    reply_call(req, ex, &copy);
+}
+
+/* "gte:2026-11-24 10:00:00;lte:2026-11-24 11:00:00" -> bounds as IST strings (lexical order works).
+ */
+static void date_bounds(const char *spec, char gte[20], char lte[20])
+{
+    gte[0] = '\0';
+    snprintf(lte, 20, "9999-99-99 99:99:99");
+    const char *g = strstr(spec, "gte:"), *l = strstr(spec, "lte:");
+    if (g != NULL) {
+        snprintf(gte, 20, "%.19s", g + 4);
+    }
+    if (l != NULL) {
+        snprintf(lte, 20, "%.19s", l + 4);
+    }
+}
+
+static bool in_list(const char *list, const char *number)
+{
+    if (list[0] == '\0') {
+        return true;
+    }
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(last10(t), last10(number)) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void get_calls(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, req->query ? req->query : "");
+    if (!authorized(req, ex)) {
+        rest_exception(req, 401, "Authentication is required to view this page.");
+        return;
+    }
+    char from[256] = "", to[256] = "", date[96] = "", status[32] = "", gte[20], lte[20];
+    http_query(req, "From", from, sizeof from);
+    http_query(req, "To", to, sizeof to);
+    http_query(req, "DateCreated", date, sizeof date);
+    http_query(req, "Status", status, sizeof status);
+    date_bounds(date, gte, lte);
+    cJSON *o = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(o, "Metadata");
+    cJSON *list = cJSON_AddArrayToObject(o, "Calls");
+    int total = 0;
+    pthread_mutex_lock(&sb->lock);
+    for (int i = 0; i < ex->ncalls && total < 100; i++) {
+        const struct call *c = &ex->calls[i];
+        char created[20];
+        sandbox_exotel_time(c->created, created);
+        /* Bulk call details leave out calls still in progress, as Exotel's does. */
+        if (c->end == 0 || !in_list(from, c->from) || !in_list(to, c->to) ||
+            strcmp(created, gte) < 0 || strcmp(created, lte) > 0 ||
+            (status[0] && strcmp(status, c->status) != 0)) {
+            continue;
+        }
+        cJSON_AddItemToArray(list, call_json(ex, c));
+        total++;
+    }
+    pthread_mutex_unlock(&sb->lock);
+    cJSON_AddNumberToObject(meta, "Total", total);
+    cJSON_AddNumberToObject(meta, "PageSize", 100);
+    cJSON_AddNullToObject(meta, "NextPageUri");
+    http_reply_json(req, 200, o);
+}
+
+/* ---- the ringer: ends calls and sends their StatusCallbacks ---- */
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
+static void send_callback(const struct call *c)
+{
+    CURL *curl = curl_easy_init();
+    if (curl == NULL) {
+        return;
+    }
+    char updated[20], created[20], start[20], end[20], dur[16];
+    sandbox_exotel_time(c->updated, updated);
+    sandbox_exotel_time(c->created, created);
+    sandbox_exotel_time(c->start, start);
+    sandbox_exotel_time(c->end, end);
+    snprintf(dur, sizeof dur, "%d", c->duration);
+    const char *fields[][2] = {{"CallSid", c->sid},
+                               {"Status", c->status},
+                               {"DateUpdated", updated},
+                               {"RecordingUrl", c->recording},
+                               {"EventType", "terminal"},
+                               {"DateCreated", created},
+                               {"To", c->to},
+                               {"From", c->from},
+                               {"PhoneNumberSid", c->caller_id},
+                               {"StartTime", start},
+                               {"EndTime", end},
+                               {"ConversationDuration", dur},
+                               {"Direction", "outbound-api"},
+                               {"CustomField", c->custom}};
+    size_t nf = sizeof fields / sizeof fields[0];
+    curl_mime *mime = NULL;
+    struct curl_slist *headers = NULL;
+    char *json = NULL;
+    if (c->cb_json) {
+        cJSON *o = cJSON_CreateObject();
+        for (size_t i = 0; i < nf; i++) {
+            if (strcmp(fields[i][0], "ConversationDuration") == 0) {
+                cJSON_AddNumberToObject(o, fields[i][0], c->duration);
+            } else {
+                cJSON_AddStringToObject(o, fields[i][0], fields[i][1]);
+            }
+        }
+        json = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
+    } else {
+        mime = curl_mime_init(curl);
+        for (size_t i = 0; i < nf; i++) {
+            curl_mimepart *part = curl_mime_addpart(mime);
+            curl_mime_name(part, fields[i][0]);
+            curl_mime_data(part, fields[i][1], CURL_ZERO_TERMINATED);
+        }
+        curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, c->callback);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+        log_warn("Sandbox StatusCallback failed",
+                 LOG_FIELDS(LOG_S("callSid", c->sid), LOG_S("error", curl_easy_strerror(rc))));
+    }
+    curl_mime_free(mime);
+    curl_slist_free_all(headers);
+    free(json);
+    curl_easy_cleanup(curl);
+}
+
+static void *ringer_main(void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    log_set_target("sandbox");
+    pthread_mutex_lock(&sb->lock);
+    while (!ex->stopping) {
+        int64_t now = clock_now_ms();
+        if (ex->pending == NULL || ex->pending->due > now) {
+            int64_t wait = ex->pending ? ex->pending->due - now : 1000;
+            struct timespec dl = clock_deadline_in(wait);
+            pthread_cond_timedwait(&ex->cond, &sb->lock, &dl);
+            continue;
+        }
+        struct pending_cb *p = ex->pending;
+        ex->pending = p->next;
+        struct call *c = &ex->calls[p->call];
+        bool first = c->end == 0;
+        if (first) {
+            snprintf(c->status, sizeof c->status, "%s", c->outcome);
+            c->end = c->updated = now;
+            if (strcmp(c->outcome, "completed") == 0) {
+                c->duration = 20 + (int)sandbox_rand(sb, 100);
+                snprintf(c->recording, sizeof c->recording,
+                         "http://sandbox.invalid/recordings/%s.mp3", c->sid);
+            }
+        }
+        struct call copy = *c;
+        const struct sandbox_faults *f = &sb->faults[SANDBOX_EXOTEL];
+        int r = (int)sandbox_rand(sb, 100);
+        bool drop = first && r < f->cb_drop;
+        bool late = first && !drop && (int)sandbox_rand(sb, 100) < f->cb_late;
+        bool dup = first && !drop && (int)sandbox_rand(sb, 100) < f->cb_dup;
+        if (late) {
+            schedule_cb(ex, p->call, now + 5 * ex->ring_ms); /* sent later instead of now */
+        }
+        if (dup) {
+            schedule_cb(ex, p->call, now + 200);
+        }
+        free(p);
+        if (copy.callback[0] == '\0' || drop || late) {
+            continue;
+        }
+        pthread_mutex_unlock(&sb->lock);
+        send_callback(&copy);
+        pthread_mutex_lock(&sb->lock);
+    }
+    pthread_mutex_unlock(&sb->lock);
+    return NULL;
+}
+
+/* ---- start/stop ---- */
+
+static int parse_outcomes(struct sandbox_exotel *ex, const char *spec, char err[CONFIG_ERR_MAX])
+{
+    static const char *const known[] = {"completed", "busy", "no-answer", "failed", NULL};
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", spec);
+    ex->nmix = ex->mix_total = 0;
+    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        char name[16];
+        int w;
+        bool ok = sscanf(t, "%15[a-z-]:%d", name, &w) == 2 && w >= 0 && ex->nmix < MAX_OUTCOMES;
+        bool is_known = false;
+        for (int i = 0; ok && known[i]; i++) {
+            is_known = is_known || strcmp(name, known[i]) == 0;
+        }
+        if (!ok || !is_known) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "SANDBOX_OUTCOMES: expected outcome:weight,... with completed, busy, "
+                     "no-answer, failed");
+            return -1;
+        }
+        snprintf(ex->mix[ex->nmix].name, sizeof ex->mix[0].name, "%s", name);
+        ex->mix[ex->nmix++].weight = w;
+        ex->mix_total += w;
+    }
+    if (ex->mix_total == 0) {
+        snprintf(err, CONFIG_ERR_MAX, "SANDBOX_OUTCOMES: the weights add up to 0");
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX])
+{
+    static const char *const modes[] = {"random", "last-digit", NULL};
+    int64_t ring, limit, window;
+    int mode;
+    if (config_int("SANDBOX_RING_MS", 3000, 0, 3600000, &ring, err) != 0 ||
+        config_int("SANDBOX_EXOTEL_RATE_LIMIT", 200, 1, 100000, &limit, err) != 0 ||
+        config_int("SANDBOX_EXOTEL_RATE_WINDOW_MS", 60000, 1, 3600000, &window, err) != 0 ||
+        config_enum("SANDBOX_OUTCOME_MODE", "random", modes, &mode, err) != 0) {
+        return -1;
+    }
+    struct sandbox_exotel *ex = calloc(1, sizeof *ex);
+    if (ex == NULL || (ex->placed = calloc((size_t)limit, sizeof *ex->placed)) == NULL ||
+        parse_outcomes(ex,
+                       config_str("SANDBOX_OUTCOMES", "completed:70,busy:10,no-answer:15,failed:5"),
+                       err) != 0) {
+        if (ex != NULL) {
+            free(ex->placed);
+        }
+        free(ex);
+        return -1;
+    }
+    ex->ring_ms = (int)ring;
+    ex->rate_limit = (int)limit;
+    ex->rate_window_ms = window;
+    ex->by_last_digit = mode == 1;
+    /* The sandbox accepts the credentials leadbus is configured with, or the sandbox defaults. */
+    snprintf(ex->sid, sizeof ex->sid, "%s", config_str("EXOTEL_ACCOUNT_SID", "sandbox"));
+    char pair[260];
+    snprintf(pair, sizeof pair, "%s:%s", config_str("EXOTEL_API_KEY", "sandbox-key"),
+             config_str("EXOTEL_API_TOKEN", "sandbox-token"));
+    EVP_EncodeBlock((unsigned char *)ex->auth_b64, (const unsigned char *)pair, (int)strlen(pair));
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ex->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    const char *base = "/sandbox/exotel/v1/Accounts/{sid}";
+    char p1[128], p2[128], p3[128], p4[128], p5[128];
+    snprintf(p1, sizeof p1, "%s/Calls/connect", base);
+    snprintf(p2, sizeof p2, "%s/Calls/connect.json", base);
+    snprintf(p3, sizeof p3, "%s/Calls/{callsid}", base);
+    snprintf(p4, sizeof p4, "%s/Calls", base);
+    snprintf(p5, sizeof p5, "%s/Calls.json", base);
+    if (http_route(app->http, "POST", p1, post_connect, sb) != 0 ||
+        http_route(app->http, "POST", p2, post_connect, sb) != 0 ||
+        http_route(app->http, "GET", p3, get_call, sb) != 0 ||
+        http_route(app->http, "GET", p4, get_calls, sb) != 0 ||
+        http_route(app->http, "GET", p5, get_calls, sb) != 0 ||
+        (sb->exotel = ex, pthread_create(&ex->ringer, NULL, ringer_main, sb)) != 0) {
+        pthread_cond_destroy(&ex->cond);
+        free(ex->placed);
+        free(ex);
+        sb->exotel = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void sandbox_exotel_stop(struct sandbox *sb)
+{
+    struct sandbox_exotel *ex = sb->exotel;
+    if (ex == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&sb->lock);
+    ex->stopping = true;
+    pthread_cond_signal(&ex->cond);
+    pthread_mutex_unlock(&sb->lock);
+    pthread_join(ex->ringer, NULL);
+    while (ex->pending != NULL) {
+        struct pending_cb *next = ex->pending->next;
+        free(ex->pending);
+        ex->pending = next;
+    }
+    pthread_cond_destroy(&ex->cond);
+    free(ex->calls);
+    free(ex->placed);
+    free(ex);
+    sb->exotel = NULL;
+}
