@@ -6,6 +6,7 @@
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
 #include "tap/tap.h"
+#include "upstream.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -47,7 +48,10 @@ static const struct module *find_module(const char *name, size_t len)
     return NULL;
 }
 
-/* Parse "a,b,c" into `selected` (flags by module index). */
+/*
+ * Parse "a,b,c" into `selected` (flags by module index). "all" is every module,
+ * but the sandbox only while some API has no credentials to reach the real one.
+ */
 static int select_targets(const char *list, bool *selected, bool *all)
 {
     *all = false;
@@ -56,7 +60,8 @@ static int select_targets(const char *list, bool *selected, bool *all)
         if (n == 3 && strncmp(p, "all", 3) == 0) {
             *all = true;
             for (int i = 0; modules[i] != NULL; i++) {
-                selected[i] = true;
+                selected[i] =
+                    selected[i] || modules[i] != &sandbox_module || upstream_needs_sandbox();
             }
         } else {
             const struct module *m = find_module(p, n);
@@ -95,6 +100,7 @@ static int read_settings(struct app *app, struct http_opts *http, char err[CONFI
     app->data_dir = config_str("DATA_DIR", "./data");
     app->sync = (enum store_sync)sync;
     app->retention_days = (int)retention;
+    app->port = (int)port;
     http->bind = config_str("HTTP_BIND", "0.0.0.0");
     http->port = (int)port;
     http->threads = (int)threads;
@@ -104,6 +110,25 @@ static int read_settings(struct app *app, struct http_opts *http, char err[CONFI
         return -1;
     }
     return 0;
+}
+
+/* Say plainly, at start, which Exotel and Zoho this process talks to. */
+static void log_banner(const struct app *app)
+{
+    struct upstream up;
+    char err[CONFIG_ERR_MAX];
+    if (upstream_resolve(app, &up, err) != 0) {
+        log_warn("Upstream settings", LOG_FIELDS(LOG_S("error", err)));
+        return;
+    }
+    log_info(up.exotel_sandbox
+                 ? "Exotel: SANDBOX (no EXOTEL_ACCOUNT_SID/EXOTEL_API_KEY/EXOTEL_API_TOKEN)"
+                 : "Exotel: live account",
+             LOG_FIELDS(LOG_S("baseUrl", up.exotel_base)));
+    log_info(up.zoho_sandbox
+                 ? "Zoho: SANDBOX (no ZOHO_CLIENT_ID/ZOHO_CLIENT_SECRET/ZOHO_REFRESH_TOKEN)"
+                 : "Zoho: live account",
+             LOG_FIELDS(LOG_S("accountsUrl", up.zoho_accounts)));
 }
 
 int main(int argc, char **argv)
@@ -195,6 +220,7 @@ int main(int argc, char **argv)
         log_info("leadbus started",
                  LOG_FIELDS(LOG_S("target", target), LOG_I("port", http_opts.port),
                             LOG_S("dataDir", app.data_dir)));
+        log_banner(&app);
         int sig = 0;
         sigwait(&set, &sig);
         log_info("Stopping", LOG_FIELDS(LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")));

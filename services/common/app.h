@@ -24,6 +24,7 @@ struct app {
     bool all_in_one; /* --target=all: bus endpoints default to inproc:// */
     enum store_sync sync;
     int retention_days;
+    int port; /* the HTTP port, for URLs that point back at this process */
 };
 
 struct module {

@@ -30,9 +30,28 @@ code=$(curl -s -o "$T/404" -w '%{http_code}' "http://127.0.0.1:$PORT_N/nope")
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT_N/healthz")
 [ "$code" = 405 ] || fail "405 answer ($code)"
 grep -q '"msg":"leadbus started"' "$T/leadbus.log" || fail "JSON log line from .env format"
+# No Exotel/Zoho credentials: --target=all serves the sandbox and says so.
+curl -fsS "http://127.0.0.1:$PORT_N/sandbox/requests" >/dev/null || fail "sandbox not started without credentials"
+grep -q "Exotel: SANDBOX" "$T/leadbus.log" && grep -q "Zoho: SANDBOX" "$T/leadbus.log" || fail "banner"
+grep -q "\"baseUrl\":\"http://127.0.0.1:$PORT_N/sandbox/exotel\"" "$T/leadbus.log" || fail "sandbox URL"
 
 t0=$(date +%s%N)
 kill -TERM "$LB"
 wait_pid 5 "$LB" || fail "leadbus exited non-zero on SIGTERM"
 echo "stopped on SIGTERM in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 grep -q '"msg":"Stopped"' "$T/leadbus.log" || fail "no Stopped line"
+
+# With credentials for both APIs there is no sandbox, and the banner names the live hosts.
+PORT_N=$(free_port)
+start live env PORT=$PORT_N DATA_DIR="$T/data2" HTTP_BIND=127.0.0.1 EXOTEL_ACCOUNT_SID=YOUR_SID \
+    EXOTEL_API_KEY=YOUR_API_KEY EXOTEL_API_TOKEN=YOUR_API_TOKEN EXOTEL_SUBDOMAIN=api.in.exotel.com \
+    ZOHO_CLIENT_ID=YOUR_CLIENT_ID ZOHO_CLIENT_SECRET=YOUR_SECRET ZOHO_REFRESH_TOKEN=YOUR_TOKEN ZOHO_DC=in \
+    "$LEADBUS" --target=all
+LIVE=$LAST_PID
+wait_for 10 "healthz" curl -fsS "http://127.0.0.1:$PORT_N/healthz"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_N/sandbox/requests")
+[ "$code" = 404 ] || fail "sandbox started although credentials are set ($code)"
+grep -q '"baseUrl":"https://api.in.exotel.com"' "$T/live.log" || fail "live Exotel host"
+grep -q '"accountsUrl":"https://accounts.zoho.in"' "$T/live.log" || fail "live Zoho accounts host"
+grep -q "YOUR_API_TOKEN\|YOUR_SECRET\|YOUR_TOKEN" "$T/live.log" && fail "a secret reached the log"
+kill -TERM "$LIVE"; wait_pid 5 "$LIVE"
