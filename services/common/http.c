@@ -74,14 +74,20 @@ static const char *reason(int status)
 void http_reply(struct http_req *req, int status, const char *content_type, const char *body,
                 size_t len)
 {
+    http_reply_ex(req, status, content_type, NULL, body, len);
+}
+
+void http_reply_ex(struct http_req *req, int status, const char *content_type, const char *extra,
+                   const char *body, size_t len)
+{
     req->status = status;
     /* Head and body leave in one write: two small writes meet Nagle and delayed
      * ACKs and cost 40 ms a request on keep-alive connections. */
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n\r\n",
-                     status, reason(status), content_type, len);
+                     "Cache-Control: no-store\r\n%s\r\n",
+                     status, reason(status), content_type, len, extra != NULL ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head) {
         return;
     }
@@ -107,6 +113,11 @@ void http_reply(struct http_req *req, int status, const char *content_type, cons
 
 void http_reply_json(struct http_req *req, int status, cJSON *body)
 {
+    http_reply_json_ex(req, status, NULL, body);
+}
+
+void http_reply_json_ex(struct http_req *req, int status, const char *extra, cJSON *body)
+{
     char *s = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
     if (s == NULL) {
@@ -115,7 +126,7 @@ void http_reply_json(struct http_req *req, int status, cJSON *body)
         http_reply(req, 500, "application/json", oom, sizeof oom - 1);
         return;
     }
-    http_reply(req, status, "application/json", s, strlen(s));
+    http_reply_ex(req, status, "application/json", extra, s, strlen(s));
     free(s);
 }
 

@@ -64,6 +64,11 @@ int http_read_body(struct http_req *req, size_t max, char **body, size_t *len);
 void http_reply_json(struct http_req *req, int status, cJSON *body);
 void http_reply(struct http_req *req, int status, const char *content_type, const char *body,
                 size_t len);
+/* As http_reply, with extra header lines ("Retry-After: 1\r\n"); extra may be NULL. */
+void http_reply_ex(struct http_req *req, int status, const char *content_type, const char *extra,
+                   const char *body, size_t len);
+/* As http_reply_json, with extra header lines. */
+void http_reply_json_ex(struct http_req *req, int status, const char *extra, cJSON *body);
 /* {"success":false,"error":{"code":…,"message":…,"fields":…}}; takes ownership of fields (may be
  * NULL). */
 void http_reply_error(struct http_req *req, int status, const char *code, const char *message,

@@ -69,11 +69,13 @@ static bool wants_json(struct http_req *req)
 static void rest_exception(struct http_req *req, int status, const char *message)
 {
     char body[768];
+    /* A 429 says when to come back, as a client should be ready to honour. */
+    const char *extra = status == 429 ? "Retry-After: 1\r\n" : NULL;
     if (wants_json(req)) {
         cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "RestException");
         cJSON_AddNumberToObject(e, "Status", status);
         cJSON_AddStringToObject(e, "Message", message);
-        http_reply_json(req, status, o);
+        http_reply_json_ex(req, status, extra, o);
         return;
     }
     snprintf(
@@ -81,7 +83,7 @@ static void rest_exception(struct http_req *req, int status, const char *message
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<TwilioResponse>\n <RestException>\n"
         "  <Status>%d</Status>\n  <Message>%s</Message>\n </RestException>\n</TwilioResponse>\n",
         status, message);
-    http_reply(req, status, "application/xml", body, strlen(body));
+    http_reply_ex(req, status, "application/xml", extra, body, strlen(body));
 }
 
 static cJSON *call_json(const struct sandbox_exotel *ex, const struct call *c)

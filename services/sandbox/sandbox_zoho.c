@@ -83,7 +83,7 @@ static void zoho_error(struct http_req *req, int status, const char *code, const
     cJSON_AddObjectToObject(o, "details");
     cJSON_AddStringToObject(o, "message", message);
     cJSON_AddStringToObject(o, "status", "error");
-    http_reply_json(req, status, o);
+    http_reply_json_ex(req, status, status == 429 ? "Retry-After: 1\r\n" : NULL, o);
 }
 
 static cJSON *record_error(const char *code, const char *message, const char *api_name, int index,

@@ -107,6 +107,8 @@ for i in $(seq 1 25); do
         -d From=09876543210 -d To=09111111110 -d CallerId=08047000000)
 done
 placed=$(grep -o 200 <<<"$codes" | wc -l); limited=$(grep -o 429 <<<"$codes" | wc -l)
+curl -s -D - -o /dev/null "${AUTH[@]}" -X POST "$EX/Calls/connect.json" -d From=09876543210 \
+    -d To=09111111110 -d CallerId=08047000000 | grep -qi '^Retry-After: 1' || fail "429 without Retry-After"
 echo "rate limit: $placed placed, $limited refused with 429 (limit 25, 8 placed before)"
 [ "$placed" -eq 17 ] && [ "$limited" -eq 8 ] || fail "rate limit: $codes"
 
@@ -154,6 +156,7 @@ grep -q '"\$module":"Notes"' <<<"$recs" && grep -q '"\$module":"Calls"' <<<"$rec
 # --- Zoho: faults
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d "zoho.429=100" >/dev/null
 must '^429 .*TOO_MANY_REQUESTS' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{"data":[{"Last_Name":"L"}]}')"
+curl -s -D - -o /dev/null "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{}' | grep -qi '^Retry-After: 1' || fail "429 without Retry-After"
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d "zoho.429=0,zoho.down_ms=60000" >/dev/null
 must '^503 ' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{"data":[{"Last_Name":"L"}]}')"
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d reset >/dev/null
