@@ -6,6 +6,7 @@
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
 #include "tap/tap.h"
+#include "zoho-sync/zoho_sync.h"
 #include "upstream.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 static const struct module *const modules[] = {
     &sandbox_module,
     &ingest_module,
+    &zoho_sync_module,
     NULL,
 };
 

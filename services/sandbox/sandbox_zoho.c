@@ -30,6 +30,8 @@ struct zrecord {
 struct sandbox_zoho {
     char client_id[160], client_secret[160], refresh_token[256];
     char external_field[64];
+    char
+        required[256]; /* layout-mandatory fields beyond Last_Name (SANDBOX_ZOHO_REQUIRED_FIELDS) */
     int64_t token_ttl_ms;
     struct {
         char token[80];
@@ -356,6 +358,15 @@ static cJSON *check_lead(const struct sandbox_zoho *z, const cJSON *rec, int i)
     if (last == NULL || last[0] == '\0') {
         return record_error("MANDATORY_NOT_FOUND", "required field not found", "Last_Name", i, NULL,
                             NULL);
+    }
+    char req[256], *save = NULL;
+    snprintf(req, sizeof req, "%s", z->required);
+    for (char *f = strtok_r(req, ",", &save); f != NULL; f = strtok_r(NULL, ",", &save)) {
+        const char *v = str_field(rec, f);
+        if (v == NULL || v[0] == '\0') {
+            return record_error("MANDATORY_NOT_FOUND", "required field not found", f, i, NULL,
+                                NULL);
+        }
     }
     const char *email = str_field(rec, "Email");
     if (email != NULL && email[0] && (strchr(email, '@') == NULL || strchr(email, ' ') != NULL)) {
@@ -707,6 +718,7 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
              config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
     snprintf(z->external_field, sizeof z->external_field, "%s",
              config_str("ZOHO_EXTERNAL_ID_FIELD", "Leadbus_Id"));
+    snprintf(z->required, sizeof z->required, "%s", config_str("SANDBOX_ZOHO_REQUIRED_FIELDS", ""));
     sb->zoho = z;
     const char *crm = "/sandbox/zoho/crm/{v}";
     char p1[96], p2[96], p3[96], p4[96], p5[96];

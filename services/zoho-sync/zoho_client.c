@@ -1,0 +1,212 @@
+/* zoho_client: requests to Zoho and the parsing of its answers. */
+#include "zoho_client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void copy_str(const cJSON *o, const char *key, char *dst, size_t size)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    dst[0] = '\0';
+    if (cJSON_IsString(v)) {
+        snprintf(dst, size, "%s", v->valuestring);
+    } else if (cJSON_IsNumber(v)) {
+        snprintf(dst, size, "%.0f", v->valuedouble);
+    }
+}
+
+enum zoho_token_status zoho_parse_token(const char *body, size_t len, int64_t now_ms,
+                                        struct zoho_token *tok, char error[128])
+{
+    error[0] = '\0';
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        snprintf(error, 128, "unreadable token answer");
+        return ZOHO_TOKEN_RETRY;
+    }
+    enum zoho_token_status st;
+    const cJSON *access = cJSON_GetObjectItemCaseSensitive(o, "access_token");
+    if (cJSON_IsString(access) && access->valuestring[0] != '\0' &&
+        strlen(access->valuestring) < sizeof tok->access) {
+        memset(tok, 0, sizeof *tok);
+        snprintf(tok->access, sizeof tok->access, "%s", access->valuestring);
+        copy_str(o, "api_domain", tok->api_domain, sizeof tok->api_domain);
+        /* Older answers carry expires_in_sec, and then expires_in is in milliseconds. */
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "expires_in_sec");
+        const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "expires_in");
+        double life_ms = 3600.0 * 1000;
+        if (cJSON_IsNumber(sec)) {
+            life_ms = sec->valuedouble * 1000;
+        } else if (cJSON_IsNumber(in)) {
+            life_ms = in->valuedouble * 1000;
+        }
+        if (life_ms < 0 || life_ms > 86400.0 * 1000) {
+            life_ms = 3600.0 * 1000;
+        }
+        tok->expires_ms = now_ms + (int64_t)life_ms;
+        st = ZOHO_TOKEN_OK;
+    } else {
+        copy_str(o, "error", error, 128);
+        if (strcasecmp(error, "Access Denied") == 0) {
+            st = ZOHO_TOKEN_THROTTLED;
+        } else if (error[0] != '\0') {
+            st = ZOHO_TOKEN_FATAL; /* invalid_client, invalid_code, invalid_client_secret, ... */
+        } else {
+            snprintf(error, 128, "no access_token in the answer");
+            st = ZOHO_TOKEN_RETRY;
+        }
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+static bool permanent_code(const char *code)
+{
+    static const char *const transient[] = {"INTERNAL_ERROR",         "TOO_MANY_REQUESTS",
+                                            "RECORD_LOCKED",          "INVALID_TOKEN",
+                                            "AUTHENTICATION_FAILURE", NULL};
+    for (int i = 0; transient[i]; i++) {
+        if (strcmp(code, transient[i]) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void read_result(const cJSON *el, struct zoho_result *r)
+{
+    memset(r, 0, sizeof *r);
+    copy_str(el, "code", r->code, sizeof r->code);
+    copy_str(el, "message", r->message, sizeof r->message);
+    copy_str(el, "action", r->action, sizeof r->action);
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(el, "details");
+    if (cJSON_IsObject(details)) {
+        copy_str(details, "id", r->id, sizeof r->id);
+        char api_name[64];
+        copy_str(details, "api_name", api_name, sizeof api_name);
+        if (api_name[0] != '\0' && strlen(r->message) + strlen(api_name) + 3 < sizeof r->message) {
+            strcat(r->message, " (");
+            strcat(r->message, api_name);
+            strcat(r->message, ")");
+        }
+    }
+    char status[16];
+    copy_str(el, "status", status, sizeof status);
+    r->ok = strcmp(status, "success") == 0 && strcmp(r->code, "SUCCESS") == 0 && r->id[0] != '\0';
+    r->permanent = !r->ok && r->code[0] != '\0' && permanent_code(r->code);
+}
+
+int zoho_parse_records(const char *body, size_t len, struct zoho_result *results, int n)
+{
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    const cJSON *data = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "data") : NULL;
+    int count = -1;
+    if (cJSON_IsArray(data)) {
+        count = 0;
+        for (const cJSON *el = data->child; el != NULL && count < n; el = el->next) {
+            read_result(el, &results[count++]);
+        }
+    } else if (n > 0) {
+        if (cJSON_IsObject(o)) {
+            read_result(o, &results[0]);
+        } else {
+            memset(&results[0], 0, sizeof results[0]);
+        }
+    }
+    cJSON_Delete(o);
+    return count;
+}
+
+/* ---- HTTP ---- */
+
+struct buf {
+    char *p;
+    size_t len;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    size_t add = size * n;
+    if (b->len + add > 8 * 1024 * 1024) {
+        return 0; /* an answer this large is not Zoho's */
+    }
+    char *grown = realloc(b->p, b->len + add + 1);
+    if (grown == NULL) {
+        return 0;
+    }
+    memcpy(grown + b->len, data, add);
+    b->p = grown;
+    b->len += add;
+    b->p[b->len] = '\0';
+    return add;
+}
+
+static size_t header(char *data, size_t size, size_t n, void *arg)
+{
+    struct zoho_response *r = arg;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+        long secs = strtol(data + 12, NULL, 10);
+        if (secs >= 0 && secs < 86400) {
+            r->retry_after_ms = secs * 1000;
+        }
+    }
+    return len;
+}
+
+static int perform(CURL *curl, const char *url, struct curl_slist *headers, const char *body,
+                   long timeout_ms, struct zoho_response *r)
+{
+    struct buf b = {NULL, 0};
+    memset(r, 0, sizeof *r);
+    r->retry_after_ms = -1;
+    curl_easy_reset(curl);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, r->error);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+    } else if (r->error[0] == '\0') {
+        snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
+    }
+    r->body = b.p != NULL ? b.p : strdup("");
+    r->len = b.len;
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
+                   struct zoho_response *r)
+{
+    struct curl_slist *h =
+        curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+    int rc = perform(curl, url, h, form, timeout_ms, r);
+    curl_slist_free_all(h);
+    return rc;
+}
+
+int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
+                   long timeout_ms, struct zoho_response *r)
+{
+    char auth[300];
+    snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    h = curl_slist_append(h, auth);
+    int rc = perform(curl, url, h, json, timeout_ms, r);
+    curl_slist_free_all(h);
+    return rc;
+}

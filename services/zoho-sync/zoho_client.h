@@ -1,0 +1,67 @@
+/*
+ * zoho_client: the Zoho calls zoho-sync makes, and the parsing of Zoho's
+ * answers, which are judged by their bodies: token errors come with HTTP 200
+ * and an `error` key; record results come one per element of data[], mixed in
+ * a 207. The parsers are pure (the fuzzer drives them); the request functions
+ * use the caller's CURL handle and keep nothing.
+ */
+#ifndef LEADBUS_ZOHO_CLIENT_H
+#define LEADBUS_ZOHO_CLIENT_H
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZOHO_BATCH_MAX 100
+
+struct zoho_token {
+    char access[256];
+    int64_t expires_ms; /* unix ms */
+    char api_domain[256];
+};
+
+enum zoho_token_status {
+    ZOHO_TOKEN_OK,
+    ZOHO_TOKEN_RETRY,     /* network, 5xx, 429: try again later */
+    ZOHO_TOKEN_THROTTLED, /* "Access Denied": too many mints; wait minutes */
+    ZOHO_TOKEN_FATAL,     /* invalid_client, invalid_code...: an operator must act */
+};
+
+/* Parse a token endpoint answer (any HTTP status). `error` receives Zoho's error value. */
+enum zoho_token_status zoho_parse_token(const char *body, size_t len, int64_t now_ms,
+                                        struct zoho_token *tok, char error[128]);
+
+struct zoho_result {
+    bool ok;
+    bool permanent; /* a data error: retrying the same record cannot help */
+    char code[64];  /* SUCCESS, DUPLICATE_DATA, ... */
+    char message[256];
+    char id[32];     /* details.id on success */
+    char action[16]; /* insert / update (upsert) */
+};
+
+/*
+ * Parse a records answer into results[0..n). Returns the number of elements
+ * read (n when the answer covers the whole batch), or -1 when the body has no
+ * data[] (a top-level error; its code goes to results[0]).
+ */
+int zoho_parse_records(const char *body, size_t len, struct zoho_result *results, int n);
+
+struct zoho_response {
+    long status; /* HTTP status; 0 on a transport error */
+    char *body;  /* malloc'd, NUL-terminated; the caller frees */
+    size_t len;
+    int64_t retry_after_ms; /* from Retry-After, or -1 */
+    char error[CURL_ERROR_SIZE];
+};
+
+/* POST form fields (already encoded) to url. */
+int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
+                   struct zoho_response *r);
+/* POST JSON with the Zoho-oauthtoken header. */
+int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
+                   long timeout_ms, struct zoho_response *r);
+
+#endif

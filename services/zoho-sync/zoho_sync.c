@@ -1,0 +1,684 @@
+/* zoho-sync: the lead.created -> Zoho CRM worker. */
+#include "zoho_sync.h"
+#include "api_key.h"
+#include "bus_pub.h"
+#include "bus_sub.h"
+#include "clock.h"
+#include "log.h"
+#include "upstream.h"
+#include "zoho_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_CAP_MS (5 * 60 * 1000)
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS zoho_token("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), access TEXT NOT NULL, obtained_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL, api_domain TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS zoho_leads("
+    "  lead_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, lead_json TEXT NOT NULL,"
+    "  state TEXT NOT NULL, zoho_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  first_try_ms INTEGER, next_try_ms INTEGER NOT NULL, code TEXT, message TEXT,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS zoho_leads_due ON zoho_leads(state, next_try_ms, seq);";
+
+struct zsync {
+    struct store *store;
+    struct bus_pub *pub;
+    struct bus_sub *sub;
+    struct api_keys *keys;
+    struct upstream up;
+    char client_id[160], client_secret[160], refresh_token[256];
+    char ext_field[64], dup_fields[128], default_company[256];
+    int64_t max_retry_ms, timeout_ms;
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool kicked, stopping;
+    atomic_bool fatal;
+    /* worker-only */
+    CURL *curl;
+    struct zoho_token token;
+    int64_t token_obtained_ms;
+    uint64_t rng;
+};
+
+struct pending {
+    char lead_id[40];
+    char *lead_json;
+    int attempts;
+    int64_t first_try_ms;
+    struct zoho_result result;
+    int outcome; /* 0 retry, 1 synced, 2 dead */
+};
+
+static void kick(void *arg)
+{
+    struct zsync *z = arg;
+    pthread_mutex_lock(&z->lock);
+    z->kicked = true;
+    pthread_cond_signal(&z->cond);
+    pthread_mutex_unlock(&z->lock);
+}
+
+/* ---- bus handler (writer thread) ---- */
+
+static int on_lead_created(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    (void)arg;
+    if (ev->topic != PROTO_LEAD_CREATED) {
+        return 0;
+    }
+    char *json = proto_data_to_json(ev->topic, &ev->data);
+    if (json == NULL) {
+        return -1;
+    }
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db,
+                                "INSERT OR IGNORE INTO zoho_leads(lead_id, seq, lead_json, state,"
+                                " next_try_ms, updated_ms) VALUES(?1, ?2, ?3, 'pending', 0, ?4)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, ev->data.lead_created.lead_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->seq);
+        sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, clock_now_ms());
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    free(json);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- store jobs ---- */
+
+static int load_token_job(sqlite3 *db, void *arg)
+{
+    struct zsync *z = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT access, obtained_ms, expires_ms, api_domain FROM zoho_token",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(z->token.access, sizeof z->token.access, "%s", sqlite3_column_text(st, 0));
+        z->token_obtained_ms = sqlite3_column_int64(st, 1);
+        z->token.expires_ms = sqlite3_column_int64(st, 2);
+        snprintf(z->token.api_domain, sizeof z->token.api_domain, "%s", sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int save_token_job(sqlite3 *db, void *arg)
+{
+    struct zsync *z = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO zoho_token(id, access, obtained_ms, expires_ms,"
+                           " api_domain) VALUES(1, ?1, ?2, ?3, ?4)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, z->token.access, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, z->token_obtained_ms);
+    sqlite3_bind_int64(st, 3, z->token.expires_ms);
+    sqlite3_bind_text(st, 4, z->token.api_domain, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+struct due_args {
+    struct pending *p;
+    int n;
+    int64_t next_due; /* earliest next_try_ms among waiting leads, or 0 */
+};
+
+static int load_due_job(sqlite3 *db, void *arg)
+{
+    struct due_args *a = arg;
+    int64_t now = clock_now_ms();
+    sqlite3_stmt *st;
+    a->n = 0;
+    a->next_due = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT lead_id, lead_json, attempts, coalesce(first_try_ms, 0)"
+                           " FROM zoho_leads WHERE state = 'pending' AND next_try_ms <= ?1"
+                           " ORDER BY seq LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, ZOHO_BATCH_MAX);
+    while (sqlite3_step(st) == SQLITE_ROW && a->n < ZOHO_BATCH_MAX) {
+        struct pending *p = &a->p[a->n++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->lead_id, sizeof p->lead_id, "%s", sqlite3_column_text(st, 0));
+        p->lead_json = strdup((const char *)sqlite3_column_text(st, 1));
+        p->attempts = sqlite3_column_int(st, 2);
+        p->first_try_ms = sqlite3_column_int64(st, 3);
+    }
+    sqlite3_finalize(st);
+    if (a->n == 0 &&
+        sqlite3_prepare_v2(db, "SELECT min(next_try_ms) FROM zoho_leads WHERE state = 'pending'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            a->next_due = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return 0;
+}
+
+struct commit_args {
+    struct zsync *z;
+    struct pending *p;
+    int n;
+    int64_t retry_after_ms;
+};
+
+static int64_t backoff(struct zsync *z, int attempts, int64_t retry_after_ms)
+{
+    int64_t d = BACKOFF_BASE_MS;
+    for (int i = 1; i < attempts && d < BACKOFF_CAP_MS; i++) {
+        d *= 2;
+    }
+    if (d > BACKOFF_CAP_MS) {
+        d = BACKOFF_CAP_MS;
+    }
+    z->rng = z->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    d = d / 2 + (int64_t)((z->rng >> 33) % (uint64_t)(d / 2 + 1)); /* jitter: spread retries */
+    return retry_after_ms > d ? retry_after_ms : d;
+}
+
+static int commit_job(sqlite3 *db, void *arg)
+{
+    struct commit_args *a = arg;
+    struct zsync *z = a->z;
+    int64_t now = clock_now_ms();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE zoho_leads SET state = ?2, zoho_id = ?3, attempts = ?4,"
+                           " first_try_ms = ?5, next_try_ms = ?6, code = ?7, message = ?8,"
+                           " updated_ms = ?9 WHERE lead_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < a->n && rc == 0; i++) {
+        struct pending *p = &a->p[i];
+        const struct zoho_result *r = &p->result;
+        int attempts = p->attempts + 1;
+        int64_t first = p->first_try_ms ? p->first_try_ms : now;
+        const char *state = "pending";
+        int64_t next = 0;
+        if (p->outcome == 1) {
+            state = "synced";
+            struct proto_lead_synced ev;
+            memset(&ev, 0, sizeof ev);
+            snprintf(ev.lead_id, sizeof ev.lead_id, "%s", p->lead_id);
+            snprintf(ev.zoho_id, sizeof ev.zoho_id, "%s", r->id);
+            snprintf(ev.action, sizeof ev.action, "%s",
+                     strcmp(r->action, "update") == 0 ? "updated" : "created");
+            rc = bus_pub_append(z->pub, db, PROTO_LEAD_SYNCED, &ev, NULL);
+        } else if (p->outcome == 2 || now - first >= z->max_retry_ms) {
+            bool gave_up = p->outcome != 2;
+            state = "dead";
+            struct proto_lead_sync_failed ev;
+            memset(&ev, 0, sizeof ev);
+            snprintf(ev.lead_id, sizeof ev.lead_id, "%s", p->lead_id);
+            snprintf(ev.code, sizeof ev.code, "%s", gave_up ? "RETRY_LIMIT" : r->code);
+            snprintf(ev.message, sizeof ev.message, "%s",
+                     gave_up ? "Zoho kept failing for ZOHO_MAX_RETRY_MS; retry it from /zoho/failed"
+                             : r->message);
+            ev.permanent = !gave_up;
+            rc = bus_pub_append(z->pub, db, PROTO_LEAD_SYNC_FAILED, &ev, NULL);
+        } else {
+            next = now + backoff(z, attempts, a->retry_after_ms);
+        }
+        sqlite3_bind_text(st, 1, p->lead_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+        if (p->outcome == 1) {
+            sqlite3_bind_text(st, 3, r->id, -1, SQLITE_STATIC);
+        }
+        sqlite3_bind_int(st, 4, attempts);
+        sqlite3_bind_int64(st, 5, first);
+        sqlite3_bind_int64(st, 6, next);
+        sqlite3_bind_text(st, 7, r->code, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, r->message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, now);
+        if (rc == 0 && sqlite3_step(st) != SQLITE_DONE) {
+            rc = -1;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- worker ---- */
+
+static int refresh_token(struct zsync *z, int64_t *wait_ms)
+{
+    char *cid = curl_easy_escape(z->curl, z->client_id, 0);
+    char *sec = curl_easy_escape(z->curl, z->client_secret, 0);
+    char *ref = curl_easy_escape(z->curl, z->refresh_token, 0);
+    char form[1024];
+    snprintf(form, sizeof form,
+             "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s",
+             cid ? cid : "", sec ? sec : "", ref ? ref : "");
+    curl_free(cid);
+    curl_free(sec);
+    curl_free(ref);
+    char url[APP_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/oauth/v2/token", z->up.zoho_accounts);
+    struct zoho_response r;
+    zoho_post_form(z->curl, url, form, (long)z->timeout_ms, &r);
+    char error[128];
+    int64_t now = clock_now_ms();
+    enum zoho_token_status st =
+        r.status == 0 ? ZOHO_TOKEN_RETRY : zoho_parse_token(r.body, r.len, now, &z->token, error);
+    if (r.status == 0) {
+        snprintf(error, sizeof error, "%.120s", r.error);
+    }
+    free(r.body);
+    explicit_bzero(form, sizeof form);
+    switch (st) {
+    case ZOHO_TOKEN_OK:
+        z->token_obtained_ms = now;
+        store_run(z->store, save_token_job, z);
+        log_info("Zoho access token refreshed",
+                 LOG_FIELDS(LOG_I("validSeconds", (z->token.expires_ms - now) / 1000)));
+        return 0;
+    case ZOHO_TOKEN_THROTTLED:
+        log_warn("Zoho refused to mint a token (too many); waiting",
+                 LOG_FIELDS(LOG_S("error", error)));
+        *wait_ms = 5 * 60 * 1000;
+        return -1;
+    case ZOHO_TOKEN_FATAL:
+        atomic_store(&z->fatal, true);
+        log_error("Zoho rejected the OAuth credentials; syncing stopped until they are fixed",
+                  LOG_FIELDS(LOG_S("error", error)));
+        *wait_ms = 60 * 1000;
+        return -1;
+    default:
+        log_warn("Zoho token refresh failed; will retry", LOG_FIELDS(LOG_S("error", error)));
+        *wait_ms = 5000;
+        return -1;
+    }
+}
+
+/* A token stays until a quarter of its life (at most a minute) is left. */
+static bool token_fresh(const struct zsync *z, int64_t now)
+{
+    int64_t life = z->token.expires_ms - z->token_obtained_ms;
+    int64_t margin = life / 4 < 60000 ? life / 4 : 60000;
+    return z->token.access[0] != '\0' && now < z->token.expires_ms - margin;
+}
+
+static char *build_body(struct zsync *z, struct pending *p, int n)
+{
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
+    for (int i = 0; i < n; i++) {
+        cJSON *lead = cJSON_Parse(p[i].lead_json);
+        cJSON *rec = cJSON_CreateObject();
+        const struct {
+            const char *from, *to;
+        } map[] = {{"first_name", "First_Name"},
+                   {"last_name", "Last_Name"},
+                   {"email", "Email"},
+                   {"source", "Lead_Source"},
+                   {"company", "Company"},
+                   {"notes", "Description"},
+                   {"city", "City"}};
+        for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(lead, map[k].from);
+            if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
+                cJSON_AddStringToObject(rec, map[k].to, v->valuestring);
+            }
+        }
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(lead, "phone_status");
+        const cJSON *phone = cJSON_GetObjectItemCaseSensitive(
+            lead, cJSON_IsString(status) && strcmp(status->valuestring, "valid") == 0
+                      ? "phone_e164"
+                      : "phone_raw");
+        if (cJSON_IsString(phone) && phone->valuestring[0] != '\0') {
+            cJSON_AddStringToObject(rec, "Phone", phone->valuestring);
+        }
+        if (!cJSON_HasObjectItem(rec, "Company") && z->default_company[0] != '\0') {
+            cJSON_AddStringToObject(rec, "Company", z->default_company);
+        }
+        if (z->ext_field[0] != '\0') {
+            cJSON_AddStringToObject(rec, z->ext_field, p[i].lead_id);
+        }
+        cJSON_AddItemToArray(data, rec);
+        cJSON_Delete(lead);
+    }
+    if (z->ext_field[0] == '\0') {
+        cJSON *fields = cJSON_AddArrayToObject(o, "duplicate_check_fields");
+        char copy[128], *save = NULL;
+        snprintf(copy, sizeof copy, "%s", z->dup_fields);
+        for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+            cJSON_AddItemToArray(fields, cJSON_CreateString(t));
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* One upsert round for a batch; fills each pending's outcome. Returns Retry-After or -1. */
+static int64_t sync_batch(struct zsync *z, struct pending *p, int n)
+{
+    char *body = build_body(z, p, n);
+    const char *domain = z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : z->token.api_domain;
+    char url[APP_URL_MAX + 64];
+    snprintf(url, sizeof url, "%s/crm/v8/Leads/upsert", domain);
+    struct zoho_response r = {0};
+    struct zoho_result results[ZOHO_BATCH_MAX];
+    int got = -1;
+    for (int round = 0; round < 2 && body != NULL; round++) {
+        zoho_post_json(z->curl, url, z->token.access, body, (long)z->timeout_ms, &r);
+        got = r.status != 0 ? zoho_parse_records(r.body, r.len, results, n) : -1;
+        bool expired = r.status == 401 && got < 0 && strcmp(results[0].code, "INVALID_TOKEN") == 0;
+        if (!expired || round == 1) {
+            break;
+        }
+        /* Refresh once on INVALID_TOKEN, then try once more. */
+        free(r.body);
+        r.body = NULL;
+        int64_t wait;
+        if (refresh_token(z, &wait) != 0) {
+            got = -1;
+            r.status = 0;
+            snprintf(r.error, sizeof r.error, "token refresh failed");
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        struct zoho_result *res = &p[i].result;
+        if (i < got) {
+            *res = results[i];
+            p[i].outcome = res->ok ? 1 : res->permanent ? 2 : 0;
+        } else {
+            memset(res, 0, sizeof *res);
+            snprintf(res->code, sizeof res->code, "%s",
+                     r.status == 0                   ? "NETWORK"
+                     : got < 0 && results[0].code[0] ? results[0].code
+                                                     : "HTTP");
+            snprintf(res->message, sizeof res->message, "HTTP %ld %.200s", r.status,
+                     r.status == 0 ? r.error : "");
+            p[i].outcome = 0;
+        }
+    }
+    if (got < 0) {
+        log_warn("Zoho upsert failed; will retry",
+                 LOG_FIELDS(LOG_I("leads", n), LOG_I("httpStatus", r.status),
+                            LOG_S("code", p[0].result.code)));
+    }
+    free(r.body);
+    free(body);
+    return r.retry_after_ms;
+}
+
+static void *worker_main(void *arg)
+{
+    struct zsync *z = arg;
+    log_set_target("zoho-sync");
+    store_run(z->store, load_token_job, z);
+    int64_t wake = 0;
+    struct pending *batch = calloc(ZOHO_BATCH_MAX, sizeof *batch);
+    pthread_mutex_lock(&z->lock);
+    while (!z->stopping && batch != NULL) {
+        int64_t now = clock_now_ms();
+        if (!z->kicked && now < wake) {
+            struct timespec dl = clock_deadline_in(wake - now);
+            pthread_cond_timedwait(&z->cond, &z->lock, &dl);
+            continue;
+        }
+        z->kicked = false;
+        pthread_mutex_unlock(&z->lock);
+
+        struct due_args due = {.p = batch};
+        wake = now + 5000;
+        if (!atomic_load(&z->fatal) && store_run(z->store, load_due_job, &due) == 0 && due.n > 0) {
+            int64_t wait = 0;
+            if (token_fresh(z, now) || refresh_token(z, &wait) == 0) {
+                struct commit_args c = {.z = z, .p = batch, .n = due.n};
+                c.retry_after_ms = sync_batch(z, batch, due.n);
+                if (store_run(z->store, commit_job, &c) != 0) {
+                    log_error("Cannot record Zoho results; they will be sent again", NULL);
+                }
+                for (int i = 0; i < due.n; i++) {
+                    if (batch[i].outcome == 1) {
+                        log_info("Lead synced to Zoho",
+                                 LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                            LOG_S("zohoId", batch[i].result.id),
+                                            LOG_S("action", batch[i].result.action)));
+                    } else if (batch[i].outcome == 2) {
+                        log_warn("Zoho refused a lead; it is in the dead-letter list",
+                                 LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                            LOG_S("code", batch[i].result.code),
+                                            LOG_S("message", batch[i].result.message)));
+                    }
+                }
+                wake = 0; /* there may be more due right away */
+            } else {
+                wake = now + wait;
+            }
+        } else if (due.next_due > 0) {
+            wake = due.next_due;
+        }
+        for (int i = 0; i < due.n; i++) {
+            free(batch[i].lead_json);
+        }
+        pthread_mutex_lock(&z->lock);
+    }
+    pthread_mutex_unlock(&z->lock);
+    free(batch);
+    return NULL;
+}
+
+/* ---- HTTP: the dead-letter list ---- */
+
+static int list_failed_job(sqlite3 *db, void *arg)
+{
+    cJSON *list = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT lead_id, code, message, attempts, updated_ms FROM zoho_leads"
+                           " WHERE state = 'dead' ORDER BY updated_ms LIMIT 1000",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "leadId", (const char *)sqlite3_column_text(st, 0));
+        cJSON_AddStringToObject(
+            o, "code", sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "");
+        cJSON_AddStringToObject(
+            o, "message",
+            sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
+        cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 3));
+        cJSON_AddNumberToObject(o, "updatedAt", (double)sqlite3_column_int64(st, 4));
+        cJSON_AddItemToArray(list, o);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void get_failed(struct http_req *req, void *arg)
+{
+    struct zsync *z = arg;
+    if (!api_keys_check(z->keys, http_header(req, "X-API-Key"))) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON *list = cJSON_AddArrayToObject(o, "failed");
+    if (store_run(z->store, list_failed_job, list) != 0) {
+        cJSON_Delete(o);
+        http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
+        return;
+    }
+    http_reply_json(req, 200, o);
+}
+
+struct retry_args {
+    const char *lead_id;
+    int changed;
+};
+
+static int retry_job(sqlite3 *db, void *arg)
+{
+    struct retry_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE zoho_leads SET state = 'pending', attempts = 0, first_try_ms = NULL,"
+            " next_try_ms = 0 WHERE lead_id = ?1 AND state = 'dead'",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->lead_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    a->changed = sqlite3_changes(db);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void post_retry(struct http_req *req, void *arg)
+{
+    struct zsync *z = arg;
+    if (!api_keys_check(z->keys, http_header(req, "X-API-Key"))) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+        return;
+    }
+    struct retry_args a = {req->params[0], 0};
+    if (store_run(z->store, retry_job, &a) != 0) {
+        http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
+        return;
+    }
+    if (a.changed == 0) {
+        http_reply_error(req, 404, "not_found", "no such lead in the dead-letter list", NULL);
+        return;
+    }
+    kick(z);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddStringToObject(o, "leadId", req->params[0]);
+    http_reply_json(req, 202, o);
+}
+
+static bool ready(void *arg)
+{
+    struct zsync *z = arg;
+    return !atomic_load(&z->fatal) && bus_sub_ready(z->sub);
+}
+
+/* ---- module ---- */
+
+static void zsync_stop(void *state)
+{
+    struct zsync *z = state;
+    if (z == NULL) {
+        return;
+    }
+    bus_sub_close(z->sub);
+    if (z->worker_started) {
+        pthread_mutex_lock(&z->lock);
+        z->stopping = true;
+        pthread_cond_signal(&z->cond);
+        pthread_mutex_unlock(&z->lock);
+        pthread_join(z->worker, NULL);
+    }
+    bus_pub_close(z->pub);
+    store_close(z->store);
+    api_keys_free(z->keys);
+    if (z->curl != NULL) {
+        curl_easy_cleanup(z->curl);
+    }
+    explicit_bzero(z->client_secret, sizeof z->client_secret);
+    explicit_bzero(z->refresh_token, sizeof z->refresh_token);
+    explicit_bzero(&z->token, sizeof z->token);
+    pthread_mutex_destroy(&z->lock);
+    pthread_cond_destroy(&z->cond);
+    free(z);
+}
+
+static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+{
+    struct zsync *z = calloc(1, sizeof *z);
+    if (z == NULL) {
+        return -1;
+    }
+    pthread_mutex_init(&z->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&z->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (upstream_resolve(app, &z->up, err) != 0 ||
+        config_int("ZOHO_MAX_RETRY_MS", 6 * 3600 * 1000, 1000, INT64_MAX / 2, &z->max_retry_ms,
+                   err) != 0 ||
+        config_int("ZOHO_TIMEOUT_MS", 30000, 100, 600000, &z->timeout_ms, err) != 0) {
+        zsync_stop(z);
+        return -1;
+    }
+    /* Without credentials leadbus talks to the sandbox with the sandbox's defaults. */
+    snprintf(z->client_id, sizeof z->client_id, "%s",
+             config_str("ZOHO_CLIENT_ID", "sandbox-client"));
+    snprintf(z->client_secret, sizeof z->client_secret, "%s",
+             config_str("ZOHO_CLIENT_SECRET", "sandbox-secret"));
+    snprintf(z->refresh_token, sizeof z->refresh_token, "%s",
+             config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
+    snprintf(z->ext_field, sizeof z->ext_field, "%s",
+             config_str("ZOHO_EXTERNAL_ID_FIELD", z->up.zoho_sandbox ? "Leadbus_Id" : ""));
+    snprintf(z->dup_fields, sizeof z->dup_fields, "%s",
+             config_str("ZOHO_DUPLICATE_CHECK_FIELDS", "Email"));
+    snprintf(z->default_company, sizeof z->default_company, "%s",
+             config_str("ZOHO_DEFAULT_COMPANY", ""));
+    z->rng = (uint64_t)clock_now_ms();
+    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX];
+    app_bus_endpoints(app, "zoho-sync", pub, replay);
+    app_bus_endpoints(app, "ingest", ipub, ireplay);
+    struct bus_pub_opts po = {.name = "zoho-sync",
+                              .pub_url = pub,
+                              .replay_url = replay,
+                              .retention_days = app->retention_days};
+    struct bus_source src = {ipub, ireplay};
+    const char *topics[] = {"lead.created"};
+    struct bus_sub_opts so = {.name = "zoho-sync",
+                              .sources = &src,
+                              .nsources = 1,
+                              .topics = topics,
+                              .ntopics = 1,
+                              .handler = on_lead_created,
+                              .arg = z};
+    if ((z->curl = curl_easy_init()) == NULL || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
+        app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
+        (po.store = z->store, bus_pub_open(&po, &z->pub)) != 0 ||
+        store_on_commit(z->store, kick, z) != 0 ||
+        pthread_create(&z->worker, NULL, worker_main, z) != 0 || !(z->worker_started = true) ||
+        (so.store = z->store, bus_sub_open(&so, &z->sub)) != 0 ||
+        http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
+        http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
+        http_ready_check(app->http, "zoho-sync", ready, z) != 0) {
+        zsync_stop(z);
+        return -1;
+    }
+    *state = z;
+    return 0;
+}
+
+const struct module zoho_sync_module = {"zoho-sync", zsync_start, zsync_stop};

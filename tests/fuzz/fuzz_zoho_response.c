@@ -1,0 +1,23 @@
+/* libFuzzer target: Zoho's token and records answers as zoho-sync parses them. */
+#include "zoho_client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct zoho_token tok;
+    char error[128];
+    enum zoho_token_status st = zoho_parse_token((const char *)data, size, 0, &tok, error);
+    if (st == ZOHO_TOKEN_OK && tok.access[0] == '\0') {
+        abort(); /* success always yields a token */
+    }
+    static struct zoho_result results[ZOHO_BATCH_MAX];
+    int n = zoho_parse_records((const char *)data, size, results, ZOHO_BATCH_MAX);
+    for (int i = 0; i < n; i++) {
+        if (results[i].ok && (results[i].permanent || results[i].id[0] == '\0')) {
+            abort(); /* a success has an id and is never a permanent failure */
+        }
+    }
+    return 0;
+}

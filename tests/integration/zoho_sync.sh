@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# zoho-sync against the sandbox in another process: leads land with the right
+# fields; 429/500/timeouts and a SIGKILL mid-backlog of 1,000 leads leave
+# exactly 1,000 Zoho records; short-lived tokens are refreshed; a data error
+# lands in the dead-letter list and its retry works once the data is fixed.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+KEY=test-key-0123456789abcdef
+PA=$(free_port); PB=$(free_port)
+start sandbox env PORT=$PA HTTP_BIND=127.0.0.1 DATA_DIR="$T/sb" API_KEYS=$KEY SANDBOX_ZOHO_TOKEN_TTL_S=4 \
+    SANDBOX_ZOHO_REQUIRED_FIELDS=Company SANDBOX_HANG_MS=1500 "$LEADBUS" --target=sandbox
+wait_for 10 sandbox curl -fsS "http://127.0.0.1:$PA/healthz"
+ZO="http://127.0.0.1:$PA/sandbox/zoho"
+export PORT=$PB HTTP_BIND=127.0.0.1 DATA_DIR="$T/svc" API_KEYS=$KEY ZOHO_ACCOUNTS_URL=$ZO ZOHO_API_DOMAIN=$ZO \
+    ZOHO_TIMEOUT_MS=1000 BUS_INGEST_PUB="ipc://$T/i.ipc" BUS_INGEST_REPLAY="ipc://$T/ir.ipc" \
+    BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc"
+start_svc() {
+    start svc "$LEADBUS" --target=ingest,zoho-sync
+    SVC=$LAST_PID
+    wait_for 10 "ingest and zoho-sync" curl -fsS "http://127.0.0.1:$PB/readyz"
+}
+leads_in_zoho() { curl -s "$ZO/records?module=Leads" | grep -o '"Leadbus_Id":"ld_[0-9a-f]*"' | sort -u | wc -l; }
+records_in_zoho() { curl -s "$ZO/records?module=Leads" | grep -o '"Leadbus_Id"' | wc -l; }
+at_least() { [ "$("$1")" -ge "$2" ]; }
+start_svc
+
+# --- one lead, every mapped field
+out=$(curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
+    -d '{"name":"Asha Rao","phone":"9876543210","email":"Asha@Example.com","source":"Website","company":"Rao & Co","city":"Pune","notes":"call after 5"}')
+first=$(grep -o 'ld_[0-9a-f]*' <<<"$out") || fail "post: $out"
+wait_for 20 "the first lead in Zoho" at_least leads_in_zoho 1
+rec=$(curl -s "$ZO/records?module=Leads")
+for f in '"First_Name":"Asha"' '"Last_Name":"Rao"' '"Email":"asha@example.com"' '"Phone":"+919876543210"' \
+         '"Lead_Source":"Website"' '"Company":"Rao & Co"' '"City":"Pune"' '"Description":"call after 5"' \
+         "\"Leadbus_Id\":\"$first\""; do
+    grep -qF "$f" <<<"$rec" || fail "Zoho record lacks $f: $rec"
+done
+
+# --- 1,000 leads through faults, with a SIGKILL in the middle of the backlog
+curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d "zoho.429=15,zoho.500=15,zoho.timeout=5" >/dev/null
+N=1000
+awk -v n=$N -v url="http://127.0.0.1:$PB/leads" -v key=$KEY 'BEGIN {
+    for (i = 1; i <= n; i++) {
+        printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
+        printf "data = \"{\\\"name\\\":\\\"Bulk %d\\\",\\\"phone\\\":\\\"97%08d\\\",\\\"company\\\":\\\"Acme\\\"}\"\n", i, i
+        printf "output = \"/dev/null\"\nwrite-out = \"%%{http_code}\\\\n\"\n"
+        if (i < n) print "next"
+    }}' >"$T/bulk.cfg"
+curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/bulk.cfg" >"$T/codes" 2>"$T/curl.err"
+[ "$(grep -c '^202$' "$T/codes")" -eq $N ] || fail "not every bulk lead was accepted: $(sort "$T/codes" | uniq -c)"
+wait_for 120 "part of the backlog in Zoho" at_least leads_in_zoho 150
+kill -9 "$SVC"; wait "$SVC" 2>/dev/null || true
+echo "SIGKILLed zoho-sync with $(leads_in_zoho) of $((N + 1)) leads in Zoho"
+start_svc
+wait_for 240 "all $((N + 1)) leads in Zoho" at_least leads_in_zoho $((N + 1))
+curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d reset >/dev/null
+distinct=$(leads_in_zoho); records=$(records_in_zoho)
+echo "Zoho holds $records lead records for $distinct distinct leadbus leads ($((N + 1)) posted)"
+[ "$records" -eq $((N + 1)) ] && [ "$distinct" -eq $((N + 1)) ] || fail "leads lost or duplicated"
+tokens=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
+echo "token requests: $tokens (4 s tokens)"
+[ "$tokens" -ge 2 ] || fail "the short-lived token was never refreshed"
+
+# --- a data error: Company is mandatory in this org and the lead has none
+out=$(curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
+    -d '{"name":"No Company","email":"nc@example.com"}')
+dead=$(grep -o 'ld_[0-9a-f]*' <<<"$out")
+failed() { curl -s -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed"; }
+has_dead() { failed | grep -q "\"leadId\":\"$dead\",\"code\":\"MANDATORY_NOT_FOUND\""; }
+wait_for 30 "the lead in the dead-letter list" has_dead
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PB/zoho/failed")
+[ "$code" = 401 ] || fail "dead-letter list without a key: $code"
+# the operator fixes the data (a default company) and retries
+kill -TERM "$SVC"; wait_pid 10 "$SVC"
+ZOHO_DEFAULT_COMPANY="Walk-in" start_svc
+code=$(curl -s -o "$T/retry" -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed/$dead/retry")
+[ "$code" = 202 ] || fail "retry: $code $(cat "$T/retry")"
+in_zoho() { curl -s "$ZO/records?module=Leads" | grep -q "\"Company\":\"Walk-in\",\"Leadbus_Id\":\"$dead\""; }
+wait_for 30 "the retried lead in Zoho" in_zoho
+failed | grep -q "$dead" && fail "retried lead still in the dead-letter list"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed/$dead/retry")
+[ "$code" = 404 ] || fail "retrying a lead not in the list: $code"
+
+# --- zoho-sync's stream: one lead.synced per lead, one lead.sync_failed
+timeout 60 "$LEADBUS" tap --count=$((N + 3)) "$BUS_ZOHO_SYNC_PUB,$BUS_ZOHO_SYNC_REPLAY" >"$T/events"
+synced=$(grep '"topic":"lead.synced"' "$T/events" | grep -o '"lead_id":"ld_[0-9a-f]*"' | sort -u | wc -l)
+failed_ev=$(grep -c '"topic":"lead.sync_failed".*"code":"MANDATORY_NOT_FOUND"' "$T/events")
+echo "zoho-sync published lead.synced for $synced leads, lead.sync_failed $failed_ev"
+[ "$synced" -eq $((N + 2)) ] && [ "$failed_ev" -eq 1 ] || fail "events do not match"
+grep -q "sandbox-secret\|sandbox-refresh\|1000\.[0-9a-f]\{32\}" "$T/svc.log" && fail "a secret reached the log"
+kill -TERM "$SVC"; wait_pid 10 "$SVC"
