@@ -117,6 +117,8 @@ int sandbox_faults_parse(struct sandbox *sb, const char *spec, char *err, size_t
                 pct = &f->ptimeout;
             else if (!strcmp(key, "504_after_place") && a == SANDBOX_EXOTEL)
                 pct = &f->p504_after_place;
+            else if (!strcmp(key, "500_after_write") && a == SANDBOX_ZOHO)
+                pct = &f->p500_after_write;
             else if (!strcmp(key, "cb_dup") && a == SANDBOX_EXOTEL)
                 pct = &f->cb_dup;
             else if (!strcmp(key, "cb_late") && a == SANDBOX_EXOTEL)

@@ -25,6 +25,7 @@ enum sandbox_api { SANDBOX_EXOTEL, SANDBOX_ZOHO, SANDBOX_APIS };
 struct sandbox_faults {
     int p429, p500, ptimeout;
     int p504_after_place;         /* Exotel: place the call, then answer 504 */
+    int p500_after_write;         /* Zoho: keep the records, then answer 500 */
     int cb_dup, cb_late, cb_drop; /* Exotel callbacks: duplicated, late, never sent */
     int64_t down_until_ms;        /* answer 503 until then */
 };

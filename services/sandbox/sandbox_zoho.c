@@ -412,10 +412,22 @@ static cJSON *parse_data(struct http_req *req, cJSON **root)
     return data;
 }
 
-/* 201/200 when all succeeded, 400 when none did, 207 when mixed. */
-static void reply_results(struct http_req *req, cJSON *results, int ok, int total,
-                          int all_ok_status)
+/*
+ * 201/200 when all succeeded, 400 when none did, 207 when mixed; or, with the
+ * 500_after_write fault, a 500 although the records were kept (only a client
+ * that looks before writing again avoids a duplicate).
+ */
+static void reply_results(struct http_req *req, struct sandbox *sb, cJSON *results, int ok,
+                          int total, int all_ok_status)
 {
+    pthread_mutex_lock(&sb->lock);
+    bool fail = ok > 0 && (int)sandbox_rand(sb, 100) < sb->faults[SANDBOX_ZOHO].p500_after_write;
+    pthread_mutex_unlock(&sb->lock);
+    if (fail) {
+        cJSON_Delete(results);
+        zoho_error(req, 500, "INTERNAL_ERROR", "Internal Server Error");
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "data", results);
     http_reply_json(req, ok == total ? all_ok_status : ok == 0 ? 400 : 207, o);
@@ -494,7 +506,7 @@ static void write_leads(struct http_req *req, struct sandbox *sb, bool upsert)
     }
     pthread_mutex_unlock(&sb->lock);
     cJSON_Delete(root);
-    reply_results(req, results, ok, total, upsert ? 200 : 201);
+    reply_results(req, sb, results, ok, total, upsert ? 200 : 201);
 }
 
 static void crm_log(struct sandbox *sb, struct http_req *req)
@@ -557,6 +569,40 @@ static void get_lead(struct http_req *req, void *arg)
     http_reply_json(req, 200, o);
 }
 
+/* GET /Leads/{id}/Notes and /Leads/{id}/Calls: a lead's related lists (204 when empty). */
+static void get_related(struct http_req *req, void *arg, const char *module)
+{
+    struct sandbox *sb = arg;
+    if (!crm_prelude(sb, req)) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "data");
+    pthread_mutex_lock(&sb->lock);
+    for (int i = 0; i < sb->zoho->nrecs; i++) {
+        const struct zrecord *r = &sb->zoho->recs[i];
+        if (strcmp(r->module, module) == 0 && strcmp(r->parent, req->params[1]) == 0) {
+            cJSON_AddItemToArray(list, record_json(r));
+        }
+    }
+    pthread_mutex_unlock(&sb->lock);
+    if (cJSON_GetArraySize(list) == 0) {
+        cJSON_Delete(o);
+        http_reply(req, 204, "application/json", "", 0);
+        return;
+    }
+    http_reply_json(req, 200, o);
+}
+
+static void get_notes(struct http_req *req, void *arg)
+{
+    get_related(req, arg, "Notes");
+}
+
+static void get_lead_calls(struct http_req *req, void *arg)
+{
+    get_related(req, arg, "Calls");
+}
+
 static void post_notes(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
@@ -592,7 +638,7 @@ static void post_notes(struct http_req *req, void *arg)
     }
     pthread_mutex_unlock(&sb->lock);
     cJSON_Delete(root);
-    reply_results(req, results, ok, total, 201);
+    reply_results(req, sb, results, ok, total, 201);
 }
 
 static bool iso_time(const char *s)
@@ -676,7 +722,7 @@ static void post_calls(struct http_req *req, void *arg)
     }
     pthread_mutex_unlock(&sb->lock);
     cJSON_Delete(root);
-    reply_results(req, results, ok, total, 201);
+    reply_results(req, sb, results, ok, total, 201);
 }
 
 /* GET /sandbox/zoho/records?module=Leads: everything the CRM holds, for tests and the curious. */
@@ -721,17 +767,20 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
     snprintf(z->required, sizeof z->required, "%s", config_str("SANDBOX_ZOHO_REQUIRED_FIELDS", ""));
     sb->zoho = z;
     const char *crm = "/sandbox/zoho/crm/{v}";
-    char p1[96], p2[96], p3[96], p4[96], p5[96];
+    char p1[96], p2[96], p3[96], p4[96], p5[96], p6[96];
     snprintf(p1, sizeof p1, "%s/Leads", crm);
     snprintf(p2, sizeof p2, "%s/Leads/upsert", crm);
     snprintf(p3, sizeof p3, "%s/Leads/{id}", crm);
     snprintf(p4, sizeof p4, "%s/Leads/{id}/Notes", crm);
+    snprintf(p6, sizeof p6, "%s/Leads/{id}/Calls", crm);
     snprintf(p5, sizeof p5, "%s/Calls", crm);
     if (http_route(app->http, "POST", "/sandbox/zoho/oauth/v2/token", post_token, sb) != 0 ||
         http_route(app->http, "POST", p1, post_leads, sb) != 0 ||
         http_route(app->http, "POST", p2, post_upsert, sb) != 0 ||
         http_route(app->http, "GET", p3, get_lead, sb) != 0 ||
         http_route(app->http, "POST", p4, post_notes, sb) != 0 ||
+        http_route(app->http, "GET", p4, get_notes, sb) != 0 ||
+        http_route(app->http, "GET", p6, get_lead_calls, sb) != 0 ||
         http_route(app->http, "POST", p5, post_calls, sb) != 0 ||
         http_route(app->http, "GET", "/sandbox/zoho/records", get_records, sb) != 0) {
         return -1;

@@ -167,7 +167,9 @@ static int perform(CURL *curl, const char *url, struct curl_slist *headers, cons
     r->retry_after_ms = -1;
     curl_easy_reset(curl);
     curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    if (body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
@@ -207,6 +209,17 @@ int zoho_post_json(CURL *curl, const char *url, const char *token, const char *j
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, auth);
     int rc = perform(curl, url, h, json, timeout_ms, r);
+    curl_slist_free_all(h);
+    return rc;
+}
+
+int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
+             struct zoho_response *r)
+{
+    char auth[300];
+    snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    int rc = perform(curl, url, h, NULL, timeout_ms, r);
     curl_slist_free_all(h);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS (5 * 60 * 1000)
@@ -26,7 +27,13 @@ static const char schema[] =
     "  state TEXT NOT NULL, zoho_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
     "  first_try_ms INTEGER, next_try_ms INTEGER NOT NULL, code TEXT, message TEXT,"
     "  updated_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS zoho_leads_due ON zoho_leads(state, next_try_ms, seq);";
+    "CREATE INDEX IF NOT EXISTS zoho_leads_due ON zoho_leads(state, next_try_ms, seq);"
+    "CREATE TABLE IF NOT EXISTS zoho_outcomes("
+    "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, lead_id TEXT NOT NULL, status TEXT NOT "
+    "NULL,"
+    "  call_sid TEXT, duration_s INTEGER NOT NULL, recording TEXT, ended_ms INTEGER NOT NULL,"
+    "  note_id TEXT, call_rec_id TEXT, state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,"
+    "  next_try_ms INTEGER NOT NULL, code TEXT, PRIMARY KEY(call_id, attempt));";
 
 struct zsync {
     struct store *store;
@@ -35,7 +42,8 @@ struct zsync {
     struct api_keys *keys;
     struct upstream up;
     char client_id[160], client_secret[160], refresh_token[256];
-    char ext_field[64], dup_fields[128], default_company[256];
+    char ext_field[64], dup_fields[128], default_company[256], call_result[64];
+    int64_t max_attempts;
     int64_t max_retry_ms, timeout_ms;
     pthread_t worker;
     bool worker_started;
@@ -43,6 +51,7 @@ struct zsync {
     pthread_cond_t cond;
     bool kicked, stopping;
     atomic_bool fatal;
+    atomic_bool dirty; /* the bus handler added work; the next commit wakes the worker */
     /* worker-only */
     CURL *curl;
     struct zoho_token token;
@@ -68,11 +77,52 @@ static void kick(void *arg)
     pthread_mutex_unlock(&z->lock);
 }
 
+/* Commit hook: wake the worker only for commits that brought work, not for its own. */
+static void on_commit(void *arg)
+{
+    struct zsync *z = arg;
+    if (atomic_exchange(&z->dirty, false)) {
+        kick(z);
+    }
+}
+
 /* ---- bus handler (writer thread) ---- */
 
-static int on_lead_created(sqlite3 *db, const struct proto_event *ev, void *arg)
+static int on_call_status(sqlite3 *db, const struct proto_event *ev)
 {
-    (void)arg;
+    const struct proto_call_status *c = &ev->data.call_status;
+    if (!c->final) {
+        return 0; /* only an attempt's outcome goes to the CRM */
+    }
+    sqlite3_stmt *st;
+    int rc =
+        sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO zoho_outcomes(call_id, attempt, lead_id, status,"
+                           " call_sid, duration_s, recording, ended_ms, state, next_try_ms)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending',0)",
+                           -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, c->attempt);
+        sqlite3_bind_text(st, 3, c->lead_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, c->status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, c->call_sid, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, c->duration_s);
+        sqlite3_bind_text(st, 7, c->recording_url, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, ev->ts);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    struct zsync *z = arg;
+    atomic_store(&z->dirty, true);
+    if (ev->topic == PROTO_CALL_STATUS) {
+        return on_call_status(db, ev);
+    }
     if (ev->topic != PROTO_LEAD_CREATED) {
         return 0;
     }
@@ -430,6 +480,266 @@ static int64_t sync_batch(struct zsync *z, struct pending *p, int n)
     return r.retry_after_ms;
 }
 
+/* ---- call outcomes ---- */
+
+struct outcome {
+    char call_id[64], lead_id[40], status[24], call_sid[64], recording[512], zoho_id[32];
+    char note_id[32], call_rec_id[32];
+    int attempt, tries;
+    int64_t duration_s, ended_ms;
+};
+
+struct outcome_args {
+    struct outcome o[20];
+    int n;
+};
+
+static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+/* Outcomes whose lead is already in Zoho: the rest wait for it. */
+static int load_outcomes_job(sqlite3 *db, void *arg)
+{
+    struct outcome_args *a = arg;
+    sqlite3_stmt *st;
+    a->n = 0;
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT o.call_id, o.attempt, o.lead_id, o.status, o.call_sid, o.duration_s,"
+            " o.recording, o.ended_ms, o.note_id, o.call_rec_id, o.tries, l.zoho_id"
+            " FROM zoho_outcomes o JOIN zoho_leads l ON l.lead_id = o.lead_id"
+            " WHERE o.state = 'pending' AND l.state = 'synced' AND o.next_try_ms <= ?1"
+            " ORDER BY o.ended_ms LIMIT 20",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, clock_now_ms());
+    while (sqlite3_step(st) == SQLITE_ROW && a->n < 20) {
+        struct outcome *o = &a->o[a->n++];
+        col(st, 0, o->call_id, sizeof o->call_id);
+        o->attempt = sqlite3_column_int(st, 1);
+        col(st, 2, o->lead_id, sizeof o->lead_id);
+        col(st, 3, o->status, sizeof o->status);
+        col(st, 4, o->call_sid, sizeof o->call_sid);
+        o->duration_s = sqlite3_column_int64(st, 5);
+        col(st, 6, o->recording, sizeof o->recording);
+        o->ended_ms = sqlite3_column_int64(st, 7);
+        col(st, 8, o->note_id, sizeof o->note_id);
+        col(st, 9, o->call_rec_id, sizeof o->call_rec_id);
+        o->tries = sqlite3_column_int(st, 10);
+        col(st, 11, o->zoho_id, sizeof o->zoho_id);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+struct outcome_save {
+    const struct outcome *o;
+    const char *state;
+    int64_t next_try_ms;
+    const char *code;
+};
+
+static int save_outcome_job(sqlite3 *db, void *arg)
+{
+    struct outcome_save *s = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE zoho_outcomes SET note_id = nullif(?3, ''), call_rec_id = nullif(?4, ''),"
+            " state = ?5, tries = ?6, next_try_ms = ?7, code = ?8"
+            " WHERE call_id = ?1 AND attempt = ?2",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, s->o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, s->o->attempt);
+    sqlite3_bind_text(st, 3, s->o->note_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, s->o->call_rec_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, s->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, s->o->tries);
+    sqlite3_bind_int64(st, 7, s->next_try_ms);
+    sqlite3_bind_text(st, 8, s->code, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void iso_utc(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+}
+
+static const char *api_domain(const struct zsync *z)
+{
+    return z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : z->token.api_domain;
+}
+
+/*
+ * Has this outcome already been written to the lead's related list? Each note
+ * and call record carries a marker, so a write whose answer was lost (a crash,
+ * a 500 after the write) is found instead of repeated. -1: could not tell.
+ */
+static int find_marked(struct zsync *z, const struct outcome *o, const char *list,
+                       const char *marker, char id_out[32])
+{
+    char url[APP_URL_MAX + 128];
+    snprintf(url, sizeof url, "%s/crm/v8/Leads/%s/%s", api_domain(z), o->zoho_id, list);
+    struct zoho_response r;
+    zoho_get(z->curl, url, z->token.access, (long)z->timeout_ms, &r);
+    int found = -1;
+    if (r.status == 204) {
+        found = 0;
+    } else if (r.status == 200) {
+        found = 0;
+        cJSON *root = cJSON_ParseWithLength(r.body, r.len);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+        for (const cJSON *rec = cJSON_IsArray(data) ? data->child : NULL; rec != NULL;
+             rec = rec->next) {
+            char *text = cJSON_PrintUnformatted(rec);
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+            if (text != NULL && strstr(text, marker) != NULL && cJSON_IsString(id)) {
+                snprintf(id_out, 32, "%s", id->valuestring);
+                found = 1;
+            }
+            free(text);
+        }
+        cJSON_Delete(root);
+    }
+    free(r.body);
+    return found;
+}
+
+/* POST one record; 1 written (id_out set), 0 transient failure, -1 refused for good. */
+static int write_record(struct zsync *z, const char *path, cJSON *rec, char id_out[32],
+                        char code[64])
+{
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
+    cJSON_AddItemToArray(data, rec);
+    char *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    char url[APP_URL_MAX + 128];
+    snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(z), path);
+    struct zoho_response r;
+    zoho_post_json(z->curl, url, z->token.access, body ? body : "{}", (long)z->timeout_ms, &r);
+    free(body);
+    struct zoho_result res;
+    int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
+    free(r.body);
+    snprintf(code, 64, "%s", got == 1 ? res.code : r.status == 0 ? "NETWORK" : "HTTP");
+    if (got == 1 && res.ok) {
+        snprintf(id_out, 32, "%s", res.id);
+        return 1;
+    }
+    return got == 1 && res.permanent ? -1 : 0;
+}
+
+static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
+{
+    char marker[128], title[128], when[32];
+    snprintf(marker, sizeof marker, "[leadbus call %s attempt %d]", o->call_id, o->attempt);
+    snprintf(title, sizeof title, "Auto-call attempt %d/%lld: %s", o->attempt,
+             (long long)z->max_attempts, o->status);
+    iso_utc(o->ended_ms, when);
+    if (o->note_id[0] == '\0') {
+        int found = find_marked(z, o, "Notes", marker, o->note_id);
+        if (found < 0) {
+            snprintf(code, 64, "LOOKUP");
+            return 0;
+        }
+        if (found == 0) {
+            char content[1024];
+            snprintf(content, sizeof content,
+                     "%s\nEnded: %s\nDuration: %lld s\nExotel Sid: %s\nRecording: %s\n%s", title,
+                     when, (long long)o->duration_s, o->call_sid[0] ? o->call_sid : "-",
+                     o->recording[0] ? o->recording : "-", marker);
+            cJSON *note = cJSON_CreateObject();
+            cJSON_AddStringToObject(note, "Note_Title", title);
+            cJSON_AddStringToObject(note, "Note_Content", content);
+            cJSON *parent = cJSON_AddObjectToObject(note, "Parent_Id");
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(parent, "module"), "api_name", "Leads");
+            cJSON_AddStringToObject(parent, "id", o->zoho_id);
+            char path[96];
+            snprintf(path, sizeof path, "Leads/%s/Notes", o->zoho_id);
+            int rc = write_record(z, path, note, o->note_id, code);
+            if (rc != 1) {
+                return rc;
+            }
+        }
+    }
+    /* A Calls record only for a connected call: Zoho refuses a zero duration. */
+    bool connected = strcmp(o->status, "completed") == 0 && o->duration_s > 0;
+    if (connected && o->call_rec_id[0] == '\0') {
+        int found = find_marked(z, o, "Calls", marker, o->call_rec_id);
+        if (found < 0) {
+            snprintf(code, 64, "LOOKUP");
+            return 0;
+        }
+        if (found == 0) {
+            char start[32], dur[48], desc[768];
+            iso_utc(o->ended_ms - o->duration_s * 1000, start);
+            snprintf(dur, sizeof dur, "%02lld:%02lld", (long long)(o->duration_s / 60),
+                     (long long)(o->duration_s % 60));
+            snprintf(desc, sizeof desc, "Exotel Sid: %s\nRecording: %s\n%s", o->call_sid,
+                     o->recording[0] ? o->recording : "-", marker);
+            cJSON *call = cJSON_CreateObject();
+            cJSON_AddStringToObject(call, "Subject", title);
+            cJSON_AddStringToObject(call, "Call_Type", "Outbound");
+            cJSON_AddStringToObject(call, "Outbound_Call_Status", "Completed");
+            cJSON_AddStringToObject(call, "Call_Start_Time", start);
+            cJSON_AddStringToObject(call, "Call_Duration", dur);
+            if (z->call_result[0] != '\0') {
+                cJSON_AddStringToObject(call, "Call_Result", z->call_result);
+            }
+            cJSON_AddStringToObject(call, "Description", desc);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(call, "What_Id"), "id", o->zoho_id);
+            cJSON_AddStringToObject(call, "$se_module", "Leads");
+            int rc = write_record(z, "Calls", call, o->call_rec_id, code);
+            if (rc != 1) {
+                return rc;
+            }
+        }
+    }
+    return 1;
+}
+
+static void sync_outcomes(struct zsync *z)
+{
+    struct outcome_args *a = calloc(1, sizeof *a);
+    int64_t wait;
+    if (a == NULL || store_run(z->store, load_outcomes_job, a) != 0 || a->n == 0 ||
+        (!token_fresh(z, clock_now_ms()) && refresh_token(z, &wait) != 0)) {
+        free(a);
+        return;
+    }
+    for (int i = 0; i < a->n; i++) {
+        struct outcome *o = &a->o[i];
+        char code[64] = "";
+        int rc = write_outcome(z, o, code);
+        o->tries++;
+        struct outcome_save s = {o, rc == 1 ? "done" : rc < 0 ? "dead" : "pending", 0, code};
+        if (rc == 0) {
+            s.next_try_ms = clock_now_ms() + backoff(z, o->tries, -1);
+        }
+        store_run(z->store, save_outcome_job, &s);
+        if (rc == 1) {
+            log_info("Call outcome written to Zoho",
+                     LOG_FIELDS(LOG_S("leadId", o->lead_id), LOG_S("callId", o->call_id),
+                                LOG_I("attempt", o->attempt), LOG_S("status", o->status)));
+        } else if (rc < 0) {
+            log_warn("Zoho refused a call outcome",
+                     LOG_FIELDS(LOG_S("callId", o->call_id), LOG_S("code", code)));
+        }
+    }
+    free(a);
+}
+
 static void *worker_main(void *arg)
 {
     struct zsync *z = arg;
@@ -477,6 +787,9 @@ static void *worker_main(void *arg)
             }
         } else if (due.next_due > 0) {
             wake = due.next_due;
+        }
+        if (!atomic_load(&z->fatal)) {
+            sync_outcomes(z);
         }
         for (int i = 0; i < due.n; i++) {
             free(batch[i].lead_json);
@@ -648,27 +961,34 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
              config_str("ZOHO_DUPLICATE_CHECK_FIELDS", "Email"));
     snprintf(z->default_company, sizeof z->default_company, "%s",
              config_str("ZOHO_DEFAULT_COMPANY", ""));
+    snprintf(z->call_result, sizeof z->call_result, "%s", config_str("ZOHO_CALL_RESULT", ""));
+    if (config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &z->max_attempts, err) != 0) {
+        zsync_stop(z);
+        return -1;
+    }
     z->rng = (uint64_t)clock_now_ms();
-    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX];
+    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX],
+        dpub[APP_URL_MAX], dreplay[APP_URL_MAX];
     app_bus_endpoints(app, "zoho-sync", pub, replay);
     app_bus_endpoints(app, "ingest", ipub, ireplay);
+    app_bus_endpoints(app, "dialer", dpub, dreplay);
     struct bus_pub_opts po = {.name = "zoho-sync",
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};
-    struct bus_source src = {ipub, ireplay};
-    const char *topics[] = {"lead.created"};
+    struct bus_source src[] = {{ipub, ireplay}, {dpub, dreplay}};
+    const char *topics[] = {"lead.created", "call.status"};
     struct bus_sub_opts so = {.name = "zoho-sync",
-                              .sources = &src,
-                              .nsources = 1,
+                              .sources = src,
+                              .nsources = 2,
                               .topics = topics,
-                              .ntopics = 1,
-                              .handler = on_lead_created,
+                              .ntopics = 2,
+                              .handler = on_event,
                               .arg = z};
     if ((z->curl = curl_easy_init()) == NULL || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
         app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
         (po.store = z->store, bus_pub_open(&po, &z->pub)) != 0 ||
-        store_on_commit(z->store, kick, z) != 0 ||
+        store_on_commit(z->store, on_commit, z) != 0 ||
         pthread_create(&z->worker, NULL, worker_main, z) != 0 || !(z->worker_started = true) ||
         (so.store = z->store, bus_sub_open(&so, &z->sub)) != 0 ||
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||

@@ -12,6 +12,10 @@
  *                --expect K [--recvbuf R] [--slow-us U] [--timeout S]
  *       Applies events into table `applied` (one row per apply, in apply
  *       order) and exits 0 once K rows exist; 3 on timeout.
+ *   bus_peer emit --name N --db F --pub URL --replay URL --lines FILE
+ *       Publishes one final call.status per line of FILE ("lead_id call_id
+ *       attempt status duration_s"), watching FILE for new lines until
+ *       SIGTERM: a stand-in dialer for the services that consume its events.
  *   bus_peer verify --db F SRC:TOPIC:N ...
  *       Checks that each stream was applied exactly once for seq 1..N, in
  *       order, with the right payload; prints the figures; exits 1 if not.
@@ -34,7 +38,7 @@
 #define MAXV 16
 
 struct args {
-    const char *mode, *name, *db, *pub, *replay, *start_file;
+    const char *mode, *name, *db, *pub, *replay, *start_file, *lines;
     const char *sources[MAXV];
     int nsources;
     char *topics[MAXV];
@@ -99,6 +103,8 @@ static int parse(int argc, char **argv, struct args *a)
             a->recvbuf = atol(v);
         } else if (!strcmp(k, "--slow-us")) {
             a->slow_us = atol(v);
+        } else if (!strcmp(k, "--lines")) {
+            a->lines = v;
         } else if (!strcmp(k, "--start-file")) {
             a->start_file = v;
         } else if (!strcmp(k, "--pause-us")) {
@@ -250,6 +256,97 @@ static int run_pub(struct args *a)
     }
     int sig;
     sigwait(&set, &sig);
+    bus_pub_close(pub);
+    outbox_free(ob);
+    store_close(store);
+    return 0;
+}
+
+/* ---- stand-in dialer ---- */
+
+struct emit_job {
+    struct outbox *ob;
+    char (*lines)[256];
+    int n;
+};
+
+static int emit_job(sqlite3 *db, void *arg)
+{
+    struct emit_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        struct proto_call_status st;
+        memset(&st, 0, sizeof st);
+        long long attempt = 0, duration = 0;
+        if (sscanf(j->lines[i], "%39s %63s %lld %23s %lld", st.lead_id, st.call_id, &attempt,
+                   st.status, &duration) != 5) {
+            fprintf(stderr, "emit: bad line: %s\n", j->lines[i]);
+            return -1;
+        }
+        st.attempt = attempt;
+        st.duration_s = duration;
+        st.final = true;
+        snprintf(st.call_sid, sizeof st.call_sid, "sid%.40s%lld", st.call_id, attempt);
+        if (strcmp(st.status, "completed") == 0) {
+            snprintf(st.recording_url, sizeof st.recording_url, "http://sandbox.invalid/%s.mp3",
+                     st.call_sid);
+        }
+        if (outbox_append(j->ob, db, PROTO_CALL_STATUS, &st, NULL) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int run_emit(struct args *a)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct store_opts so = {.path = a->db, .schema = outbox_schema, .sync = STORE_SYNC_FULL};
+    struct store *store;
+    struct bus_pub *pub;
+    if (store_open(&so, &store) != 0) {
+        return 1;
+    }
+    struct bus_pub_opts po = {.name = a->name,
+                              .pub_url = a->pub,
+                              .replay_url = a->replay,
+                              .store = store,
+                              .hb_interval_ms = 200};
+    if (bus_pub_open(&po, &pub) != 0) {
+        return 1;
+    }
+    struct outbox *ob = outbox_new(a->name);
+    struct pub_batch last = {.topic = PROTO_CALL_STATUS};
+    store_run(store, last_seq_job, &last);
+    long done = (long)last.last;
+    static char lines[1024][256];
+    struct timespec poll = {0, 50 * 1000 * 1000};
+    while (sigtimedwait(&set, NULL, &poll) < 0) {
+        FILE *f = fopen(a->lines, "r");
+        if (f == NULL) {
+            continue;
+        }
+        char line[256];
+        long seen = 0;
+        int n = 0;
+        while (fgets(line, sizeof line, f) != NULL && n < 1024) {
+            if (strchr(line, '\n') == NULL) {
+                break; /* a line still being written */
+            }
+            if (++seen > done) {
+                snprintf(lines[n++], sizeof lines[0], "%s", line);
+            }
+        }
+        fclose(f);
+        struct emit_job j = {ob, lines, n};
+        if (n > 0 && store_run(store, emit_job, &j) == 0) {
+            done += n;
+            printf("emit %s: %ld call.status events\n", a->name, done);
+        }
+    }
     bus_pub_close(pub);
     outbox_free(ob);
     store_close(store);
@@ -468,6 +565,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(a.mode, "sub") == 0) {
         return run_sub(&a);
+    }
+    if (strcmp(a.mode, "emit") == 0) {
+        return run_emit(&a);
     }
     if (strcmp(a.mode, "verify") == 0) {
         return run_verify(&a);

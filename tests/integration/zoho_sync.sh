@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # zoho-sync against the sandbox in another process: leads land with the right
-# fields; 429/500/timeouts and a SIGKILL mid-backlog of 1,000 leads leave
-# exactly 1,000 Zoho records; short-lived tokens are refreshed; a data error
-# lands in the dead-letter list and its retry works once the data is fixed.
+# fields; call outcomes (from a stand-in dialer) become notes and call records,
+# once each, waiting for their lead and surviving a 500 after Zoho wrote;
+# 429/500/timeouts and a SIGKILL mid-backlog of 1,000 leads leave exactly
+# 1,000 Zoho records; short-lived tokens are refreshed; a data error lands in
+# the dead-letter list and its retry works once the data is fixed.
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 KEY=test-key-0123456789abcdef
@@ -13,7 +15,11 @@ wait_for 10 sandbox curl -fsS "http://127.0.0.1:$PA/healthz"
 ZO="http://127.0.0.1:$PA/sandbox/zoho"
 export PORT=$PB HTTP_BIND=127.0.0.1 DATA_DIR="$T/svc" API_KEYS=$KEY ZOHO_ACCOUNTS_URL=$ZO ZOHO_API_DOMAIN=$ZO \
     ZOHO_TIMEOUT_MS=1000 BUS_INGEST_PUB="ipc://$T/i.ipc" BUS_INGEST_REPLAY="ipc://$T/ir.ipc" \
-    BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc"
+    BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc" \
+    BUS_DIALER_PUB="ipc://$T/d.ipc" BUS_DIALER_REPLAY="ipc://$T/dr.ipc"
+touch "$T/outcomes"
+start dialer "$BUILD/bus_peer" emit --name dialer --db "$T/dialer.db" --pub "$BUS_DIALER_PUB" \
+    --replay "$BUS_DIALER_REPLAY" --lines "$T/outcomes"
 start_svc() {
     start svc "$LEADBUS" --target=ingest,zoho-sync
     SVC=$LAST_PID
@@ -36,6 +42,41 @@ for f in '"First_Name":"Asha"' '"Last_Name":"Rao"' '"Email":"asha@example.com"' 
     grep -qF "$f" <<<"$rec" || fail "Zoho record lacks $f: $rec"
 done
 
+# --- call outcomes: a note per attempt, a call record per connected call
+notes_with() { curl -s "$ZO/records?module=Notes" | grep -o -- "$1" | wc -l; }
+calls_with() { curl -s "$ZO/records?module=Calls" | grep -o -- "$1" | wc -l; }
+has_notes() { [ "$(notes_with "$1")" -ge "$2" ]; }
+echo "$first c1 1 busy 0" >>"$T/outcomes"
+echo "$first c1 2 completed 73" >>"$T/outcomes"
+wait_for 30 "two notes on the first lead" has_notes "leadbus call c1 attempt" 2
+notes=$(curl -s "$ZO/records?module=Notes")
+grep -q 'Auto-call attempt 1/3: busy' <<<"$notes" || fail "busy note: $notes"
+grep -q 'Auto-call attempt 2/3: completed.*Duration: 73 s.*Recording: http://sandbox.invalid/' <<<"$notes" || fail "completed note: $notes"
+calls=$(curl -s "$ZO/records?module=Calls")
+[ "$(calls_with 'leadbus call c1 attempt')" -eq 1 ] || fail "one call record expected (the connected one): $calls"
+grep -q '"Call_Duration":"01:13"' <<<"$calls" && grep -q '"Call_Type":"Outbound"' <<<"$calls" || fail "call record: $calls"
+# the same outcome again (a redelivered event) writes nothing
+echo "$first c1 2 completed 73" >>"$T/outcomes"
+# Zoho keeps the writes but answers 500: the retry must find them, not write twice
+curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d "zoho.500_after_write=100" >/dev/null
+echo "$first c1 3 completed 30" >>"$T/outcomes"
+wait_for 30 "the third attempt's note" has_notes "leadbus call c1 attempt 3" 1
+has_call3() { [ "$(calls_with 'leadbus call c1 attempt 3')" -ge 1 ]; }
+wait_for 30 "the third attempt's call record" has_call3
+outcome_done() { grep -q "Call outcome written to Zoho.*callId: 'c1', attempt: 3" "$T/svc.log"; }
+wait_for 30 "the third outcome to be recorded as written" outcome_done
+curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d reset >/dev/null
+# an outcome for a lead Zoho does not have yet waits for it
+curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d "zoho.down_ms=3000" >/dev/null
+out=$(curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
+    -d '{"name":"Later Lead","phone":"9811111111","company":"Acme"}')
+later=$(grep -o 'ld_[0-9a-f]*' <<<"$out")
+echo "$later c2 1 no-answer 0" >>"$T/outcomes"
+wait_for 30 "the waiting outcome's note" has_notes "leadbus call c2 attempt 1" 1
+[ "$(notes_with 'leadbus call c1 attempt')" -eq 3 ] && [ "$(calls_with 'leadbus call c1 attempt')" -eq 2 ] \
+    || fail "outcomes written more than once: $(notes_with 'leadbus call c1 attempt') notes, $(calls_with 'leadbus call c1 attempt') calls"
+echo "call outcomes: 4 notes, 2 call records, none twice (incl. a redelivery and a 500 after write)"
+
 # --- 1,000 leads through faults, with a SIGKILL in the middle of the backlog
 curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d "zoho.429=15,zoho.500=15,zoho.timeout=5" >/dev/null
 N=1000
@@ -50,13 +91,13 @@ curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/bulk.cfg" >"$T/c
 [ "$(grep -c '^202$' "$T/codes")" -eq $N ] || fail "not every bulk lead was accepted: $(sort "$T/codes" | uniq -c)"
 wait_for 120 "part of the backlog in Zoho" at_least leads_in_zoho 150
 kill -9 "$SVC"; wait "$SVC" 2>/dev/null || true
-echo "SIGKILLed zoho-sync with $(leads_in_zoho) of $((N + 1)) leads in Zoho"
+echo "SIGKILLed zoho-sync with $(leads_in_zoho) of $((N + 2)) leads in Zoho"
 start_svc
-wait_for 240 "all $((N + 1)) leads in Zoho" at_least leads_in_zoho $((N + 1))
+wait_for 240 "all $((N + 2)) leads in Zoho" at_least leads_in_zoho $((N + 2))
 curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d reset >/dev/null
 distinct=$(leads_in_zoho); records=$(records_in_zoho)
-echo "Zoho holds $records lead records for $distinct distinct leadbus leads ($((N + 1)) posted)"
-[ "$records" -eq $((N + 1)) ] && [ "$distinct" -eq $((N + 1)) ] || fail "leads lost or duplicated"
+echo "Zoho holds $records lead records for $distinct distinct leadbus leads ($((N + 2)) posted)"
+[ "$records" -eq $((N + 2)) ] && [ "$distinct" -eq $((N + 2)) ] || fail "leads lost or duplicated"
 tokens=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
 echo "token requests: $tokens (4 s tokens)"
 [ "$tokens" -ge 2 ] || fail "the short-lived token was never refreshed"
@@ -82,10 +123,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http
 [ "$code" = 404 ] || fail "retrying a lead not in the list: $code"
 
 # --- zoho-sync's stream: one lead.synced per lead, one lead.sync_failed
-timeout 60 "$LEADBUS" tap --count=$((N + 3)) "$BUS_ZOHO_SYNC_PUB,$BUS_ZOHO_SYNC_REPLAY" >"$T/events"
+timeout 60 "$LEADBUS" tap --count=$((N + 4)) "$BUS_ZOHO_SYNC_PUB,$BUS_ZOHO_SYNC_REPLAY" >"$T/events"
 synced=$(grep '"topic":"lead.synced"' "$T/events" | grep -o '"lead_id":"ld_[0-9a-f]*"' | sort -u | wc -l)
 failed_ev=$(grep -c '"topic":"lead.sync_failed".*"code":"MANDATORY_NOT_FOUND"' "$T/events")
 echo "zoho-sync published lead.synced for $synced leads, lead.sync_failed $failed_ev"
-[ "$synced" -eq $((N + 2)) ] && [ "$failed_ev" -eq 1 ] || fail "events do not match"
+[ "$synced" -eq $((N + 3)) ] && [ "$failed_ev" -eq 1 ] || fail "events do not match"
 grep -q "sandbox-secret\|sandbox-refresh\|1000\.[0-9a-f]\{32\}" "$T/svc.log" && fail "a secret reached the log"
 kill -TERM "$SVC"; wait_pid 10 "$SVC"
