@@ -130,3 +130,19 @@ echo "zoho-sync published lead.synced for $synced leads, lead.sync_failed $faile
 [ "$synced" -eq $((N + 3)) ] && [ "$failed_ev" -eq 1 ] || fail "events do not match"
 grep -q "sandbox-secret\|sandbox-refresh\|1000\.[0-9a-f]\{32\}" "$T/svc.log" && fail "a secret reached the log"
 kill -TERM "$SVC"; wait_pid 10 "$SVC"
+
+# --- rejected credentials stop syncing with one clear line and a /readyz failure, not a retry storm
+rm -rf "$T/svc"
+before=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
+ZOHO_CLIENT_ID=YOUR_CLIENT_ID start svc "$LEADBUS" --target=ingest,zoho-sync
+SVC=$LAST_PID
+wait_for 10 "ingest" curl -fsS "http://127.0.0.1:$PB/healthz"
+curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
+    -d '{"name":"Blocked","email":"b@example.com","company":"Acme"}' >/dev/null
+not_ready() { curl -s "http://127.0.0.1:$PB/readyz" | grep -q '"failing":\["zoho-sync"\]'; }
+wait_for 20 "/readyz to report zoho-sync" not_ready
+after=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
+[ $((after - before)) -eq 1 ] || fail "rejected credentials were tried $((after - before)) times"
+[ "$(grep -c 'Zoho rejected the OAuth credentials' "$T/svc.log")" -eq 1 ] || fail "expected one clear error line"
+grep -q "invalid_client" "$T/svc.log" || fail "the error line should name Zoho's error"
+kill -TERM "$SVC"; wait_pid 10 "$SVC"
