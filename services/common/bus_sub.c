@@ -40,6 +40,7 @@ struct source {
     char name[PROTO_SRC_MAX]; /* learned from the replay endpoint or the first frame */
     nng_socket req;
     bool synced;
+    atomic_bool ready; /* synced, as other threads may read it */
     int64_t next_sync;
 };
 
@@ -446,7 +447,9 @@ static void *sub_main(void *arg)
             if (!src->synced && src->replay_url != NULL && now >= src->next_sync) {
                 sync_source(s, src);
             }
-            all = all && (src->synced || src->replay_url == NULL);
+            bool ok = src->synced || src->replay_url == NULL;
+            atomic_store(&src->ready, ok);
+            all = all && ok;
         }
         atomic_store(&s->ready, all);
 
@@ -588,6 +591,11 @@ void bus_sub_close(struct bus_sub *s)
 bool bus_sub_ready(struct bus_sub *s)
 {
     return atomic_load(&s->ready);
+}
+
+bool bus_sub_source_ready(struct bus_sub *s, int index)
+{
+    return index >= 0 && index < s->nsrc && atomic_load(&s->src[index].ready);
 }
 
 void bus_sub_get_stats(struct bus_sub *s, struct bus_sub_stats *st)

@@ -52,6 +52,8 @@ void bus_sub_close(struct bus_sub *s);
 
 /* True once every source's replay endpoint has answered (or it has none). */
 bool bus_sub_ready(struct bus_sub *s);
+/* The same for source `index` (in the order of opts.sources) alone. */
+bool bus_sub_source_ready(struct bus_sub *s, int index);
 
 struct bus_sub_stats {
     uint64_t applied;    /* events handed to the handler and committed */

@@ -893,10 +893,15 @@ static void post_retry(struct http_req *req, void *arg)
     http_reply_json(req, 202, o);
 }
 
+/*
+ * Ready when Zoho accepts our credentials and ingest's stream is reachable.
+ * The dialer is not required: leads still sync while it is down (or, until
+ * it exists, absent), and its outcomes are replayed when it comes.
+ */
 static bool ready(void *arg)
 {
     struct zsync *z = arg;
-    return !atomic_load(&z->fatal) && bus_sub_ready(z->sub);
+    return !atomic_load(&z->fatal) && bus_sub_source_ready(z->sub, 0);
 }
 
 /* ---- module ---- */
