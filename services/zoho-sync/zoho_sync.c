@@ -28,6 +28,7 @@ static const char schema[] =
     "  first_try_ms INTEGER, next_try_ms INTEGER NOT NULL, code TEXT, message TEXT,"
     "  updated_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS zoho_leads_due ON zoho_leads(state, next_try_ms, seq);"
+    "UPDATE zoho_leads SET state = 'pending' WHERE state = 'sending';"
     "CREATE TABLE IF NOT EXISTS zoho_outcomes("
     "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, lead_id TEXT NOT NULL, status TEXT NOT "
     "NULL,"
@@ -45,18 +46,30 @@ struct zsync {
     char ext_field[64], dup_fields[128], default_company[256], call_result[64];
     int64_t max_attempts;
     int64_t max_retry_ms, timeout_ms;
-    pthread_t worker;
-    bool worker_started;
+    struct worker *workers;
+    int nworkers;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool kicked, stopping;
+    uint64_t gen; /* bumped by every kick; a worker that has not seen it looks for work */
+    bool stopping;
     atomic_bool fatal;
-    atomic_bool dirty; /* the bus handler added work; the next commit wakes the worker */
-    /* worker-only */
-    CURL *curl;
+    atomic_bool dirty; /* the bus handler added work; the next commit wakes the workers */
+    /* One token for all workers, refreshed by one of them at a time. */
+    pthread_mutex_t token_lock;
     struct zoho_token token;
     int64_t token_obtained_ms;
-    uint64_t rng;
+    atomic_uint_fast64_t rng;
+};
+
+/* A worker sends its own batches (ZOHO_CONCURRENCY of them at once); worker 0 also writes call
+ * outcomes. */
+struct worker {
+    struct zsync *z;
+    int index;
+    CURL *curl;
+    struct zoho_token tok; /* this worker's copy of the shared token */
+    pthread_t thread;
+    bool started;
 };
 
 struct pending {
@@ -72,8 +85,8 @@ static void kick(void *arg)
 {
     struct zsync *z = arg;
     pthread_mutex_lock(&z->lock);
-    z->kicked = true;
-    pthread_cond_signal(&z->cond);
+    z->gen++;
+    pthread_cond_broadcast(&z->cond);
     pthread_mutex_unlock(&z->lock);
 }
 
@@ -217,6 +230,17 @@ static int load_due_job(sqlite3 *db, void *arg)
         p->first_try_ms = sqlite3_column_int64(st, 3);
     }
     sqlite3_finalize(st);
+    /* Claimed: other workers skip them; a restart puts 'sending' back to 'pending'. */
+    if (a->n > 0 &&
+        sqlite3_prepare_v2(db, "UPDATE zoho_leads SET state = 'sending' WHERE lead_id = ?1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        for (int i = 0; i < a->n; i++) {
+            sqlite3_bind_text(st, 1, a->p[i].lead_id, -1, SQLITE_STATIC);
+            sqlite3_step(st);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
     if (a->n == 0 &&
         sqlite3_prepare_v2(db, "SELECT min(next_try_ms) FROM zoho_leads WHERE state = 'pending'",
                            -1, &st, NULL) == SQLITE_OK) {
@@ -244,8 +268,8 @@ static int64_t backoff(struct zsync *z, int attempts, int64_t retry_after_ms)
     if (d > BACKOFF_CAP_MS) {
         d = BACKOFF_CAP_MS;
     }
-    z->rng = z->rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    d = d / 2 + (int64_t)((z->rng >> 33) % (uint64_t)(d / 2 + 1)); /* jitter: spread retries */
+    uint64_t r = atomic_fetch_add(&z->rng, 0x9e3779b97f4a7c15ULL) * 6364136223846793005ULL;
+    d = d / 2 + (int64_t)((r >> 33) % (uint64_t)(d / 2 + 1)); /* jitter: spread retries */
     return retry_after_ms > d ? retry_after_ms : d;
 }
 
@@ -317,11 +341,13 @@ static int commit_job(sqlite3 *db, void *arg)
 
 /* ---- worker ---- */
 
-static int refresh_token(struct zsync *z, int64_t *wait_ms)
+/* Mint a new access token into the shared one. z->token_lock is held. */
+static int refresh_locked(struct worker *w, int64_t *wait_ms)
 {
-    char *cid = curl_easy_escape(z->curl, z->client_id, 0);
-    char *sec = curl_easy_escape(z->curl, z->client_secret, 0);
-    char *ref = curl_easy_escape(z->curl, z->refresh_token, 0);
+    struct zsync *z = w->z;
+    char *cid = curl_easy_escape(w->curl, z->client_id, 0);
+    char *sec = curl_easy_escape(w->curl, z->client_secret, 0);
+    char *ref = curl_easy_escape(w->curl, z->refresh_token, 0);
     char form[1024];
     snprintf(form, sizeof form,
              "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s",
@@ -332,7 +358,7 @@ static int refresh_token(struct zsync *z, int64_t *wait_ms)
     char url[APP_URL_MAX + 32];
     snprintf(url, sizeof url, "%s/oauth/v2/token", z->up.zoho_accounts);
     struct zoho_response r;
-    zoho_post_form(z->curl, url, form, (long)z->timeout_ms, &r);
+    zoho_post_form(w->curl, url, form, (long)z->timeout_ms, &r);
     char error[128];
     int64_t now = clock_now_ms();
     enum zoho_token_status st =
@@ -373,6 +399,30 @@ static bool token_fresh(const struct zsync *z, int64_t now)
     int64_t life = z->token.expires_ms - z->token_obtained_ms;
     int64_t margin = life / 4 < 60000 ? life / 4 : 60000;
     return z->token.access[0] != '\0' && now < z->token.expires_ms - margin;
+}
+
+/*
+ * Give w a usable token: the shared one while it is fresh, else one refresh
+ * for everyone (single flight under the lock). `refused` is a token Zoho just
+ * answered INVALID_TOKEN to: refresh unless another worker already has.
+ */
+static int ensure_token(struct worker *w, const char *refused, int64_t *wait_ms)
+{
+    struct zsync *z = w->z;
+    int rc = 0;
+    pthread_mutex_lock(&z->token_lock);
+    if (atomic_load(&z->fatal)) {
+        *wait_ms = 60 * 1000;
+        rc = -1;
+    } else if (!token_fresh(z, clock_now_ms()) ||
+               (refused != NULL && strcmp(refused, z->token.access) == 0)) {
+        rc = refresh_locked(w, wait_ms);
+    }
+    if (rc == 0) {
+        w->tok = z->token;
+    }
+    pthread_mutex_unlock(&z->token_lock);
+    return rc;
 }
 
 static char *build_body(struct zsync *z, struct pending *p, int n)
@@ -427,17 +477,18 @@ static char *build_body(struct zsync *z, struct pending *p, int n)
 }
 
 /* One upsert round for a batch; fills each pending's outcome. Returns Retry-After or -1. */
-static int64_t sync_batch(struct zsync *z, struct pending *p, int n)
+static int64_t sync_batch(struct worker *w, struct pending *p, int n)
 {
+    struct zsync *z = w->z;
     char *body = build_body(z, p, n);
-    const char *domain = z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : z->token.api_domain;
+    const char *domain = z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : w->tok.api_domain;
     char url[APP_URL_MAX + 64];
     snprintf(url, sizeof url, "%s/crm/v8/Leads/upsert", domain);
     struct zoho_response r = {0};
     struct zoho_result results[ZOHO_BATCH_MAX];
     int got = -1;
     for (int round = 0; round < 2 && body != NULL; round++) {
-        zoho_post_json(z->curl, url, z->token.access, body, (long)z->timeout_ms, &r);
+        zoho_post_json(w->curl, url, w->tok.access, body, (long)z->timeout_ms, &r);
         got = r.status != 0 ? zoho_parse_records(r.body, r.len, results, n) : -1;
         bool expired = r.status == 401 && got < 0 && strcmp(results[0].code, "INVALID_TOKEN") == 0;
         if (!expired || round == 1) {
@@ -447,7 +498,9 @@ static int64_t sync_batch(struct zsync *z, struct pending *p, int n)
         free(r.body);
         r.body = NULL;
         int64_t wait;
-        if (refresh_token(z, &wait) != 0) {
+        char refused[sizeof w->tok.access];
+        snprintf(refused, sizeof refused, "%s", w->tok.access);
+        if (ensure_token(w, refused, &wait) != 0) {
             got = -1;
             r.status = 0;
             snprintf(r.error, sizeof r.error, "token refresh failed");
@@ -576,9 +629,9 @@ static void iso_utc(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
 }
 
-static const char *api_domain(const struct zsync *z)
+static const char *api_domain(const struct worker *w)
 {
-    return z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : z->token.api_domain;
+    return w->z->up.zoho_api_domain[0] ? w->z->up.zoho_api_domain : w->tok.api_domain;
 }
 
 /*
@@ -586,13 +639,13 @@ static const char *api_domain(const struct zsync *z)
  * and call record carries a marker, so a write whose answer was lost (a crash,
  * a 500 after the write) is found instead of repeated. -1: could not tell.
  */
-static int find_marked(struct zsync *z, const struct outcome *o, const char *list,
+static int find_marked(struct worker *w, const struct outcome *o, const char *list,
                        const char *marker, char id_out[32])
 {
     char url[APP_URL_MAX + 128];
-    snprintf(url, sizeof url, "%s/crm/v8/Leads/%s/%s", api_domain(z), o->zoho_id, list);
+    snprintf(url, sizeof url, "%s/crm/v8/Leads/%s/%s", api_domain(w), o->zoho_id, list);
     struct zoho_response r;
-    zoho_get(z->curl, url, z->token.access, (long)z->timeout_ms, &r);
+    zoho_get(w->curl, url, w->tok.access, (long)w->z->timeout_ms, &r);
     int found = -1;
     if (r.status == 204) {
         found = 0;
@@ -617,7 +670,7 @@ static int find_marked(struct zsync *z, const struct outcome *o, const char *lis
 }
 
 /* POST one record; 1 written (id_out set), 0 transient failure, -1 refused for good. */
-static int write_record(struct zsync *z, const char *path, cJSON *rec, char id_out[32],
+static int write_record(struct worker *w, const char *path, cJSON *rec, char id_out[32],
                         char code[64])
 {
     cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
@@ -625,9 +678,9 @@ static int write_record(struct zsync *z, const char *path, cJSON *rec, char id_o
     char *body = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     char url[APP_URL_MAX + 128];
-    snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(z), path);
+    snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(w), path);
     struct zoho_response r;
-    zoho_post_json(z->curl, url, z->token.access, body ? body : "{}", (long)z->timeout_ms, &r);
+    zoho_post_json(w->curl, url, w->tok.access, body ? body : "{}", (long)w->z->timeout_ms, &r);
     free(body);
     struct zoho_result res;
     int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
@@ -640,15 +693,16 @@ static int write_record(struct zsync *z, const char *path, cJSON *rec, char id_o
     return got == 1 && res.permanent ? -1 : 0;
 }
 
-static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
+static int write_outcome(struct worker *w, struct outcome *o, char code[64])
 {
+    struct zsync *z = w->z;
     char marker[128], title[128], when[32];
     snprintf(marker, sizeof marker, "[leadbus call %s attempt %d]", o->call_id, o->attempt);
     snprintf(title, sizeof title, "Auto-call attempt %d/%lld: %s", o->attempt,
              (long long)z->max_attempts, o->status);
     iso_utc(o->ended_ms, when);
     if (o->note_id[0] == '\0') {
-        int found = find_marked(z, o, "Notes", marker, o->note_id);
+        int found = find_marked(w, o, "Notes", marker, o->note_id);
         if (found < 0) {
             snprintf(code, 64, "LOOKUP");
             return 0;
@@ -667,7 +721,7 @@ static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
             cJSON_AddStringToObject(parent, "id", o->zoho_id);
             char path[96];
             snprintf(path, sizeof path, "Leads/%s/Notes", o->zoho_id);
-            int rc = write_record(z, path, note, o->note_id, code);
+            int rc = write_record(w, path, note, o->note_id, code);
             if (rc != 1) {
                 return rc;
             }
@@ -676,7 +730,7 @@ static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
     /* A Calls record only for a connected call: Zoho refuses a zero duration. */
     bool connected = strcmp(o->status, "completed") == 0 && o->duration_s > 0;
     if (connected && o->call_rec_id[0] == '\0') {
-        int found = find_marked(z, o, "Calls", marker, o->call_rec_id);
+        int found = find_marked(w, o, "Calls", marker, o->call_rec_id);
         if (found < 0) {
             snprintf(code, 64, "LOOKUP");
             return 0;
@@ -700,7 +754,7 @@ static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
             cJSON_AddStringToObject(call, "Description", desc);
             cJSON_AddStringToObject(cJSON_AddObjectToObject(call, "What_Id"), "id", o->zoho_id);
             cJSON_AddStringToObject(call, "$se_module", "Leads");
-            int rc = write_record(z, "Calls", call, o->call_rec_id, code);
+            int rc = write_record(w, "Calls", call, o->call_rec_id, code);
             if (rc != 1) {
                 return rc;
             }
@@ -709,19 +763,20 @@ static int write_outcome(struct zsync *z, struct outcome *o, char code[64])
     return 1;
 }
 
-static void sync_outcomes(struct zsync *z)
+static void sync_outcomes(struct worker *w)
 {
+    struct zsync *z = w->z;
     struct outcome_args *a = calloc(1, sizeof *a);
     int64_t wait;
     if (a == NULL || store_run(z->store, load_outcomes_job, a) != 0 || a->n == 0 ||
-        (!token_fresh(z, clock_now_ms()) && refresh_token(z, &wait) != 0)) {
+        ensure_token(w, NULL, &wait) != 0) {
         free(a);
         return;
     }
     for (int i = 0; i < a->n; i++) {
         struct outcome *o = &a->o[i];
         char code[64] = "";
-        int rc = write_outcome(z, o, code);
+        int rc = write_outcome(w, o, code);
         o->tries++;
         struct outcome_save s = {o, rc == 1 ? "done" : rc < 0 ? "dead" : "pending", 0, code};
         if (rc == 0) {
@@ -742,57 +797,66 @@ static void sync_outcomes(struct zsync *z)
 
 static void *worker_main(void *arg)
 {
-    struct zsync *z = arg;
+    struct worker *w = arg;
+    struct zsync *z = w->z;
     log_set_target("zoho-sync");
-    store_run(z->store, load_token_job, z);
     int64_t wake = 0;
+    uint64_t seen = 0;
     struct pending *batch = calloc(ZOHO_BATCH_MAX, sizeof *batch);
     pthread_mutex_lock(&z->lock);
     while (!z->stopping && batch != NULL) {
         int64_t now = clock_now_ms();
-        if (!z->kicked && now < wake) {
+        if (seen == z->gen && now < wake) {
             struct timespec dl = clock_deadline_in(wake - now);
             pthread_cond_timedwait(&z->cond, &z->lock, &dl);
             continue;
         }
-        z->kicked = false;
+        seen = z->gen;
         pthread_mutex_unlock(&z->lock);
 
         struct due_args due = {.p = batch};
         wake = now + 5000;
         if (!atomic_load(&z->fatal) && store_run(z->store, load_due_job, &due) == 0 && due.n > 0) {
             int64_t wait = 0;
-            if (token_fresh(z, now) || refresh_token(z, &wait) == 0) {
-                struct commit_args c = {.z = z, .p = batch, .n = due.n};
-                c.retry_after_ms = sync_batch(z, batch, due.n);
-                if (store_run(z->store, commit_job, &c) != 0) {
-                    log_error("Cannot record Zoho results; they will be sent again", NULL);
-                }
-                for (int i = 0; i < due.n; i++) {
-                    if (batch[i].outcome == 1) {
-                        log_info("Lead synced to Zoho",
-                                 LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
-                                            LOG_S("zohoId", batch[i].result.id),
-                                            LOG_S("action", batch[i].result.action)));
-                    } else if (batch[i].outcome == 2) {
-                        log_warn("Zoho refused a lead; it is in the dead-letter list",
-                                 LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
-                                            LOG_S("code", batch[i].result.code),
-                                            LOG_S("message", batch[i].result.message)));
-                    }
-                }
+            struct commit_args c = {.z = z, .p = batch, .n = due.n};
+            if (ensure_token(w, NULL, &wait) == 0) {
+                c.retry_after_ms = sync_batch(w, batch, due.n);
                 wake = 0; /* there may be more due right away */
             } else {
+                /* No token: the claimed leads go back, to be tried again after the wait. */
+                for (int i = 0; i < due.n; i++) {
+                    memset(&batch[i].result, 0, sizeof batch[i].result);
+                    snprintf(batch[i].result.code, sizeof batch[i].result.code, "NO_TOKEN");
+                    batch[i].outcome = 0;
+                    batch[i].attempts--; /* not an attempt at Zoho */
+                }
+                c.retry_after_ms = wait;
                 wake = now + wait;
+            }
+            if (store_run(z->store, commit_job, &c) != 0) {
+                log_error("Cannot record Zoho results; they will be sent again", NULL);
+            }
+            for (int i = 0; i < due.n; i++) {
+                if (batch[i].outcome == 1) {
+                    log_info("Lead synced to Zoho",
+                             LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                        LOG_S("zohoId", batch[i].result.id),
+                                        LOG_S("action", batch[i].result.action)));
+                } else if (batch[i].outcome == 2) {
+                    log_warn("Zoho refused a lead; it is in the dead-letter list",
+                             LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                        LOG_S("code", batch[i].result.code),
+                                        LOG_S("message", batch[i].result.message)));
+                }
             }
         } else if (due.next_due > 0) {
             wake = due.next_due;
         }
-        if (!atomic_load(&z->fatal)) {
-            sync_outcomes(z);
-        }
         for (int i = 0; i < due.n; i++) {
             free(batch[i].lead_json);
+        }
+        if (w->index == 0 && !atomic_load(&z->fatal)) {
+            sync_outcomes(w); /* one writer of outcomes keeps each lead's notes in order */
         }
         pthread_mutex_lock(&z->lock);
     }
@@ -913,25 +977,46 @@ static void zsync_stop(void *state)
         return;
     }
     bus_sub_close(z->sub);
-    if (z->worker_started) {
-        pthread_mutex_lock(&z->lock);
-        z->stopping = true;
-        pthread_cond_signal(&z->cond);
-        pthread_mutex_unlock(&z->lock);
-        pthread_join(z->worker, NULL);
+    pthread_mutex_lock(&z->lock);
+    z->stopping = true;
+    pthread_cond_broadcast(&z->cond);
+    pthread_mutex_unlock(&z->lock);
+    for (int i = 0; i < z->nworkers; i++) {
+        struct worker *w = &z->workers[i];
+        if (w->started) {
+            pthread_join(w->thread, NULL);
+        }
+        if (w->curl != NULL) {
+            curl_easy_cleanup(w->curl);
+        }
+        explicit_bzero(&w->tok, sizeof w->tok);
     }
+    free(z->workers);
     bus_pub_close(z->pub);
     store_close(z->store);
     api_keys_free(z->keys);
-    if (z->curl != NULL) {
-        curl_easy_cleanup(z->curl);
-    }
     explicit_bzero(z->client_secret, sizeof z->client_secret);
     explicit_bzero(z->refresh_token, sizeof z->refresh_token);
     explicit_bzero(&z->token, sizeof z->token);
     pthread_mutex_destroy(&z->lock);
+    pthread_mutex_destroy(&z->token_lock);
     pthread_cond_destroy(&z->cond);
     free(z);
+}
+
+static int start_workers(struct zsync *z)
+{
+    for (int i = 0; i < z->nworkers; i++) {
+        struct worker *w = &z->workers[i];
+        w->z = z;
+        w->index = i;
+        if ((w->curl = curl_easy_init()) == NULL ||
+            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
 }
 
 static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
@@ -941,6 +1026,7 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     pthread_mutex_init(&z->lock, NULL);
+    pthread_mutex_init(&z->token_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -953,6 +1039,13 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         zsync_stop(z);
         return -1;
     }
+    int64_t concurrency;
+    if (config_int("ZOHO_CONCURRENCY", 4, 1, 16, &concurrency, err) != 0 ||
+        (z->workers = calloc((size_t)concurrency, sizeof *z->workers)) == NULL) {
+        zsync_stop(z);
+        return -1;
+    }
+    z->nworkers = (int)concurrency;
     /* Without credentials leadbus talks to the sandbox with the sandbox's defaults. */
     snprintf(z->client_id, sizeof z->client_id, "%s",
              config_str("ZOHO_CLIENT_ID", "sandbox-client"));
@@ -971,7 +1064,7 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         zsync_stop(z);
         return -1;
     }
-    z->rng = (uint64_t)clock_now_ms();
+    atomic_store(&z->rng, (uint64_t)clock_now_ms());
     char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX],
         dpub[APP_URL_MAX], dreplay[APP_URL_MAX];
     app_bus_endpoints(app, "zoho-sync", pub, replay);
@@ -990,11 +1083,11 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .ntopics = 2,
                               .handler = on_event,
                               .arg = z};
-    if ((z->curl = curl_easy_init()) == NULL || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
+    if (api_keys_load(app->data_dir, &z->keys, err) != 0 ||
         app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
+        store_run(z->store, load_token_job, z) != 0 ||
         (po.store = z->store, bus_pub_open(&po, &z->pub)) != 0 ||
-        store_on_commit(z->store, on_commit, z) != 0 ||
-        pthread_create(&z->worker, NULL, worker_main, z) != 0 || !(z->worker_started = true) ||
+        store_on_commit(z->store, on_commit, z) != 0 || start_workers(z) != 0 ||
         (so.store = z->store, bus_sub_open(&so, &z->sub)) != 0 ||
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
