@@ -30,8 +30,9 @@ struct zrecord {
 struct sandbox_zoho {
     char client_id[160], client_secret[160], refresh_token[256];
     char external_field[64];
-    char
-        required[256]; /* layout-mandatory fields beyond Last_Name (SANDBOX_ZOHO_REQUIRED_FIELDS) */
+    /* Layout-mandatory fields beyond Last_Name (SANDBOX_ZOHO_REQUIRED_FIELDS). */
+    char required[256];
+    char custom[256]; /* the org's custom fields (SANDBOX_ZOHO_CUSTOM_FIELDS) */
     int64_t token_ttl_ms;
     struct {
         char token[80];
@@ -324,14 +325,27 @@ static const char *str_field(const cJSON *rec, const char *name)
 }
 
 /* Validate a Leads record; returns an error element or NULL. */
-static cJSON *check_lead(const struct sandbox_zoho *z, const cJSON *rec, int i)
+static bool custom_field(const struct sandbox_zoho *z, const char *name)
+{
+    char list[256], *save = NULL;
+    snprintf(list, sizeof list, "%s", z->custom);
+    for (char *f = strtok_r(list, ",", &save); f != NULL; f = strtok_r(NULL, ",", &save)) {
+        if (strcmp(f, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Validate a Leads record for insert/upsert, or (update) only the fields it carries. */
+static cJSON *check_lead(const struct sandbox_zoho *z, const cJSON *rec, int i, bool update)
 {
     if (!cJSON_IsObject(rec)) {
         return record_error("INVALID_DATA", "invalid data", NULL, i, NULL, NULL);
     }
     for (const cJSON *f = rec->child; f != NULL; f = f->next) {
         bool known = strcmp(f->string, z->external_field) == 0 || f->string[0] == '$' ||
-                     strcmp(f->string, "id") == 0;
+                     strcmp(f->string, "id") == 0 || custom_field(z, f->string);
         for (int k = 0; !known && lead_fields[k]; k++) {
             known = strcmp(f->string, lead_fields[k]) == 0;
         }
@@ -355,6 +369,12 @@ static cJSON *check_lead(const struct sandbox_zoho *z, const cJSON *rec, int i)
         }
     }
     const char *last = str_field(rec, "Last_Name");
+    if (update) {
+        return last != NULL && last[0] == '\0'
+                   ? record_error("MANDATORY_NOT_FOUND", "required field not found", "Last_Name", i,
+                                  NULL, NULL)
+                   : NULL;
+    }
     if (last == NULL || last[0] == '\0') {
         return record_error("MANDATORY_NOT_FOUND", "required field not found", "Last_Name", i, NULL,
                             NULL);
@@ -458,7 +478,7 @@ static void write_leads(struct http_req *req, struct sandbox *sb, bool upsert)
     int64_t now = clock_now_ms();
     pthread_mutex_lock(&sb->lock);
     for (cJSON *rec = data->child; rec != NULL; rec = rec->next, total++) {
-        cJSON *err = check_lead(z, rec, total);
+        cJSON *err = check_lead(z, rec, total, false);
         struct zrecord *match = NULL;
         const char *match_field = NULL;
         const char *ext = err ? NULL : str_field(rec, z->external_field);
@@ -533,6 +553,48 @@ static void post_upsert(struct http_req *req, void *arg)
     if (crm_prelude(arg, req)) {
         write_leads(req, arg, true);
     }
+}
+
+/* PUT /Leads: update records by their data[i].id. */
+static void put_leads(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    if (!crm_prelude(sb, req)) {
+        return;
+    }
+    cJSON *root, *data = parse_data(req, &root);
+    if (data == NULL) {
+        return;
+    }
+    cJSON *results = cJSON_CreateArray();
+    int ok = 0, total = 0;
+    int64_t now = clock_now_ms();
+    pthread_mutex_lock(&sb->lock);
+    for (cJSON *rec = data->child; rec != NULL; rec = rec->next, total++) {
+        const char *id = str_field(rec, "id");
+        struct zrecord *r = id ? find_by_id(sb->zoho, "Leads", id) : NULL;
+        cJSON *err = r == NULL ? record_error(id ? "INVALID_DATA" : "MANDATORY_NOT_FOUND",
+                                              id ? "the id given seems to be invalid"
+                                                 : "required field not found",
+                                              "id", total, NULL, NULL)
+                               : check_lead(sb->zoho, rec, total, true);
+        if (err != NULL) {
+            cJSON_AddItemToArray(results, err);
+            continue;
+        }
+        for (cJSON *f = rec->child; f != NULL; f = f->next) {
+            if (strcmp(f->string, "id") != 0) {
+                cJSON_DeleteItemFromObjectCaseSensitive(r->fields, f->string);
+                cJSON_AddItemToObject(r->fields, f->string, cJSON_Duplicate(f, true));
+            }
+        }
+        r->modified = now;
+        cJSON_AddItemToArray(results, record_success(r, "record updated"));
+        ok++;
+    }
+    pthread_mutex_unlock(&sb->lock);
+    cJSON_Delete(root);
+    reply_results(req, sb, results, ok, total, 200);
 }
 
 static cJSON *record_json(const struct zrecord *r)
@@ -765,6 +827,7 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
     snprintf(z->external_field, sizeof z->external_field, "%s",
              config_str("ZOHO_EXTERNAL_ID_FIELD", "Leadbus_Id"));
     snprintf(z->required, sizeof z->required, "%s", config_str("SANDBOX_ZOHO_REQUIRED_FIELDS", ""));
+    snprintf(z->custom, sizeof z->custom, "%s", config_str("SANDBOX_ZOHO_CUSTOM_FIELDS", ""));
     sb->zoho = z;
     const char *crm = "/sandbox/zoho/crm/{v}";
     char p1[96], p2[96], p3[96], p4[96], p5[96], p6[96];
@@ -776,6 +839,7 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
     snprintf(p5, sizeof p5, "%s/Calls", crm);
     if (http_route(app->http, "POST", "/sandbox/zoho/oauth/v2/token", post_token, sb) != 0 ||
         http_route(app->http, "POST", p1, post_leads, sb) != 0 ||
+        http_route(app->http, "PUT", p1, put_leads, sb) != 0 ||
         http_route(app->http, "POST", p2, post_upsert, sb) != 0 ||
         http_route(app->http, "GET", p3, get_lead, sb) != 0 ||
         http_route(app->http, "POST", p4, post_notes, sb) != 0 ||

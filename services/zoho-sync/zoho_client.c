@@ -159,8 +159,8 @@ static size_t header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static int perform(CURL *curl, const char *url, struct curl_slist *headers, const char *body,
-                   long timeout_ms, struct zoho_response *r)
+static int perform(CURL *curl, const char *method, const char *url, struct curl_slist *headers,
+                   const char *body, long timeout_ms, struct zoho_response *r)
 {
     struct buf b = {NULL, 0};
     memset(r, 0, sizeof *r);
@@ -169,6 +169,9 @@ static int perform(CURL *curl, const char *url, struct curl_slist *headers, cons
     curl_easy_setopt(curl, CURLOPT_URL, url);
     if (body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    }
+    if (strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -196,19 +199,34 @@ int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_m
 {
     struct curl_slist *h =
         curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-    int rc = perform(curl, url, h, form, timeout_ms, r);
+    int rc = perform(curl, "POST", url, h, form, timeout_ms, r);
     curl_slist_free_all(h);
     return rc;
 }
 
+static int send_json(CURL *curl, const char *method, const char *url, const char *token,
+                     const char *json, long timeout_ms, struct zoho_response *r);
+
 int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
                    long timeout_ms, struct zoho_response *r)
+{
+    return send_json(curl, "POST", url, token, json, timeout_ms, r);
+}
+
+int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
+                  struct zoho_response *r)
+{
+    return send_json(curl, "PUT", url, token, json, timeout_ms, r);
+}
+
+static int send_json(CURL *curl, const char *method, const char *url, const char *token,
+                     const char *json, long timeout_ms, struct zoho_response *r)
 {
     char auth[300];
     snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, auth);
-    int rc = perform(curl, url, h, json, timeout_ms, r);
+    int rc = perform(curl, method, url, h, json, timeout_ms, r);
     curl_slist_free_all(h);
     return rc;
 }
@@ -219,7 +237,7 @@ int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
     char auth[300];
     snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
     struct curl_slist *h = curl_slist_append(NULL, auth);
-    int rc = perform(curl, url, h, NULL, timeout_ms, r);
+    int rc = perform(curl, "GET", url, h, NULL, timeout_ms, r);
     curl_slist_free_all(h);
     return rc;
 }

@@ -64,6 +64,9 @@ int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_m
 int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
                    long timeout_ms, struct zoho_response *r);
 
+/* PUT JSON with the Zoho-oauthtoken header. */
+int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
+                  struct zoho_response *r);
 /* GET with the Zoho-oauthtoken header. */
 int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
              struct zoho_response *r);

@@ -43,7 +43,7 @@ struct zsync {
     struct api_keys *keys;
     struct upstream up;
     char client_id[160], client_secret[160], refresh_token[256];
-    char ext_field[64], dup_fields[128], default_company[256], call_result[64];
+    char ext_field[64], dup_fields[128], default_company[256], call_result[64], status_field[64];
     int64_t max_attempts;
     int64_t max_retry_ms, timeout_ms;
     struct worker *workers;
@@ -760,6 +760,28 @@ static int write_outcome(struct worker *w, struct outcome *o, char code[64])
             }
         }
     }
+    if (z->status_field[0] != '\0') {
+        /* The latest outcome on the lead itself; a PUT of the same value is harmless to repeat. */
+        cJSON *o2 = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o2, "data");
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "id", o->zoho_id);
+        cJSON_AddStringToObject(rec, z->status_field, o->status);
+        cJSON_AddItemToArray(data, rec);
+        char *body = cJSON_PrintUnformatted(o2);
+        cJSON_Delete(o2);
+        char url[APP_URL_MAX + 64];
+        snprintf(url, sizeof url, "%s/crm/v8/Leads", api_domain(w));
+        struct zoho_response r;
+        zoho_put_json(w->curl, url, w->tok.access, body ? body : "{}", (long)z->timeout_ms, &r);
+        free(body);
+        struct zoho_result res;
+        int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
+        free(r.body);
+        snprintf(code, 64, "%s", got == 1 ? res.code : "STATUS_FIELD");
+        if (got != 1 || !res.ok) {
+            return got == 1 && res.permanent ? -1 : 0;
+        }
+    }
     return 1;
 }
 
@@ -1060,6 +1082,8 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     snprintf(z->default_company, sizeof z->default_company, "%s",
              config_str("ZOHO_DEFAULT_COMPANY", ""));
     snprintf(z->call_result, sizeof z->call_result, "%s", config_str("ZOHO_CALL_RESULT", ""));
+    snprintf(z->status_field, sizeof z->status_field, "%s",
+             config_str("ZOHO_CALL_STATUS_FIELD", ""));
     if (config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &z->max_attempts, err) != 0) {
         zsync_stop(z);
         return -1;
