@@ -260,6 +260,33 @@ static void catch_up(struct bus_sub *s, struct source *src, struct cursor *c, ui
 
 static void persist_start(struct bus_sub *s, struct cursor *c);
 
+/*
+ * A publisher says stream (src, topic) ends at last_seq (heartbeat or stream
+ * list): start a "from now" cursor there, or replay what this subscriber lacks.
+ */
+static void stream_seen(struct bus_sub *s, struct source *src, const char *name,
+                        const struct proto_hb_stream *stream, bool count_gap)
+{
+    if (!topic_wanted(s, stream->topic)) {
+        return;
+    }
+    bool created;
+    struct cursor *c = cursor_find(s, name, stream->topic, &created);
+    if (c == NULL) {
+        return;
+    }
+    if (created && s->from_now) {
+        c->seq = c->queued = stream->last_seq;
+        persist_start(s, c);
+    } else if (stream->last_seq > c->queued) {
+        if (count_gap) {
+            atomic_fetch_add(&s->gaps, 1);
+        }
+        flush(s);
+        catch_up(s, src, c, stream->last_seq);
+    }
+}
+
 static void handle_heartbeat(struct bus_sub *s, const struct proto_event *ev)
 {
     struct proto_heartbeat hb = ev->data.heartbeat;
@@ -267,22 +294,7 @@ static void handle_heartbeat(struct bus_sub *s, const struct proto_event *ev)
     snprintf(from, sizeof from, "%s", ev->src);
     struct source *src = source_named(s, from);
     for (int i = 0; i < hb.count; i++) {
-        if (!topic_wanted(s, hb.streams[i].topic)) {
-            continue;
-        }
-        bool created;
-        struct cursor *c = cursor_find(s, from, hb.streams[i].topic, &created);
-        if (c == NULL) {
-            continue;
-        }
-        if (created && s->from_now) {
-            c->seq = c->queued = hb.streams[i].last_seq;
-            persist_start(s, c);
-        } else if (hb.streams[i].last_seq > c->queued) {
-            atomic_fetch_add(&s->gaps, 1);
-            flush(s);
-            catch_up(s, src, c, hb.streams[i].last_seq);
-        }
+        stream_seen(s, src, from, &hb.streams[i], true);
     }
 }
 
@@ -412,20 +424,7 @@ static void sync_source(struct bus_sub *s, struct source *src)
     snprintf(src->name, sizeof src->name, "%s", name);
     src->synced = true;
     for (int i = 0; i < hb.count && src->synced; i++) {
-        if (!topic_wanted(s, hb.streams[i].topic)) {
-            continue;
-        }
-        bool created;
-        struct cursor *c = cursor_find(s, name, hb.streams[i].topic, &created);
-        if (c == NULL) {
-            continue;
-        }
-        if (created && s->from_now) {
-            c->seq = c->queued = hb.streams[i].last_seq;
-            persist_start(s, c);
-        } else if (hb.streams[i].last_seq > c->queued) {
-            catch_up(s, src, c, hb.streams[i].last_seq);
-        }
+        stream_seen(s, src, name, &hb.streams[i], false);
     }
     if (!src->synced) {
         src->next_sync = clock_mono_ms() + RESYNC_MS;

@@ -33,6 +33,18 @@ int upstream_resolve(const struct app *app, struct upstream *up, char err[CONFIG
         return -1;
     }
     memset(up, 0, sizeof *up);
+    snprintf(up->exotel_sid, sizeof up->exotel_sid, "%s",
+             config_str("EXOTEL_ACCOUNT_SID", "sandbox"));
+    snprintf(up->exotel_key, sizeof up->exotel_key, "%s",
+             config_str("EXOTEL_API_KEY", "sandbox-key"));
+    snprintf(up->exotel_token, sizeof up->exotel_token, "%s",
+             config_str("EXOTEL_API_TOKEN", "sandbox-token"));
+    snprintf(up->zoho_client_id, sizeof up->zoho_client_id, "%s",
+             config_str("ZOHO_CLIENT_ID", "sandbox-client"));
+    snprintf(up->zoho_client_secret, sizeof up->zoho_client_secret, "%s",
+             config_str("ZOHO_CLIENT_SECRET", "sandbox-secret"));
+    snprintf(up->zoho_refresh_token, sizeof up->zoho_refresh_token, "%s",
+             config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
     char local[64];
     snprintf(local, sizeof local, "http://127.0.0.1:%d/sandbox", app->port);
 

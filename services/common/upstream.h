@@ -17,6 +17,9 @@
 #include <stdbool.h>
 
 struct upstream {
+    /* Credentials as configured, or the sandbox's defaults when absent. */
+    char exotel_sid[64], exotel_key[128], exotel_token[128];
+    char zoho_client_id[160], zoho_client_secret[160], zoho_refresh_token[256];
     bool exotel_sandbox;
     char exotel_base[APP_URL_MAX]; /* …/v1/Accounts/<sid>/… is appended by the client */
     bool zoho_sandbox;

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "log.h"
 #include "sandbox.h"
+#include "upstream.h"
 
 #include <civetweb.h>
 #include <ctype.h>
@@ -687,11 +688,18 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     ex->rate_window_ms = window;
     ex->by_last_digit = mode == 1;
     /* The sandbox accepts the credentials leadbus is configured with, or the sandbox defaults. */
-    snprintf(ex->sid, sizeof ex->sid, "%s", config_str("EXOTEL_ACCOUNT_SID", "sandbox"));
+    struct upstream up;
+    if (upstream_resolve(app, &up, err) != 0) {
+        free(ex->placed);
+        free(ex);
+        return -1;
+    }
+    snprintf(ex->sid, sizeof ex->sid, "%s", up.exotel_sid);
     char pair[260];
-    snprintf(pair, sizeof pair, "%s:%s", config_str("EXOTEL_API_KEY", "sandbox-key"),
-             config_str("EXOTEL_API_TOKEN", "sandbox-token"));
+    snprintf(pair, sizeof pair, "%s:%s", up.exotel_key, up.exotel_token);
     EVP_EncodeBlock((unsigned char *)ex->auth_b64, (const unsigned char *)pair, (int)strlen(pair));
+    explicit_bzero(pair, sizeof pair);
+    explicit_bzero(&up, sizeof up);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "log.h"
 #include "sandbox.h"
+#include "upstream.h"
 
 #include <civetweb.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include <string.h>
 
 #define LIVE_TOKENS 15
-#define MINTS_PER_WINDOW 10
+#define MINTS_MAX 1000
 #define MINT_WINDOW_MS (10 * 60 * 1000)
 #define MAX_RECORDS_PER_CALL 100
 
@@ -39,7 +40,9 @@ struct sandbox_zoho {
         int64_t expires;
     } tokens[LIVE_TOKENS];
     int ntokens, token_head;
-    int64_t mints[MINTS_PER_WINDOW];
+    int64_t mints[MINTS_MAX];
+    int mint_limit; /* tokens per refresh token per 10 minutes: Zoho's 10, or
+                       SANDBOX_ZOHO_MINT_LIMIT */
     int nmints, mint_head;
     struct zrecord *recs;
     int nrecs, cap;
@@ -230,7 +233,7 @@ static void post_token(struct http_req *req, void *arg)
     }
     int64_t now = clock_now_ms();
     pthread_mutex_lock(&sb->lock);
-    if (error == NULL && z->nmints == MINTS_PER_WINDOW &&
+    if (error == NULL && z->nmints == z->mint_limit &&
         now - z->mints[z->mint_head] < MINT_WINDOW_MS) {
         pthread_mutex_unlock(&sb->lock);
         cJSON_AddStringToObject(
@@ -247,11 +250,11 @@ static void post_token(struct http_req *req, void *arg)
         http_reply_json(req, 200, o);
         return;
     }
-    if (z->nmints < MINTS_PER_WINDOW) {
-        z->mints[(z->mint_head + z->nmints++) % MINTS_PER_WINDOW] = now;
+    if (z->nmints < z->mint_limit) {
+        z->mints[(z->mint_head + z->nmints++) % z->mint_limit] = now;
     } else {
         z->mints[z->mint_head] = now;
-        z->mint_head = (z->mint_head + 1) % MINTS_PER_WINDOW;
+        z->mint_head = (z->mint_head + 1) % z->mint_limit;
     }
     /* At most 15 live tokens: the 16th pushes out the oldest. */
     int slot = z->ntokens < LIVE_TOKENS ? z->ntokens++ : z->token_head;
@@ -809,8 +812,9 @@ static void get_records(struct http_req *req, void *arg)
 
 int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX])
 {
-    int64_t ttl;
-    if (config_int("SANDBOX_ZOHO_TOKEN_TTL_S", 3600, 1, 86400, &ttl, err) != 0) {
+    int64_t ttl, mint_limit;
+    if (config_int("SANDBOX_ZOHO_TOKEN_TTL_S", 3600, 1, 86400, &ttl, err) != 0 ||
+        config_int("SANDBOX_ZOHO_MINT_LIMIT", 10, 1, MINTS_MAX, &mint_limit, err) != 0) {
         return -1;
     }
     struct sandbox_zoho *z = calloc(1, sizeof *z);
@@ -818,12 +822,17 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
         return -1;
     }
     z->token_ttl_ms = ttl * 1000;
-    snprintf(z->client_id, sizeof z->client_id, "%s",
-             config_str("ZOHO_CLIENT_ID", "sandbox-client"));
-    snprintf(z->client_secret, sizeof z->client_secret, "%s",
-             config_str("ZOHO_CLIENT_SECRET", "sandbox-secret"));
-    snprintf(z->refresh_token, sizeof z->refresh_token, "%s",
-             config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
+    z->mint_limit = (int)mint_limit;
+    /* The sandbox accepts the credentials leadbus is configured with, or their defaults. */
+    struct upstream up;
+    if (upstream_resolve(app, &up, err) != 0) {
+        free(z);
+        return -1;
+    }
+    snprintf(z->client_id, sizeof z->client_id, "%s", up.zoho_client_id);
+    snprintf(z->client_secret, sizeof z->client_secret, "%s", up.zoho_client_secret);
+    snprintf(z->refresh_token, sizeof z->refresh_token, "%s", up.zoho_refresh_token);
+    explicit_bzero(&up, sizeof up);
     snprintf(z->external_field, sizeof z->external_field, "%s",
              config_str("ZOHO_EXTERNAL_ID_FIELD", "Leadbus_Id"));
     snprintf(z->required, sizeof z->required, "%s", config_str("SANDBOX_ZOHO_REQUIRED_FIELDS", ""));

@@ -16,7 +16,6 @@
 #include <time.h>
 
 #define BACKOFF_BASE_MS 1000
-#define BACKOFF_CAP_MS (5 * 60 * 1000)
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS zoho_token("
@@ -45,7 +44,7 @@ struct zsync {
     char client_id[160], client_secret[160], refresh_token[256];
     char ext_field[64], dup_fields[128], default_company[256], call_result[64], status_field[64];
     int64_t max_attempts;
-    int64_t max_retry_ms, timeout_ms;
+    int64_t max_retry_ms, timeout_ms, backoff_max_ms;
     struct worker *workers;
     int nworkers;
     pthread_mutex_t lock;
@@ -262,11 +261,11 @@ struct commit_args {
 static int64_t backoff(struct zsync *z, int attempts, int64_t retry_after_ms)
 {
     int64_t d = BACKOFF_BASE_MS;
-    for (int i = 1; i < attempts && d < BACKOFF_CAP_MS; i++) {
+    for (int i = 1; i < attempts && d < z->backoff_max_ms; i++) {
         d *= 2;
     }
-    if (d > BACKOFF_CAP_MS) {
-        d = BACKOFF_CAP_MS;
+    if (d > z->backoff_max_ms) {
+        d = z->backoff_max_ms;
     }
     uint64_t r = atomic_fetch_add(&z->rng, 0x9e3779b97f4a7c15ULL) * 6364136223846793005ULL;
     d = d / 2 + (int64_t)((r >> 33) % (uint64_t)(d / 2 + 1)); /* jitter: spread retries */
@@ -1057,7 +1056,8 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     if (upstream_resolve(app, &z->up, err) != 0 ||
         config_int("ZOHO_MAX_RETRY_MS", 6 * 3600 * 1000, 1000, INT64_MAX / 2, &z->max_retry_ms,
                    err) != 0 ||
-        config_int("ZOHO_TIMEOUT_MS", 30000, 100, 600000, &z->timeout_ms, err) != 0) {
+        config_int("ZOHO_TIMEOUT_MS", 30000, 100, 600000, &z->timeout_ms, err) != 0 ||
+        config_int("ZOHO_BACKOFF_MAX_MS", 300000, 1000, 3600000, &z->backoff_max_ms, err) != 0) {
         zsync_stop(z);
         return -1;
     }
@@ -1068,13 +1068,10 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     z->nworkers = (int)concurrency;
-    /* Without credentials leadbus talks to the sandbox with the sandbox's defaults. */
-    snprintf(z->client_id, sizeof z->client_id, "%s",
-             config_str("ZOHO_CLIENT_ID", "sandbox-client"));
-    snprintf(z->client_secret, sizeof z->client_secret, "%s",
-             config_str("ZOHO_CLIENT_SECRET", "sandbox-secret"));
-    snprintf(z->refresh_token, sizeof z->refresh_token, "%s",
-             config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
+    /* Without credentials leadbus talks to the sandbox with the sandbox's defaults (upstream). */
+    snprintf(z->client_id, sizeof z->client_id, "%s", z->up.zoho_client_id);
+    snprintf(z->client_secret, sizeof z->client_secret, "%s", z->up.zoho_client_secret);
+    snprintf(z->refresh_token, sizeof z->refresh_token, "%s", z->up.zoho_refresh_token);
     snprintf(z->ext_field, sizeof z->ext_field, "%s",
              config_str("ZOHO_EXTERNAL_ID_FIELD", z->up.zoho_sandbox ? "Leadbus_Id" : ""));
     snprintf(z->dup_fields, sizeof z->dup_fields, "%s",

@@ -18,7 +18,7 @@ cleanup() {
         echo "--- logs of the failed test ($T) ---"
         for f in "$T"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 30 "$f"; }; done
     fi
-    rm -rf "$T"
+    [ -n "${KEEP_T:-}" ] || rm -rf "$T"  # KEEP_T=1 keeps a failed run for a look
     exit $rc
 }
 trap cleanup EXIT

@@ -9,13 +9,13 @@
 cd "$T"
 KEY=test-key-0123456789abcdef
 PA=$(free_port); PB=$(free_port)
-start sandbox env PORT=$PA HTTP_BIND=127.0.0.1 DATA_DIR="$T/sb" API_KEYS=$KEY SANDBOX_ZOHO_TOKEN_TTL_S=4 \
+start sandbox env PORT=$PA HTTP_BIND=127.0.0.1 DATA_DIR="$T/sb" API_KEYS=$KEY SANDBOX_ZOHO_TOKEN_TTL_S=4 SANDBOX_ZOHO_MINT_LIMIT=200 \
     SANDBOX_ZOHO_REQUIRED_FIELDS=Company SANDBOX_ZOHO_CUSTOM_FIELDS=Last_Call_Status \
     SANDBOX_HANG_MS=1500 "$LEADBUS" --target=sandbox
 wait_for 10 sandbox curl -fsS "http://127.0.0.1:$PA/healthz"
 ZO="http://127.0.0.1:$PA/sandbox/zoho"
 export PORT=$PB HTTP_BIND=127.0.0.1 DATA_DIR="$T/svc" API_KEYS=$KEY ZOHO_ACCOUNTS_URL=$ZO ZOHO_API_DOMAIN=$ZO \
-    ZOHO_TIMEOUT_MS=1000 ZOHO_CALL_STATUS_FIELD=Last_Call_Status BUS_INGEST_PUB="ipc://$T/i.ipc" BUS_INGEST_REPLAY="ipc://$T/ir.ipc" \
+    ZOHO_TIMEOUT_MS=1000 ZOHO_BACKOFF_MAX_MS=2000 ZOHO_CALL_STATUS_FIELD=Last_Call_Status BUS_INGEST_PUB="ipc://$T/i.ipc" BUS_INGEST_REPLAY="ipc://$T/ir.ipc" \
     BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc" \
     BUS_DIALER_PUB="ipc://$T/d.ipc" BUS_DIALER_REPLAY="ipc://$T/dr.ipc"
 touch "$T/outcomes"
@@ -97,7 +97,7 @@ wait_for 120 "part of the backlog in Zoho" at_least leads_in_zoho 150
 kill -9 "$SVC"; wait "$SVC" 2>/dev/null || true
 echo "SIGKILLed zoho-sync with $(leads_in_zoho) of $((N + 2)) leads in Zoho"
 start_svc
-wait_for 240 "all $((N + 2)) leads in Zoho" at_least leads_in_zoho $((N + 2))
+wait_for 180 "all $((N + 2)) leads in Zoho" at_least leads_in_zoho $((N + 2))
 curl -fsS -X POST "http://127.0.0.1:$PA/sandbox/faults" -d reset >/dev/null
 distinct=$(leads_in_zoho); records=$(records_in_zoho)
 echo "Zoho holds $records lead records for $distinct distinct leadbus leads ($((N + 2)) posted)"
