@@ -473,12 +473,18 @@ static void *sub_main(void *arg)
     return NULL;
 }
 
-static void free_sources(struct bus_sub *s)
+static void close_requesters(struct bus_sub *s)
 {
     for (int i = 0; i < s->nsrc; i++) {
         if (s->src[i].replay_url != NULL) {
             bus_sock_close(s->src[i].req, CLOSE_TIMEOUT_MS);
         }
+    }
+}
+
+static void free_sources(struct bus_sub *s)
+{
+    for (int i = 0; i < s->nsrc; i++) {
         free(s->src[i].pub_url);
         free(s->src[i].replay_url);
     }
@@ -562,6 +568,7 @@ int bus_sub_open(const struct bus_sub_opts *o, struct bus_sub **out)
     }
     if (open_sockets(s, o) != 0 || pthread_create(&s->thread, NULL, sub_main, s) != 0) {
         nng_close(s->sub);
+        close_requesters(s);
         free_sources(s);
         free(s->batch);
         free(s);
@@ -577,6 +584,9 @@ void bus_sub_close(struct bus_sub *s)
         return;
     }
     atomic_store(&s->stopping, true);
+    /* A replay request to an absent publisher blocks for its timeout; closing
+     * the REQ sockets ends it now, so shutdown does not wait for it. */
+    close_requesters(s);
     pthread_join(s->thread, NULL);
     if (s->store != NULL && s->upsert != NULL) {
         store_run(s->store, finalize_job, s);
