@@ -200,6 +200,7 @@ static int save_token_job(sqlite3 *db, void *arg)
 
 struct due_args {
     struct pending *p;
+    int64_t stale_before; /* a claim older than this was lost (its commit failed): take it again */
     int n;
     int64_t next_due; /* earliest next_try_ms among waiting leads, or 0 */
 };
@@ -213,13 +214,14 @@ static int load_due_job(sqlite3 *db, void *arg)
     a->next_due = 0;
     if (sqlite3_prepare_v2(db,
                            "SELECT lead_id, lead_json, attempts, coalesce(first_try_ms, 0)"
-                           " FROM zoho_leads WHERE state = 'pending' AND next_try_ms <= ?1"
-                           " ORDER BY seq LIMIT ?2",
+                           " FROM zoho_leads WHERE (state = 'pending' AND next_try_ms <= ?1)"
+                           " OR (state = 'sending' AND updated_ms < ?3) ORDER BY seq LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int(st, 2, ZOHO_BATCH_MAX);
+    sqlite3_bind_int64(st, 3, a->stale_before);
     while (sqlite3_step(st) == SQLITE_ROW && a->n < ZOHO_BATCH_MAX) {
         struct pending *p = &a->p[a->n++];
         memset(p, 0, sizeof *p);
@@ -229,16 +231,26 @@ static int load_due_job(sqlite3 *db, void *arg)
         p->first_try_ms = sqlite3_column_int64(st, 3);
     }
     sqlite3_finalize(st);
-    /* Claimed: other workers skip them; a restart puts 'sending' back to 'pending'. */
-    if (a->n > 0 &&
-        sqlite3_prepare_v2(db, "UPDATE zoho_leads SET state = 'sending' WHERE lead_id = ?1", -1,
-                           &st, NULL) == SQLITE_OK) {
-        for (int i = 0; i < a->n; i++) {
+    /* Claimed: other workers skip them. A restart, or a claim gone stale because
+     * its results could not be committed, makes them due again. */
+    if (a->n > 0) {
+        if (sqlite3_prepare_v2(db,
+                               "UPDATE zoho_leads SET state = 'sending', updated_ms = ?2"
+                               " WHERE lead_id = ?1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        int rc = SQLITE_DONE;
+        for (int i = 0; i < a->n && rc == SQLITE_DONE; i++) {
             sqlite3_bind_text(st, 1, a->p[i].lead_id, -1, SQLITE_STATIC);
-            sqlite3_step(st);
+            sqlite3_bind_int64(st, 2, now);
+            rc = sqlite3_step(st);
             sqlite3_reset(st);
         }
         sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            return -1; /* rolled back: nothing claimed; the caller frees what was read */
+        }
     }
     if (a->n == 0 &&
         sqlite3_prepare_v2(db, "SELECT min(next_try_ms) FROM zoho_leads WHERE state = 'pending'",
@@ -668,8 +680,8 @@ static int find_marked(struct worker *w, const struct outcome *o, const char *li
     return found;
 }
 
-/* POST one record; 1 written (id_out set), 0 transient failure, -1 refused for good. */
-static int write_record(struct worker *w, const char *path, cJSON *rec, char id_out[32],
+/* POST (or PUT) one record; 1 written (id_out set), 0 transient failure, -1 refused for good. */
+static int write_record(struct worker *w, bool put, const char *path, cJSON *rec, char id_out[32],
                         char code[64])
 {
     cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
@@ -679,7 +691,8 @@ static int write_record(struct worker *w, const char *path, cJSON *rec, char id_
     char url[APP_URL_MAX + 128];
     snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(w), path);
     struct zoho_response r;
-    zoho_post_json(w->curl, url, w->tok.access, body ? body : "{}", (long)w->z->timeout_ms, &r);
+    (put ? zoho_put_json : zoho_post_json)(w->curl, url, w->tok.access, body ? body : "{}",
+                                           (long)w->z->timeout_ms, &r);
     free(body);
     struct zoho_result res;
     int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
@@ -720,7 +733,7 @@ static int write_outcome(struct worker *w, struct outcome *o, char code[64])
             cJSON_AddStringToObject(parent, "id", o->zoho_id);
             char path[96];
             snprintf(path, sizeof path, "Leads/%s/Notes", o->zoho_id);
-            int rc = write_record(w, path, note, o->note_id, code);
+            int rc = write_record(w, false, path, note, o->note_id, code);
             if (rc != 1) {
                 return rc;
             }
@@ -753,7 +766,7 @@ static int write_outcome(struct worker *w, struct outcome *o, char code[64])
             cJSON_AddStringToObject(call, "Description", desc);
             cJSON_AddStringToObject(cJSON_AddObjectToObject(call, "What_Id"), "id", o->zoho_id);
             cJSON_AddStringToObject(call, "$se_module", "Leads");
-            int rc = write_record(w, "Calls", call, o->call_rec_id, code);
+            int rc = write_record(w, false, "Calls", call, o->call_rec_id, code);
             if (rc != 1) {
                 return rc;
             }
@@ -761,24 +774,13 @@ static int write_outcome(struct worker *w, struct outcome *o, char code[64])
     }
     if (z->status_field[0] != '\0') {
         /* The latest outcome on the lead itself; a PUT of the same value is harmless to repeat. */
-        cJSON *o2 = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o2, "data");
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "id", o->zoho_id);
         cJSON_AddStringToObject(rec, z->status_field, o->status);
-        cJSON_AddItemToArray(data, rec);
-        char *body = cJSON_PrintUnformatted(o2);
-        cJSON_Delete(o2);
-        char url[APP_URL_MAX + 64];
-        snprintf(url, sizeof url, "%s/crm/v8/Leads", api_domain(w));
-        struct zoho_response r;
-        zoho_put_json(w->curl, url, w->tok.access, body ? body : "{}", (long)z->timeout_ms, &r);
-        free(body);
-        struct zoho_result res;
-        int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
-        free(r.body);
-        snprintf(code, 64, "%s", got == 1 ? res.code : "STATUS_FIELD");
-        if (got != 1 || !res.ok) {
-            return got == 1 && res.permanent ? -1 : 0;
+        char updated_id[32];
+        int rc = write_record(w, true, "Leads", rec, updated_id, code);
+        if (rc != 1) {
+            return rc;
         }
     }
     return 1;
@@ -835,7 +837,7 @@ static void *worker_main(void *arg)
         seen = z->gen;
         pthread_mutex_unlock(&z->lock);
 
-        struct due_args due = {.p = batch};
+        struct due_args due = {.p = batch, .stale_before = now - 2 * z->timeout_ms - 60000};
         wake = now + 5000;
         if (!atomic_load(&z->fatal) && store_run(z->store, load_due_job, &due) == 0 && due.n > 0) {
             int64_t wait = 0;
@@ -855,7 +857,9 @@ static void *worker_main(void *arg)
                 wake = now + wait;
             }
             if (store_run(z->store, commit_job, &c) != 0) {
-                log_error("Cannot record Zoho results; they will be sent again", NULL);
+                log_error("Cannot record Zoho results; the leads will be sent again (upsert keeps "
+                          "that harmless)",
+                          NULL);
             }
             for (int i = 0; i < due.n; i++) {
                 if (batch[i].outcome == 1) {
