@@ -3,6 +3,8 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "call-scheduler/call_scheduler.h"
+#include "dialer/dialer.h"
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
 #include "tap/tap.h"
@@ -25,6 +27,8 @@ static const struct module *const modules[] = {
     &sandbox_module,
     &ingest_module,
     &zoho_sync_module,
+    &call_scheduler_module,
+    &dialer_module,
     NULL,
 };
 

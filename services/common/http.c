@@ -15,6 +15,7 @@ struct route {
     char pattern[128];
     http_handler fn;
     void *arg;
+    const char *target; /* the module that registered it, for its log lines */
 };
 
 struct check {
@@ -289,6 +290,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         path_known = true;
         bool head_as_get = strcmp(req.method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
         if (strcmp(r->method, req.method) == 0 || head_as_get) {
+            log_set_target(r->target); /* civetweb's threads serve every module's routes */
             r->fn(&req, r->arg);
             if (req.status == 0) {
                 http_reply_error(&req, 500, "internal", "handler sent no answer", NULL);
@@ -327,6 +329,7 @@ int http_route(struct http_server *h, const char *method, const char *pattern, h
     snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
     r->fn = fn;
     r->arg = arg;
+    r->target = log_target();
     return 0;
 }
 

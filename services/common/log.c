@@ -28,6 +28,11 @@ void log_set_target(const char *target)
     thread_target = target;
 }
 
+const char *log_target(void)
+{
+    return thread_target;
+}
+
 void log_mask_phone(const char *in, char *out, size_t out_size)
 {
     if (out_size == 0) {

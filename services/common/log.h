@@ -42,6 +42,8 @@ struct log_field {
 void log_init(enum log_level min, enum log_format fmt);
 /* The target name this thread logs as (a string literal or otherwise static). */
 void log_set_target(const char *target);
+/* This thread's target, or NULL: threads a module starts (store writer, HTTP routes) inherit it. */
+const char *log_target(void);
 
 void log_write(enum log_level lvl, const char *msg, const struct log_field *fields);
 

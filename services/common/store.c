@@ -34,6 +34,7 @@ struct store {
     bool stopping;
     struct hook hooks[MAX_HOOKS];
     int nhooks;
+    const char *target; /* the opening module: the writer logs (and runs its handlers) as it */
 };
 
 static int exec(sqlite3 *db, const char *sql)
@@ -85,6 +86,7 @@ static void run_batch(struct store *s, struct job *batch, const struct hook *hoo
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
+    log_set_target(s->target);
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (s->head == NULL && !s->stopping) {
@@ -158,6 +160,7 @@ int store_open(const struct store_opts *opts, struct store **out)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
+    s->target = log_target();
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
         sqlite3_close(s->db);
         free(s->path);

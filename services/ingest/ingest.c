@@ -226,7 +226,7 @@ static char *accepted_body(const char *lead_id, const struct lead_parse_result *
 static void post_leads(struct http_req *req, void *arg)
 {
     struct ingest *ing = arg;
-    log_set_target("ingest"); /* civetweb's threads serve every target's routes */
+
     if (!api_keys_check(ing->keys, http_header(req, "X-API-Key"))) {
         http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
         return;

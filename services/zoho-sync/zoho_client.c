@@ -123,121 +123,48 @@ int zoho_parse_records(const char *body, size_t len, struct zoho_result *results
 
 /* ---- HTTP ---- */
 
-struct buf {
-    char *p;
-    size_t len;
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
+static int zoho_send(CURL *curl, const char *method, const char *url, const char *token,
+                const char *content_type, const char *body, long timeout_ms,
+                struct httpc_response *r)
 {
-    struct buf *b = arg;
-    size_t add = size * n;
-    if (b->len + add > 8 * 1024 * 1024) {
-        return 0; /* an answer this large is not Zoho's */
+    char auth[300], ctype[96];
+    struct curl_slist *h = NULL;
+    if (content_type != NULL) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type);
+        h = curl_slist_append(h, ctype);
     }
-    char *grown = realloc(b->p, b->len + add + 1);
-    if (grown == NULL) {
-        return 0;
+    if (token != NULL) {
+        snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
+        h = curl_slist_append(h, auth);
     }
-    memcpy(grown + b->len, data, add);
-    b->p = grown;
-    b->len += add;
-    b->p[b->len] = '\0';
-    return add;
-}
-
-static size_t header(char *data, size_t size, size_t n, void *arg)
-{
-    struct zoho_response *r = arg;
-    size_t len = size * n;
-    if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-        long secs = strtol(data + 12, NULL, 10);
-        if (secs >= 0 && secs < 86400) {
-            r->retry_after_ms = secs * 1000;
-        }
-    }
-    return len;
-}
-
-static int perform(CURL *curl, const char *method, const char *url, struct curl_slist *headers,
-                   const char *body, long timeout_ms, struct zoho_response *r)
-{
-    struct buf b = {NULL, 0};
-    memset(r, 0, sizeof *r);
-    r->retry_after_ms = -1;
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    if (body != NULL) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    }
-    if (strcmp(method, "PUT") == 0) {
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, r->error);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-    } else if (r->error[0] == '\0') {
-        snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
-    }
-    r->body = b.p != NULL ? b.p : strdup("");
-    r->len = b.len;
-    return rc == CURLE_OK ? 0 : -1;
+    struct httpc_request req = {
+        .method = method, .url = url, .headers = h, .body = body, .timeout_ms = timeout_ms};
+    int rc = httpc_perform(curl, &req, r);
+    curl_slist_free_all(h);
+    explicit_bzero(auth, sizeof auth);
+    return rc;
 }
 
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
-                   struct zoho_response *r)
+                   struct httpc_response *r)
 {
-    struct curl_slist *h =
-        curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-    int rc = perform(curl, "POST", url, h, form, timeout_ms, r);
-    curl_slist_free_all(h);
-    return rc;
+    return zoho_send(curl, "POST", url, NULL, "application/x-www-form-urlencoded", form, timeout_ms, r);
 }
 
-static int send_json(CURL *curl, const char *method, const char *url, const char *token,
-                     const char *json, long timeout_ms, struct zoho_response *r);
-
 int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
-                   long timeout_ms, struct zoho_response *r)
+                   long timeout_ms, struct httpc_response *r)
 {
-    return send_json(curl, "POST", url, token, json, timeout_ms, r);
+    return zoho_send(curl, "POST", url, token, "application/json", json, timeout_ms, r);
 }
 
 int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
-                  struct zoho_response *r)
+                  struct httpc_response *r)
 {
-    return send_json(curl, "PUT", url, token, json, timeout_ms, r);
-}
-
-static int send_json(CURL *curl, const char *method, const char *url, const char *token,
-                     const char *json, long timeout_ms, struct zoho_response *r)
-{
-    char auth[300];
-    snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, auth);
-    int rc = perform(curl, method, url, h, json, timeout_ms, r);
-    curl_slist_free_all(h);
-    return rc;
+    return zoho_send(curl, "PUT", url, token, "application/json", json, timeout_ms, r);
 }
 
 int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
-             struct zoho_response *r)
+             struct httpc_response *r)
 {
-    char auth[300];
-    snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    int rc = perform(curl, "GET", url, h, NULL, timeout_ms, r);
-    curl_slist_free_all(h);
-    return rc;
+    return zoho_send(curl, "GET", url, token, NULL, NULL, timeout_ms, r);
 }

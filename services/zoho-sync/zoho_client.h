@@ -8,6 +8,8 @@
 #ifndef LEADBUS_ZOHO_CLIENT_H
 #define LEADBUS_ZOHO_CLIENT_H
 
+#include "http_client.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -49,26 +51,19 @@ struct zoho_result {
  */
 int zoho_parse_records(const char *body, size_t len, struct zoho_result *results, int n);
 
-struct zoho_response {
-    long status; /* HTTP status; 0 on a transport error */
-    char *body;  /* malloc'd, NUL-terminated; the caller frees */
-    size_t len;
-    int64_t retry_after_ms; /* from Retry-After, or -1 */
-    char error[CURL_ERROR_SIZE];
-};
 
 /* POST form fields (already encoded) to url. */
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
-                   struct zoho_response *r);
+                   struct httpc_response *r);
 /* POST JSON with the Zoho-oauthtoken header. */
 int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
-                   long timeout_ms, struct zoho_response *r);
+                   long timeout_ms, struct httpc_response *r);
 
 /* PUT JSON with the Zoho-oauthtoken header. */
 int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
-                  struct zoho_response *r);
+                  struct httpc_response *r);
 /* GET with the Zoho-oauthtoken header. */
 int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
-             struct zoho_response *r);
+             struct httpc_response *r);
 
 #endif

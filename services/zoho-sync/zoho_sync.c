@@ -368,7 +368,7 @@ static int refresh_locked(struct worker *w, int64_t *wait_ms)
     curl_free(ref);
     char url[APP_URL_MAX + 32];
     snprintf(url, sizeof url, "%s/oauth/v2/token", z->up.zoho_accounts);
-    struct zoho_response r;
+    struct httpc_response r;
     zoho_post_form(w->curl, url, form, (long)z->timeout_ms, &r);
     char error[128];
     int64_t now = clock_now_ms();
@@ -495,7 +495,7 @@ static int64_t sync_batch(struct worker *w, struct pending *p, int n)
     const char *domain = z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : w->tok.api_domain;
     char url[APP_URL_MAX + 64];
     snprintf(url, sizeof url, "%s/crm/v8/Leads/upsert", domain);
-    struct zoho_response r = {0};
+    struct httpc_response r = {0};
     struct zoho_result results[ZOHO_BATCH_MAX];
     int got = -1;
     for (int round = 0; round < 2 && body != NULL; round++) {
@@ -655,7 +655,7 @@ static int find_marked(struct worker *w, const struct outcome *o, const char *li
 {
     char url[APP_URL_MAX + 128];
     snprintf(url, sizeof url, "%s/crm/v8/Leads/%s/%s", api_domain(w), o->zoho_id, list);
-    struct zoho_response r;
+    struct httpc_response r;
     zoho_get(w->curl, url, w->tok.access, (long)w->z->timeout_ms, &r);
     int found = -1;
     if (r.status == 204) {
@@ -690,7 +690,7 @@ static int write_record(struct worker *w, bool put, const char *path, cJSON *rec
     cJSON_Delete(o);
     char url[APP_URL_MAX + 128];
     snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(w), path);
-    struct zoho_response r;
+    struct httpc_response r;
     (put ? zoho_put_json : zoho_post_json)(w->curl, url, w->tok.access, body ? body : "{}",
                                            (long)w->z->timeout_ms, &r);
     free(body);

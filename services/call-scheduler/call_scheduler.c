@@ -1,0 +1,685 @@
+/* call-scheduler: pending calls in SQLite, a timer thread, and the rate limit. */
+#include "call_scheduler.h"
+#include "api_key.h"
+#include "bus_pub.h"
+#include "bus_sub.h"
+#include "call_window.h"
+#include "clock.h"
+#include "log.h"
+#include "rate_limit.h"
+#include "retry_policy.h"
+#include "upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISPATCH_BATCH 256
+#define MAX_SLEEP_MS 60000
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS calls("
+    "  call_id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, phone_e164 TEXT NOT NULL,"
+    "  phone_dial TEXT NOT NULL, received_ms INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, due_ms INTEGER NOT NULL, status TEXT, detail TEXT,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS calls_pending ON calls(due_ms) WHERE state = 'pending';"
+    "CREATE INDEX IF NOT EXISTS calls_phone ON calls(phone_e164, received_ms)"
+    "  WHERE phone_e164 <> '';"
+    "CREATE INDEX IF NOT EXISTS calls_state ON calls(state, updated_ms);"
+    "CREATE TABLE IF NOT EXISTS dispatches(ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS dispatches_ms ON dispatches(ms);";
+
+struct sched {
+    struct store *store;
+    struct bus_pub *pub;
+    struct bus_sub *sub;
+    struct api_keys *keys;
+    bool enabled;
+    int64_t delay_ms, dedupe_ms, window_ms;
+    struct call_window window;
+    struct retry_policy retry;
+    struct rate_limit rl; /* writer thread only */
+    int64_t pruned_ms;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t gen;
+    bool stopping;
+    atomic_bool dirty; /* a commit brought new pending calls: the timer looks again */
+};
+
+static void kick(void *arg)
+{
+    struct sched *s = arg;
+    pthread_mutex_lock(&s->lock);
+    s->gen++;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_commit(void *arg)
+{
+    struct sched *s = arg;
+    if (atomic_exchange(&s->dirty, false)) {
+        kick(s);
+    }
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+/* ---- bus handler (writer thread, inside the subscriber's transaction) ---- */
+
+static int insert_call(sqlite3 *db, const char *call_id, const struct proto_lead_created *l,
+                       const char *state, int64_t due, const char *status)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO calls(call_id, lead_id, phone_e164, phone_dial, received_ms,"
+                           " attempt, state, due_ms, status, updated_ms)"
+                           " VALUES(?1,?2,?3,?4,?5,1,?6,?7,?8,?9)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, l->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, l->phone_e164, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, l->phone_dial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, l->received_ms);
+    sqlite3_bind_text(st, 6, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, due);
+    sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, clock_now_ms());
+    return step_done(st);
+}
+
+/* Is this phone already called or waiting for a call from a lead within the dedupe window? */
+static int is_duplicate(sqlite3 *db, struct sched *s, const struct proto_lead_created *l)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM calls WHERE phone_e164 = ?1 AND received_ms > ?2"
+                           " AND state IN ('pending', 'dispatched', 'done') LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, l->phone_e164, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, l->received_ms - s->dedupe_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created *l)
+{
+    char call_id[64];
+    snprintf(call_id, sizeof call_id, "call_%s", l->lead_id);
+    const char *reason = NULL;
+    if (!s->enabled) {
+        reason = "disabled";
+    } else if (strcmp(l->phone_status, "valid") != 0) {
+        reason = strcmp(l->phone_status, "invalid") == 0 ? "invalid_phone" : "no_phone";
+    } else {
+        int dup = is_duplicate(db, s, l);
+        if (dup < 0) {
+            return -1;
+        }
+        reason = dup ? "duplicate" : NULL;
+    }
+    if (reason != NULL) {
+        struct proto_call_skipped ev = {0};
+        snprintf(ev.call_id, sizeof ev.call_id, "%s", call_id);
+        snprintf(ev.lead_id, sizeof ev.lead_id, "%s", l->lead_id);
+        snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+        if (insert_call(db, call_id, l, "skipped", 0, reason) != 0 ||
+            bus_pub_append(s->pub, db, PROTO_CALL_SKIPPED, &ev, NULL) != 0) {
+            return -1;
+        }
+        log_info("Call skipped", LOG_FIELDS(LOG_S("callId", call_id), LOG_S("leadId", l->lead_id),
+                                            LOG_S("reason", reason)));
+        return 0;
+    }
+    int64_t due = call_window_next(&s->window, l->received_ms + s->delay_ms);
+    struct proto_call_scheduled ev = {0};
+    snprintf(ev.call_id, sizeof ev.call_id, "%s", call_id);
+    snprintf(ev.lead_id, sizeof ev.lead_id, "%s", l->lead_id);
+    ev.attempt = 1;
+    ev.due_ms = due;
+    snprintf(ev.phone_e164, sizeof ev.phone_e164, "%s", l->phone_e164);
+    snprintf(ev.phone_dial, sizeof ev.phone_dial, "%s", l->phone_dial);
+    if (insert_call(db, call_id, l, "pending", due, NULL) != 0 ||
+        bus_pub_append(s->pub, db, PROTO_CALL_SCHEDULED, &ev, NULL) != 0) {
+        return -1;
+    }
+    atomic_store(&s->dirty, true);
+    int64_t delay = due - clock_now_ms();
+    log_info("Scheduling call",
+             LOG_FIELDS(LOG_S("callId", call_id), LOG_PHONE("phoneNumber", l->phone_dial),
+                        LOG_I("delayMs", delay > 0 ? delay : 0)));
+    return 0;
+}
+
+/* An attempt's final outcome: another attempt per the retry policy, or the call is closed. */
+static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
+{
+    const struct proto_call_status *c = &e->data.call_status;
+    if (!c->final) {
+        return 0;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT attempt, state, lead_id, phone_e164, phone_dial FROM calls"
+                           " WHERE call_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    struct proto_call_scheduled next = {0};
+    char state[16] = "";
+    int attempt = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        attempt = sqlite3_column_int(st, 0);
+        col(st, 1, state, sizeof state);
+        col(st, 2, next.lead_id, sizeof next.lead_id);
+        col(st, 3, next.phone_e164, sizeof next.phone_e164);
+        col(st, 4, next.phone_dial, sizeof next.phone_dial);
+    }
+    sqlite3_finalize(st);
+    if (strcmp(state, "dispatched") != 0 || attempt != c->attempt) {
+        return 0; /* not the attempt in flight: already handled, or canceled */
+    }
+    int64_t delay = retry_policy_next(&s->retry, c->status, attempt);
+    bool retry = delay >= 0;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE calls SET attempt = ?2, state = ?3, due_ms = ?4, status = ?5,"
+                           " detail = ?6, updated_ms = ?7 WHERE call_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    /* From the event's time, not now: a replay after downtime schedules the same. */
+    int64_t due = retry ? call_window_next(&s->window, e->ts + delay) : 0;
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, retry ? attempt + 1 : attempt);
+    sqlite3_bind_text(st, 3, retry ? "pending" : "done", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, due);
+    sqlite3_bind_text(st, 5, c->status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, c->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    if (step_done(st) != 0) {
+        return -1;
+    }
+    if (!retry) {
+        log_info("Call closed", LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempts", attempt),
+                                           LOG_S("status", c->status)));
+        return 0;
+    }
+    snprintf(next.call_id, sizeof next.call_id, "%s", c->call_id);
+    next.attempt = attempt + 1;
+    next.due_ms = due;
+    if (bus_pub_append(s->pub, db, PROTO_CALL_SCHEDULED, &next, NULL) != 0) {
+        return -1;
+    }
+    atomic_store(&s->dirty, true);
+    log_info("Scheduling retry",
+             LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempt", attempt + 1),
+                        LOG_S("after", c->status), LOG_I("delayMs", due - e->ts)));
+    return 0;
+}
+
+static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    struct sched *s = arg;
+    if (ev->topic == PROTO_LEAD_CREATED) {
+        return on_lead(db, s, &ev->data.lead_created);
+    }
+    if (ev->topic == PROTO_CALL_STATUS) {
+        return on_status(db, s, ev);
+    }
+    return 0;
+}
+
+/* ---- the timer: dispatch due calls within the rate limit ---- */
+
+struct dispatch_args {
+    struct sched *s;
+    int64_t now;
+    int n;
+    int64_t wake; /* when to look again */
+};
+
+static int dispatch_job(sqlite3 *db, void *arg)
+{
+    struct dispatch_args *a = arg;
+    struct sched *s = a->s;
+    int64_t now = a->now;
+    int want = rate_limit_available(&s->rl, now);
+    want = want < DISPATCH_BATCH ? want : DISPATCH_BATCH;
+    a->n = 0;
+    sqlite3_stmt *sel = NULL, *upd = NULL, *log_st = NULL;
+    int rc = 0;
+    if (want > 0) {
+        if (sqlite3_prepare_v2(db,
+                               "SELECT call_id, lead_id, attempt, due_ms, phone_e164, phone_dial"
+                               " FROM calls WHERE state = 'pending' AND due_ms <= ?1"
+                               " ORDER BY due_ms LIMIT ?2",
+                               -1, &sel, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db,
+                               "UPDATE calls SET state = 'dispatched', updated_ms = ?2"
+                               " WHERE call_id = ?1",
+                               -1, &upd, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "INSERT INTO dispatches(ms) VALUES(?1)", -1, &log_st, NULL) !=
+                SQLITE_OK) {
+            rc = -1;
+        }
+        if (rc == 0) {
+            sqlite3_bind_int64(sel, 1, now);
+            sqlite3_bind_int(sel, 2, want);
+        }
+        while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
+            struct proto_call_due ev = {0};
+            col(sel, 0, ev.call_id, sizeof ev.call_id);
+            col(sel, 1, ev.lead_id, sizeof ev.lead_id);
+            ev.attempt = sqlite3_column_int(sel, 2);
+            ev.due_ms = sqlite3_column_int64(sel, 3);
+            col(sel, 4, ev.phone_e164, sizeof ev.phone_e164);
+            col(sel, 5, ev.phone_dial, sizeof ev.phone_dial);
+            sqlite3_bind_text(upd, 1, ev.call_id, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(upd, 2, now);
+            sqlite3_bind_int64(log_st, 1, now);
+            if (sqlite3_step(upd) != SQLITE_DONE || sqlite3_step(log_st) != SQLITE_DONE ||
+                bus_pub_append(s->pub, db, PROTO_CALL_DUE, &ev, NULL) != 0) {
+                rc = -1;
+            }
+            sqlite3_reset(upd);
+            sqlite3_reset(log_st);
+            /* Counted even if this transaction is lost: the limiter errs on the safe side. */
+            rate_limit_record(&s->rl, now);
+            a->n++;
+        }
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    sqlite3_finalize(log_st);
+    if (rc != 0) {
+        return -1;
+    }
+    if (now - s->pruned_ms > 60000) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "DELETE FROM dispatches WHERE ms <= ?1", -1, &st, NULL) ==
+            SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, now - s->window_ms);
+            step_done(st);
+            s->pruned_ms = now;
+        }
+    }
+    /* Next: the earliest pending due time, or — while calls are already due — the rate limit. */
+    a->wake = now + MAX_SLEEP_MS;
+    if (sqlite3_prepare_v2(db, "SELECT min(due_ms) FROM calls WHERE state = 'pending'", -1, &sel,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(sel) == SQLITE_ROW && sqlite3_column_type(sel, 0) != SQLITE_NULL) {
+            int64_t next = sqlite3_column_int64(sel, 0);
+            a->wake = next <= now ? rate_limit_next(&s->rl, now) : next;
+        }
+        sqlite3_finalize(sel);
+    }
+    return 0;
+}
+
+static void *timer_main(void *arg)
+{
+    struct sched *s = arg;
+    log_set_target("call-scheduler");
+    uint64_t seen = 0;
+    int64_t wake = 0;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        int64_t now = clock_now_ms();
+        if (seen == s->gen && now < wake) {
+            int64_t ms = wake - now < MAX_SLEEP_MS ? wake - now : MAX_SLEEP_MS;
+            struct timespec dl = clock_deadline_in(ms);
+            pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+            continue;
+        }
+        seen = s->gen;
+        pthread_mutex_unlock(&s->lock);
+        struct dispatch_args a = {.s = s, .now = now};
+        if (store_run(s->store, dispatch_job, &a) != 0) {
+            log_error("Cannot dispatch due calls; retrying in a second", NULL);
+            a.wake = now + 1000;
+        } else if (a.n > 0) {
+            log_debug("Calls due", LOG_FIELDS(LOG_I("count", a.n)));
+        }
+        wake = a.wake;
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* The dispatches of the last window, so a restart keeps counting them. */
+static int load_dispatches_job(sqlite3 *db, void *arg)
+{
+    struct sched *s = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT ms FROM (SELECT ms FROM dispatches WHERE ms > ?1"
+                           " ORDER BY ms DESC LIMIT ?2) ORDER BY ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, clock_now_ms() - s->window_ms);
+    sqlite3_bind_int(st, 2, s->rl.limit);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        rate_limit_record(&s->rl, sqlite3_column_int64(st, 0));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* ---- HTTP: the operator's view ---- */
+
+static bool authorized(struct sched *s, struct http_req *req)
+{
+    if (api_keys_check(s->keys, http_header(req, "X-API-Key"))) {
+        return true;
+    }
+    http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+    return false;
+}
+
+static void get_calls(struct http_req *req, void *arg)
+{
+    struct sched *s = arg;
+    if (!authorized(s, req)) {
+        return;
+    }
+    char state[16] = "pending", limit_s[16] = "";
+    http_query(req, "state", state, sizeof state);
+    long limit = 100;
+    if (http_query(req, "limit", limit_s, sizeof limit_s) >= 0) {
+        char *end;
+        limit = strtol(limit_s, &end, 10);
+        if (*end != '\0' || limit < 1 || limit > 1000) {
+            http_reply_error(req, 400, "bad_request", "limit: expected 1 to 1000", NULL);
+            return;
+        }
+    }
+    const char *where;
+    if (strcmp(state, "pending") == 0) {
+        where = "state IN ('pending', 'dispatched') ORDER BY due_ms";
+    } else if (strcmp(state, "done") == 0) {
+        where = "state IN ('done', 'canceled', 'skipped') ORDER BY updated_ms DESC";
+    } else {
+        http_reply_error(req, 400, "bad_request", "state: expected pending or done", NULL);
+        return;
+    }
+    /* A reader connection: a long list never holds up the writer (and the timer). */
+    sqlite3 *db;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT call_id, lead_id, attempt, state, due_ms, status, detail, phone_dial,"
+             " updated_ms FROM calls WHERE %s LIMIT ?1",
+             where);
+    sqlite3_stmt *st = NULL;
+    if (store_open_reader(s->store, &db) != 0) {
+        http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
+        return;
+    }
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
+        return;
+    }
+    sqlite3_bind_int(st, 1, (int)limit);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON *list = cJSON_AddArrayToObject(o, "calls");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char buf[256], masked[32];
+        cJSON *c = cJSON_CreateObject();
+        col(st, 0, buf, sizeof buf);
+        cJSON_AddStringToObject(c, "callId", buf);
+        col(st, 1, buf, sizeof buf);
+        cJSON_AddStringToObject(c, "leadId", buf);
+        cJSON_AddNumberToObject(c, "attempt", sqlite3_column_int(st, 2));
+        col(st, 3, buf, sizeof buf);
+        cJSON_AddStringToObject(c, "state", buf);
+        if (strcmp(buf, "pending") == 0 || strcmp(buf, "dispatched") == 0) {
+            cJSON_AddNumberToObject(c, "dueAt", (double)sqlite3_column_int64(st, 4));
+        }
+        col(st, 5, buf, sizeof buf);
+        if (buf[0] != '\0') {
+            cJSON_AddStringToObject(c, "status", buf);
+        }
+        col(st, 6, buf, sizeof buf);
+        if (buf[0] != '\0') {
+            cJSON_AddStringToObject(c, "detail", buf);
+        }
+        col(st, 7, buf, sizeof buf);
+        log_mask_phone(buf, masked, sizeof masked);
+        cJSON_AddStringToObject(c, "phoneNumber", buf[0] ? masked : "");
+        cJSON_AddNumberToObject(c, "updatedAt", (double)sqlite3_column_int64(st, 8));
+        cJSON_AddItemToArray(list, c);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    http_reply_json(req, 200, o);
+}
+
+struct cancel_args {
+    struct sched *s;
+    const char *call_id;
+    char state[16]; /* the state found; "" when there is no such call */
+};
+
+static int cancel_job(sqlite3 *db, void *arg)
+{
+    struct cancel_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT state, lead_id FROM calls WHERE call_id = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
+    struct proto_call_skipped ev = {0};
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        col(st, 0, a->state, sizeof a->state);
+        col(st, 1, ev.lead_id, sizeof ev.lead_id);
+    }
+    sqlite3_finalize(st);
+    if (strcmp(a->state, "pending") != 0) {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE calls SET state = 'canceled', status = 'canceled',"
+                           " detail = 'canceled by an operator', updated_ms = ?2 WHERE call_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, clock_now_ms());
+    snprintf(ev.call_id, sizeof ev.call_id, "%s", a->call_id);
+    snprintf(ev.reason, sizeof ev.reason, "canceled");
+    if (step_done(st) != 0 || bus_pub_append(a->s->pub, db, PROTO_CALL_SKIPPED, &ev, NULL) != 0) {
+        return -1;
+    }
+    atomic_store(&a->s->dirty, true);
+    return 0;
+}
+
+static void delete_call(struct http_req *req, void *arg)
+{
+    struct sched *s = arg;
+    if (!authorized(s, req)) {
+        return;
+    }
+    struct cancel_args a = {.s = s, .call_id = req->params[0]};
+    if (store_run(s->store, cancel_job, &a) != 0) {
+        http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
+        return;
+    }
+    if (a.state[0] == '\0') {
+        http_reply_error(req, 404, "not_found", "no call with that id", NULL);
+        return;
+    }
+    if (strcmp(a.state, "pending") != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "only a pending call can be canceled; this one is %s",
+                 strcmp(a.state, "dispatched") == 0 ? "being dialed" : a.state);
+        http_reply_error(req, 409, "not_pending", msg, NULL);
+        return;
+    }
+    log_info("Call canceled", LOG_FIELDS(LOG_S("callId", a.call_id)));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddStringToObject(o, "callId", a.call_id);
+    cJSON_AddStringToObject(o, "state", "canceled");
+    http_reply_json(req, 200, o);
+}
+
+static bool ready(void *arg)
+{
+    struct sched *s = arg;
+    return bus_sub_source_ready(s->sub, 0); /* ingest's stream; the dialer may come later */
+}
+
+/* ---- module ---- */
+
+static void sched_stop(void *state)
+{
+    struct sched *s = state;
+    if (s == NULL) {
+        return;
+    }
+    bus_sub_close(s->sub);
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (s->started) {
+        pthread_join(s->thread, NULL);
+    }
+    bus_pub_close(s->pub);
+    store_close(s->store);
+    api_keys_free(s->keys);
+    call_window_free(&s->window);
+    rate_limit_free(&s->rl);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_MAX])
+{
+    struct upstream up;
+    int64_t max_attempts, limit;
+    if (upstream_resolve(app, &up, err) != 0 ||
+        /* A live account dials only when asked to, as in the original; the sandbox always can. */
+        config_bool("EXOTEL_ENABLED", up.exotel_sandbox, &s->enabled, err) != 0 ||
+        config_int("EXOTEL_CALL_DELAY_MS", 60000, 0, 30LL * 24 * 3600 * 1000, &s->delay_ms, err) !=
+            0 ||
+        config_int("CALL_DEDUPE_WINDOW_MS", 24LL * 3600 * 1000, 0, 365LL * 24 * 3600 * 1000,
+                   &s->dedupe_ms, err) != 0 ||
+        config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &max_attempts, err) != 0 ||
+        config_int("EXOTEL_RATE_LIMIT_CALLS", 200, 1, 100000, &limit, err) != 0 ||
+        config_int("EXOTEL_RATE_LIMIT_WINDOW_MS", 60000, 100, 24LL * 3600 * 1000, &s->window_ms,
+                   err) != 0 ||
+        retry_policy_parse(config_str("EXOTEL_RETRY_ON", "failed-api,busy,no-answer"),
+                           config_str("EXOTEL_RETRY_DELAYS_MS", "60000,300000,900000"),
+                           (int)max_attempts, &s->retry, err) != 0 ||
+        call_window_parse(config_str("CALL_HOURS", "09:00-21:00"), config_str("CALL_DAYS", "all"),
+                          config_str("CALL_TIMEZONE", "Asia/Kolkata"), &s->window, err) != 0) {
+        explicit_bzero(&up, sizeof up);
+        return -1;
+    }
+    explicit_bzero(&up, sizeof up);
+    /* 2 % more than the window: dispatch-to-Exotel latency jitter must not squeeze 201 calls
+     * into Exotel's own 60 s. */
+    s->window_ms += s->window_ms / 50;
+    if (rate_limit_init(&s->rl, (int)limit, s->window_ms) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void log_banner(const struct sched *s)
+{
+    if (s->enabled) {
+        char delay[64];
+        snprintf(delay, sizeof delay, "   Call delay: %lldms (%llds)", (long long)s->delay_ms,
+                 (long long)(s->delay_ms / 1000));
+        log_info("📞 Exotel IVR calling is ENABLED", NULL);
+        log_info(delay, NULL);
+    } else {
+        log_info("📞 Exotel IVR calling is DISABLED",
+                 LOG_FIELDS(LOG_S("reason", "EXOTEL_ENABLED is not true; leads are not called")));
+    }
+}
+
+static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+{
+    struct sched *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return -1;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (read_settings(app, s, err) != 0) {
+        sched_stop(s);
+        return -1;
+    }
+    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX],
+        dpub[APP_URL_MAX], dreplay[APP_URL_MAX];
+    app_bus_endpoints(app, "call-scheduler", pub, replay);
+    app_bus_endpoints(app, "ingest", ipub, ireplay);
+    app_bus_endpoints(app, "dialer", dpub, dreplay);
+    struct bus_pub_opts po = {.name = "call-scheduler",
+                              .pub_url = pub,
+                              .replay_url = replay,
+                              .retention_days = app->retention_days};
+    struct bus_source src[] = {{ipub, ireplay}, {dpub, dreplay}};
+    const char *topics[] = {"lead.created", "call.status"};
+    struct bus_sub_opts so = {.name = "call-scheduler",
+                              .sources = src,
+                              .nsources = 2,
+                              .topics = topics,
+                              .ntopics = 2,
+                              .handler = on_event,
+                              .arg = s};
+    if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
+        app_store_open(app, "call-scheduler", schema, &s->store) != 0 ||
+        store_run(s->store, load_dispatches_job, s) != 0 ||
+        (po.store = s->store, bus_pub_open(&po, &s->pub)) != 0 ||
+        store_on_commit(s->store, on_commit, s) != 0 ||
+        pthread_create(&s->thread, NULL, timer_main, s) != 0 ||
+        (s->started = true, so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
+        http_route(app->http, "GET", "/calls", get_calls, s) != 0 ||
+        http_route(app->http, "DELETE", "/calls/{callId}", delete_call, s) != 0 ||
+        http_ready_check(app->http, "call-scheduler", ready, s) != 0) {
+        sched_stop(s);
+        return -1;
+    }
+    log_banner(s);
+    *state = s;
+    return 0;
+}
+
+const struct module call_scheduler_module = {"call-scheduler", sched_start, sched_stop};

@@ -1,0 +1,48 @@
+/* rate_limit: a sliding-window limiter over a ring of event times. */
+#include "rate_limit.h"
+
+#include <stdlib.h>
+
+int rate_limit_init(struct rate_limit *rl, int limit, int64_t window_ms)
+{
+    rl->limit = limit;
+    rl->window_ms = window_ms;
+    rl->n = rl->head = 0;
+    rl->ring = calloc((size_t)limit, sizeof *rl->ring);
+    return rl->ring != NULL ? 0 : -1;
+}
+
+void rate_limit_free(struct rate_limit *rl)
+{
+    free(rl->ring);
+    rl->ring = NULL;
+}
+
+void rate_limit_record(struct rate_limit *rl, int64_t ts)
+{
+    if (rl->n < rl->limit) {
+        rl->ring[(rl->head + rl->n++) % rl->limit] = ts;
+    } else {
+        rl->ring[rl->head] = ts;
+        rl->head = (rl->head + 1) % rl->limit;
+    }
+}
+
+int rate_limit_available(const struct rate_limit *rl, int64_t now)
+{
+    /* Events at or before now - window no longer count; the ring is in time order. */
+    int inside = rl->n;
+    for (int i = 0; i < rl->n && rl->ring[(rl->head + i) % rl->limit] + rl->window_ms <= now; i++) {
+        inside--;
+    }
+    return rl->limit - inside;
+}
+
+int64_t rate_limit_next(const struct rate_limit *rl, int64_t now)
+{
+    if (rl->n < rl->limit) {
+        return now;
+    }
+    int64_t at = rl->ring[rl->head] + rl->window_ms;
+    return at > now ? at : now;
+}

@@ -1,0 +1,917 @@
+/* dialer: attempts in SQLite, a pool of workers, the callback endpoint. */
+#include "dialer.h"
+#include "api_key.h"
+#include "bus_pub.h"
+#include "bus_sub.h"
+#include "clock.h"
+#include "exotel_callback.h"
+#include "exotel_client.h"
+#include "log.h"
+#include "tz.h"
+#include "upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define CALLBACK_BODY_MAX (64 * 1024)
+#define RECONCILE_MAX 20
+#define MAX_SLEEP_MS 60000
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS attempts("
+    "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, lead_id TEXT NOT NULL,"
+    "  phone_e164 TEXT NOT NULL, phone_dial TEXT NOT NULL, due_ms INTEGER NOT NULL,"
+    "  state TEXT NOT NULL, sid TEXT, status TEXT, duration_s INTEGER NOT NULL DEFAULT 0,"
+    "  recording TEXT, detail TEXT, tries INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+    "  dialed_ms INTEGER, updated_ms INTEGER NOT NULL, PRIMARY KEY(call_id, attempt));"
+    "CREATE INDEX IF NOT EXISTS attempts_work ON attempts(state, next_ms);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS dialer_secret("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL);";
+
+struct dialer {
+    struct store *store;
+    struct bus_pub *pub;
+    struct bus_sub *sub;
+    struct exotel_account acct;
+    bool sandbox;
+    char exophone[32], agent[32], flow_url[256], call_type[16], public_base[APP_URL_MAX];
+    char cb_token[65];
+    int ring_timeout_s, time_limit_s;
+    bool record, dnd_precheck;
+    int64_t grace_ms, reconcile_delay_ms, reconcile_window_ms;
+    struct tz *exotel_tz;
+    struct worker *workers;
+    int nworkers;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t gen;
+    bool stopping;
+    atomic_bool dirty;
+    atomic_uint_fast64_t rng;
+};
+
+struct worker {
+    struct dialer *d;
+    CURL *curl;
+    pthread_t thread;
+    bool started;
+};
+
+/* One attempt as a worker handles it. */
+struct attempt {
+    char call_id[64], lead_id[40], e164[24], dial[24], sid[64];
+    int attempt, tries;
+    int64_t dialed_ms;
+};
+
+enum job_kind { JOB_NONE, JOB_DIAL, JOB_RECONCILE, JOB_CHECK };
+
+static void kick(void *arg)
+{
+    struct dialer *d = arg;
+    pthread_mutex_lock(&d->lock);
+    d->gen++;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void on_commit(void *arg)
+{
+    struct dialer *d = arg;
+    if (atomic_exchange(&d->dirty, false)) {
+        kick(d);
+    }
+}
+
+static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+/* ---- bus handler: a due call becomes a queued attempt (writer thread) ---- */
+
+static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    struct dialer *d = arg;
+    if (ev->topic != PROTO_CALL_DUE) {
+        return 0;
+    }
+    const struct proto_call_due *c = &ev->data.call_due;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO attempts(call_id, attempt, lead_id, phone_e164,"
+                           " phone_dial, due_ms, state, next_ms, updated_ms)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,'queued',0,?7)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->attempt);
+    sqlite3_bind_text(st, 3, c->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->phone_e164, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, c->phone_dial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, c->due_ms);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    atomic_store(&d->dirty, true);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- outcomes (writer thread) ---- */
+
+struct outcome {
+    struct dialer *d;
+    const char *call_id;
+    int attempt;
+    const char *status; /* call.status status */
+    const char *sid;    /* adopted when the attempt has none yet; may be "" */
+    int64_t duration_s;
+    const char *recording, *detail;
+    bool final;
+    bool changed; /* out: the attempt moved (false: it was already there) */
+};
+
+static int publish_status(sqlite3 *db, const struct outcome *o, const char *lead_id,
+                          const char *sid)
+{
+    struct proto_call_status ev = {0};
+    snprintf(ev.call_id, sizeof ev.call_id, "%s", o->call_id);
+    snprintf(ev.lead_id, sizeof ev.lead_id, "%s", lead_id);
+    ev.attempt = o->attempt;
+    snprintf(ev.status, sizeof ev.status, "%s", o->status);
+    snprintf(ev.call_sid, sizeof ev.call_sid, "%s", sid);
+    ev.duration_s = o->duration_s;
+    snprintf(ev.recording_url, sizeof ev.recording_url, "%s", o->recording ? o->recording : "");
+    snprintf(ev.detail, sizeof ev.detail, "%s", o->detail ? o->detail : "");
+    ev.final = o->final;
+    return bus_pub_append(o->d->pub, db, PROTO_CALL_STATUS, &ev, NULL);
+}
+
+/*
+ * Finish an attempt with its outcome, once: a second callback, a late lookup
+ * or a worker's answer after a callback find it final and change nothing.
+ */
+static int finalize_job(sqlite3 *db, void *arg)
+{
+    struct outcome *o = arg;
+    sqlite3_stmt *st;
+    o->changed = false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT state, lead_id, coalesce(sid, '') FROM attempts"
+                           " WHERE call_id = ?1 AND attempt = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    char state[16] = "", lead_id[40] = "", sid[64] = "";
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        col(st, 0, state, sizeof state);
+        col(st, 1, lead_id, sizeof lead_id);
+        col(st, 2, sid, sizeof sid);
+    }
+    sqlite3_finalize(st);
+    if (state[0] == '\0' || strcmp(state, "final") == 0) {
+        return 0;
+    }
+    if (sid[0] == '\0' && o->sid != NULL && o->sid[0] != '\0') {
+        snprintf(sid, sizeof sid, "%s", o->sid);
+    }
+    /* A Sid already adopted by another attempt stays with that one. */
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE attempts SET state = 'final', status = ?3, duration_s = ?4, recording = ?5,"
+            " detail = ?6, updated_ms = ?7, sid = CASE WHEN ?8 = '' OR EXISTS(SELECT 1 FROM"
+            " attempts a WHERE a.sid = ?8 AND NOT (a.call_id = ?1 AND a.attempt = ?2))"
+            " THEN sid ELSE ?8 END WHERE call_id = ?1 AND attempt = ?2",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    sqlite3_bind_text(st, 3, o->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, o->duration_s);
+    sqlite3_bind_text(st, 5, o->recording ? o->recording : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, o->detail ? o->detail : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    sqlite3_bind_text(st, 8, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || publish_status(db, o, lead_id, sid) != 0) {
+        return -1;
+    }
+    o->changed = true;
+    return 0;
+}
+
+/* Exotel took the call: it is ringing; the callback (or a lookup after the grace) finishes it. */
+struct placed {
+    struct outcome o;
+    int64_t check_at;
+};
+
+static int placed_job(sqlite3 *db, void *arg)
+{
+    struct placed *p = arg;
+    struct outcome *o = &p->o;
+    sqlite3_stmt *st;
+    o->changed = false;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = 'initiated', sid = ?3, next_ms = ?4,"
+                           " updated_ms = ?5 WHERE call_id = ?1 AND attempt = ?2"
+                           " AND state = 'dialing' RETURNING lead_id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    sqlite3_bind_text(st, 3, o->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p->check_at);
+    sqlite3_bind_int64(st, 5, clock_now_ms());
+    char lead_id[40] = "";
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        col(st, 0, lead_id, sizeof lead_id);
+        rc = sqlite3_step(st);
+        o->changed = true;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    return o->changed ? publish_status(db, o, lead_id, o->sid) : 0;
+}
+
+/* Put an attempt back in `state` to be looked at again at `next_ms`. */
+struct requeue {
+    const char *call_id;
+    int attempt;
+    const char *from_state, *to_state, *detail;
+    int64_t next_ms;
+};
+
+static int requeue_job(sqlite3 *db, void *arg)
+{
+    struct requeue *r = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = ?4, next_ms = ?5, updated_ms = ?6,"
+                           " detail = coalesce(?7, detail)"
+                           " WHERE call_id = ?1 AND attempt = ?2 AND state = ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, r->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, r->attempt);
+    sqlite3_bind_text(st, 3, r->from_state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->to_state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, r->next_ms);
+    sqlite3_bind_int64(st, 6, clock_now_ms());
+    sqlite3_bind_text(st, 7, r->detail, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- claiming work (writer thread) ---- */
+
+struct claim {
+    struct dialer *d;
+    enum job_kind kind;
+    struct attempt a;
+    int64_t wake;
+};
+
+static void read_attempt(sqlite3_stmt *st, struct attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    col(st, 0, a->call_id, sizeof a->call_id);
+    a->attempt = sqlite3_column_int(st, 1);
+    col(st, 2, a->lead_id, sizeof a->lead_id);
+    col(st, 3, a->e164, sizeof a->e164);
+    col(st, 4, a->dial, sizeof a->dial);
+    col(st, 5, a->sid, sizeof a->sid);
+    a->tries = sqlite3_column_int(st, 6);
+    a->dialed_ms = sqlite3_column_int64(st, 7);
+}
+
+static int claim_job(sqlite3 *db, void *arg)
+{
+    struct claim *c = arg;
+    int64_t now = clock_now_ms();
+    c->kind = JOB_NONE;
+    c->wake = now + MAX_SLEEP_MS;
+    static const char *const queries[] = {
+        /* Due calls first, oldest first: they are what the lead waits for. */
+        "SELECT call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"
+        " coalesce(dialed_ms, 0), state FROM attempts WHERE state = 'queued' AND next_ms <= ?1"
+        " ORDER BY due_ms LIMIT 1",
+        "SELECT call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"
+        " coalesce(dialed_ms, 0), state FROM attempts WHERE state IN ('unknown', 'initiated')"
+        " AND next_ms <= ?1 ORDER BY next_ms LIMIT 1",
+    };
+    for (int q = 0; q < 2 && c->kind == JOB_NONE; q++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, queries[q], -1, &st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            read_attempt(st, &c->a);
+            const char *state = (const char *)sqlite3_column_text(st, 8);
+            c->kind = q == 0                         ? JOB_DIAL
+                      : strcmp(state, "unknown") == 0 ? JOB_RECONCILE
+                                                      : JOB_CHECK;
+        }
+        sqlite3_finalize(st);
+    }
+    if (c->kind == JOB_NONE) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT min(next_ms) FROM attempts"
+                               " WHERE state IN ('queued', 'unknown', 'initiated')",
+                               -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+                c->wake = sqlite3_column_int64(st, 0);
+            }
+            sqlite3_finalize(st);
+        }
+        return 0;
+    }
+    /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
+     * a lookup takes a lease so no other worker repeats it meanwhile. */
+    sqlite3_stmt *st;
+    const char *sql = c->kind == JOB_DIAL
+                          ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
+                            " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
+                          : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3"
+                            " WHERE call_id = ?1 AND attempt = ?2";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->a.call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, c->a.attempt);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now + 2 * c->d->acct.timeout_ms + 5000);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (c->kind == JOB_DIAL) {
+        c->a.dialed_ms = now;
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- the work ---- */
+
+static int64_t backoff_ms(struct dialer *d, int tries, int64_t retry_after_ms)
+{
+    int64_t b = 1000;
+    for (int i = 1; i < tries && b < 60000; i++) {
+        b *= 2;
+    }
+    b = b > 60000 ? 60000 : b;
+    uint64_t r = atomic_fetch_add(&d->rng, 0x9e3779b97f4a7c15ULL) * 6364136223846793005ULL;
+    b = b / 2 + (int64_t)((r >> 33) % (uint64_t)(b / 2 + 1));
+    return retry_after_ms > b ? retry_after_ms : b;
+}
+
+static void finish(struct dialer *d, const struct attempt *a, const char *status, const char *sid,
+                   int64_t duration, const char *recording, const char *detail)
+{
+    struct outcome o = {.d = d,
+                        .call_id = a->call_id,
+                        .attempt = a->attempt,
+                        .status = status,
+                        .sid = sid,
+                        .duration_s = duration,
+                        .recording = recording,
+                        .detail = detail,
+                        .final = true};
+    if (store_run(d->store, finalize_job, &o) != 0) {
+        log_error("Cannot record a call outcome; it will be looked up again",
+                  LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt)));
+    } else if (o.changed) {
+        log_info("Call finished", LOG_FIELDS(LOG_S("callId", a->call_id),
+                                             LOG_I("attempt", a->attempt), LOG_S("status", status),
+                                             LOG_S("callSid", sid ? sid : "")));
+    }
+}
+
+static const char *lead_number(const struct attempt *a)
+{
+    return a->dial[0] != '\0' ? a->dial : a->e164;
+}
+
+static void dial(struct worker *w, const struct attempt *a)
+{
+    struct dialer *d = w->d;
+    log_info("Executing call", LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                                          LOG_PHONE("phoneNumber", lead_number(a))));
+    if (d->dnd_precheck) {
+        bool dnd = false;
+        if (exotel_number_dnd(w->curl, &d->acct, a->e164, &dnd) == 0 && dnd) {
+            finish(d, a, "dnd", "", 0, "", "the number is on the DND register (pre-check)");
+            return;
+        }
+    }
+    char callback[APP_URL_MAX + 256], custom[96];
+    snprintf(callback, sizeof callback, "%s/exotel/callback?call=%s&attempt=%d&token=%s",
+             d->public_base, a->call_id, a->attempt, d->cb_token);
+    snprintf(custom, sizeof custom, "%s", a->call_id);
+    struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
+                              .to = d->flow_url[0] ? NULL : lead_number(a),
+                              .flow_url = d->flow_url[0] ? d->flow_url : NULL,
+                              .caller_id = d->exophone,
+                              .call_type = d->call_type,
+                              .ring_timeout_s = d->ring_timeout_s,
+                              .time_limit_s = d->time_limit_s,
+                              .record = d->record,
+                              .status_callback = callback,
+                              .custom_field = custom};
+    struct exotel_connect_result r;
+    exotel_connect(w->curl, &d->acct, &req, &r);
+    explicit_bzero(callback, sizeof callback);
+    int64_t now = clock_now_ms();
+    switch (r.outcome) {
+    case EXOTEL_PLACED: {
+        const char *status = r.call.status[0] ? r.call.status : "queued";
+        struct placed p = {{.d = d,
+                            .call_id = a->call_id,
+                            .attempt = a->attempt,
+                            .status = status,
+                            .sid = r.call.sid,
+                            .final = false},
+                           now + d->grace_ms};
+        if (store_run(d->store, placed_job, &p) != 0) {
+            /* Still `dialing` in the store: a restart will reconcile it, which finds this Sid. */
+            log_error("Cannot record a placed call; it will be reconciled",
+                      LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", r.call.sid)));
+        } else {
+            log_info("Call initiated successfully",
+                     LOG_FIELDS(LOG_S("callSid", r.call.sid), LOG_S("status", status)));
+        }
+        break;
+    }
+    case EXOTEL_THROTTLED: {
+        int64_t wait = backoff_ms(d, a->tries, r.retry_after_ms);
+        struct requeue q = {a->call_id, a->attempt, "dialing", "queued", "throttled by Exotel",
+                            now + wait};
+        store_run(d->store, requeue_job, &q);
+        log_warn("Exotel rate limit hit; the same attempt goes again",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("waitMs", wait)));
+        kick(d);
+        break;
+    }
+    case EXOTEL_DND:
+        finish(d, a, "dnd", "", 0, "", r.message);
+        break;
+    case EXOTEL_REJECTED: {
+        char detail[300];
+        snprintf(detail, sizeof detail, "HTTP %ld: %s", r.http_status, r.message);
+        if (r.http_status == 401) {
+            log_error("Exotel rejected the credentials (EXOTEL_API_KEY / EXOTEL_API_TOKEN / "
+                      "EXOTEL_ACCOUNT_SID, or the wrong EXOTEL_SUBDOMAIN)",
+                      NULL);
+        }
+        finish(d, a, "rejected", "", 0, "", detail);
+        break;
+    }
+    case EXOTEL_NOT_SENT:
+        finish(d, a, "failed-api", "", 0, "", r.message);
+        break;
+    case EXOTEL_UNKNOWN: {
+        char detail[300];
+        snprintf(detail, sizeof detail, "HTTP %ld: %s", r.http_status, r.message);
+        struct requeue q = {a->call_id, a->attempt, "dialing", "unknown", detail,
+                            now + d->reconcile_delay_ms};
+        store_run(d->store, requeue_job, &q);
+        log_warn("Exotel's answer leaves the call's fate unknown; reconciling before any redial",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_I("httpStatus", r.http_status)));
+        break;
+    }
+    }
+}
+
+/* Is this Sid already some attempt's? Then a reconciliation must not adopt it again. */
+static int sid_taken_job(sqlite3 *db, void *arg)
+{
+    const char *sid = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM attempts WHERE sid = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : 0;
+}
+
+/* An attempt whose request may or may not have dialed: ask Exotel which calls exist. */
+static void reconcile(struct worker *w, const struct attempt *a)
+{
+    struct dialer *d = w->d;
+    int64_t now = clock_now_ms();
+    char gte[20], lte[20], numbers[64];
+    tz_format(d->exotel_tz, a->dialed_ms - 120000, gte);
+    tz_format(d->exotel_tz, now + 60000, lte);
+    /* Exotel may store the number 0-prefixed or in E.164: ask for both spellings. */
+    snprintf(numbers, sizeof numbers, "%s%s%s", a->dial, a->dial[0] && a->e164[0] ? "," : "",
+             a->e164);
+    struct exotel_call calls[RECONCILE_MAX];
+    int n = exotel_find_calls(w->curl, &d->acct, d->flow_url[0] ? "From" : "To", numbers, gte, lte,
+                              calls, RECONCILE_MAX);
+    for (int i = 0; i < n; i++) {
+        if (store_run(d->store, sid_taken_job, calls[i].sid) == 0 &&
+            exotel_status_terminal(calls[i].status)) {
+            log_info("Reconciled: Exotel placed the call",
+                     LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", calls[i].sid)));
+            finish(d, a, calls[i].status, calls[i].sid, calls[i].duration_s,
+                   calls[i].recording_url, "found by reconciliation");
+            return;
+        }
+    }
+    if (n >= 0 && now - a->dialed_ms >= d->reconcile_window_ms) {
+        log_info("Reconciled: Exotel never placed the call",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt)));
+        finish(d, a, "failed-api", "", 0, "", "not placed (no such call at Exotel)");
+        return;
+    }
+    struct requeue q = {a->call_id, a->attempt, "unknown", "unknown", NULL,
+                        now + d->reconcile_delay_ms};
+    store_run(d->store, requeue_job, &q);
+}
+
+/* A placed call whose callback has not come within the grace time: look it up. */
+static void check(struct worker *w, const struct attempt *a)
+{
+    struct dialer *d = w->d;
+    struct exotel_call c;
+    int found = exotel_get_call(w->curl, &d->acct, a->sid, &c);
+    int64_t now = clock_now_ms();
+    if (found == 1 && exotel_status_terminal(c.status)) {
+        log_info("No callback came; call details give the outcome",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", a->sid)));
+        finish(d, a, c.status, a->sid, c.duration_s, c.recording_url, "from call details");
+        return;
+    }
+    int64_t again = d->grace_ms / 2 > 5000 ? d->grace_ms / 2 : 5000;
+    struct requeue q = {a->call_id, a->attempt, "initiated", "initiated", NULL, now + again};
+    store_run(d->store, requeue_job, &q);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct dialer *d = w->d;
+    log_set_target("dialer");
+    uint64_t seen = 0;
+    int64_t wake = 0;
+    pthread_mutex_lock(&d->lock);
+    while (!d->stopping) {
+        int64_t now = clock_now_ms();
+        if (seen == d->gen && now < wake) {
+            int64_t ms = wake - now < MAX_SLEEP_MS ? wake - now : MAX_SLEEP_MS;
+            struct timespec dl = clock_deadline_in(ms);
+            pthread_cond_timedwait(&d->cond, &d->lock, &dl);
+            continue;
+        }
+        seen = d->gen;
+        pthread_mutex_unlock(&d->lock);
+        struct claim c = {.d = d};
+        if (store_run(d->store, claim_job, &c) != 0) {
+            log_error("Cannot claim dialer work; retrying in a second", NULL);
+            wake = now + 1000;
+        } else if (c.kind == JOB_NONE) {
+            wake = c.wake;
+        } else {
+            wake = 0; /* there may be more right away */
+            if (c.kind == JOB_DIAL) {
+                dial(w, &c.a);
+            } else if (c.kind == JOB_RECONCILE) {
+                reconcile(w, &c.a);
+            } else {
+                check(w, &c.a);
+            }
+        }
+        pthread_mutex_lock(&d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* ---- POST /exotel/callback ---- */
+
+static void post_callback(struct http_req *req, void *arg)
+{
+    struct dialer *d = arg;
+    char token[80] = "", call_id[64] = "", attempt_s[16] = "";
+    http_query(req, "token", token, sizeof token);
+    if (!api_key_equal(token, strlen(token), d->cb_token, strlen(d->cb_token))) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong callback token", NULL);
+        return;
+    }
+    char *end;
+    long attempt = 0;
+    if (http_query(req, "call", call_id, sizeof call_id) <= 0 ||
+        http_query(req, "attempt", attempt_s, sizeof attempt_s) <= 0 ||
+        (attempt = strtol(attempt_s, &end, 10), *end != '\0') || attempt < 1 || attempt > 1000) {
+        http_reply_error(req, 400, "bad_request", "call and attempt query parameters are required",
+                         NULL);
+        return;
+    }
+    char *body;
+    size_t len;
+    if (http_read_body(req, CALLBACK_BODY_MAX, &body, &len) != 0) {
+        return;
+    }
+    struct exotel_callback cb;
+    int rc = exotel_callback_parse(http_header(req, "Content-Type"), body, len, &cb);
+    free(body);
+    if (rc != 0) {
+        http_reply_error(req, 400, "malformed_callback",
+                         "expected Exotel's StatusCallback with CallSid and Status (multipart, "
+                         "urlencoded or JSON)",
+                         NULL);
+        return;
+    }
+    if (!exotel_status_terminal(cb.status)) {
+        static const char ok[] = "{\"success\":true,\"ignored\":\"not a terminal status\"}";
+        http_reply(req, 200, "application/json", ok, sizeof ok - 1);
+        return;
+    }
+    struct outcome o = {.d = d,
+                        .call_id = call_id,
+                        .attempt = (int)attempt,
+                        .status = cb.status,
+                        .sid = cb.call_sid,
+                        .duration_s = cb.duration_s,
+                        .recording = cb.recording_url,
+                        .detail = "status callback",
+                        .final = true};
+    if (store_run(d->store, finalize_job, &o) != 0) {
+        http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
+        return;
+    }
+    if (o.changed) {
+        log_info("Call status received",
+                 LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt),
+                            LOG_S("callSid", cb.call_sid), LOG_S("status", cb.status),
+                            LOG_I("durationS", cb.duration_s)));
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddBoolToObject(out, "success", true);
+    cJSON_AddBoolToObject(out, "duplicate", !o.changed);
+    http_reply_json(req, 200, out);
+}
+
+/* ---- start-up ---- */
+
+static int secret_job(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (d->cb_token[0] != '\0') {
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT token FROM dialer_secret", -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        col(st, 0, d->cb_token, sizeof d->cb_token);
+    }
+    sqlite3_finalize(st);
+    if (d->cb_token[0] != '\0') {
+        return 0;
+    }
+    unsigned char raw[24];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof raw; i++) {
+        snprintf(d->cb_token + 2 * i, 3, "%02x", raw[i]);
+    }
+    explicit_bzero(raw, sizeof raw);
+    if (sqlite3_prepare_v2(db, "INSERT INTO dialer_secret(id, token) VALUES(1, ?1)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, d->cb_token, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Attempts a crash left mid-request: their fate is unknown, so they are reconciled. */
+static int recover_job(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = 'unknown', next_ms = dialed_ms + ?1,"
+                           " detail = 'the dialer stopped during the request'"
+                           " WHERE state = 'dialing'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, d->reconcile_delay_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    int n = sqlite3_changes(db);
+    if (n > 0) {
+        log_warn("Attempts were being dialed when the dialer stopped; reconciling them with Exotel",
+                 LOG_FIELDS(LOG_I("attempts", n)));
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static bool ready(void *arg)
+{
+    struct dialer *d = arg;
+    return bus_sub_source_ready(d->sub, 0);
+}
+
+static void dialer_stop(void *state)
+{
+    struct dialer *d = state;
+    if (d == NULL) {
+        return;
+    }
+    bus_sub_close(d->sub);
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < d->nworkers; i++) {
+        if (d->workers[i].started) {
+            pthread_join(d->workers[i].thread, NULL);
+        }
+        if (d->workers[i].curl != NULL) {
+            curl_easy_cleanup(d->workers[i].curl);
+        }
+    }
+    free(d->workers);
+    bus_pub_close(d->pub);
+    store_close(d->store);
+    tz_close(d->exotel_tz);
+    explicit_bzero(&d->acct, sizeof d->acct);
+    explicit_bzero(d->cb_token, sizeof d->cb_token);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cond);
+    free(d);
+}
+
+static int read_settings(struct app *app, struct dialer *d, char err[CONFIG_ERR_MAX])
+{
+    struct upstream up;
+    int64_t ring, limit, http_timeout, workers;
+    if (upstream_resolve(app, &up, err) != 0) {
+        return -1;
+    }
+    d->sandbox = up.exotel_sandbox;
+    snprintf(d->acct.base, sizeof d->acct.base, "%s", up.exotel_base);
+    snprintf(d->acct.sid, sizeof d->acct.sid, "%s", up.exotel_sid);
+    snprintf(d->acct.key, sizeof d->acct.key, "%s", up.exotel_key);
+    snprintf(d->acct.token, sizeof d->acct.token, "%s", up.exotel_token);
+    explicit_bzero(&up, sizeof up);
+    /* The sandbox takes any well-formed numbers; a live account needs the operator's own. */
+    snprintf(d->exophone, sizeof d->exophone, "%s",
+             config_str("EXOTEL_EXOPHONE", d->sandbox ? "08047000000" : ""));
+    snprintf(d->agent, sizeof d->agent, "%s",
+             config_str("EXOTEL_AGENT_NUMBER", d->sandbox ? "08047000001" : ""));
+    const char *app_id = config_str("EXOTEL_APP_ID", NULL);
+    if (app_id != NULL) {
+        snprintf(d->flow_url, sizeof d->flow_url, "http://my.exotel.com/%s/exoml/start_voice/%s",
+                 d->acct.sid, app_id);
+    }
+    if (d->exophone[0] == '\0') {
+        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_EXOPHONE: required with live Exotel credentials "
+                                      "(your ExoPhone, the caller id leads see)");
+        return -1;
+    }
+    if (app_id == NULL && d->agent[0] == '\0') {
+        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_AGENT_NUMBER: required when EXOTEL_APP_ID is not "
+                                      "set (the agent Exotel rings before the lead)");
+        return -1;
+    }
+    snprintf(d->call_type, sizeof d->call_type, "%s", config_str("EXOTEL_CALL_TYPE", "trans"));
+    char port_base[64];
+    snprintf(port_base, sizeof port_base, "http://127.0.0.1:%d", app->port);
+    snprintf(d->public_base, sizeof d->public_base, "%s",
+             config_str("PUBLIC_BASE_URL", port_base));
+    size_t n = strlen(d->public_base);
+    if (n > 0 && d->public_base[n - 1] == '/') {
+        d->public_base[n - 1] = '\0';
+    }
+    if (strncmp(d->public_base, "http://", 7) != 0 && strncmp(d->public_base, "https://", 8) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "PUBLIC_BASE_URL: expected an http:// or https:// URL");
+        return -1;
+    }
+    const char *token = config_str("EXOTEL_CALLBACK_TOKEN", NULL);
+    if (token != NULL && (strlen(token) < 16 || strlen(token) >= sizeof d->cb_token ||
+                          strspn(token, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                                        "TUVWXYZ-_") != strlen(token))) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "EXOTEL_CALLBACK_TOKEN: expected 16-64 characters of [A-Za-z0-9_-]");
+        return -1;
+    }
+    snprintf(d->cb_token, sizeof d->cb_token, "%s", token ? token : "");
+    if (config_int("EXOTEL_RING_TIMEOUT_S", 45, 5, 60, &ring, err) != 0 ||
+        config_int("EXOTEL_TIME_LIMIT_S", 600, 10, 14400, &limit, err) != 0 ||
+        config_int("EXOTEL_HTTP_TIMEOUT_MS", 30000, 100, 120000, &http_timeout, err) != 0 ||
+        config_int("EXOTEL_CONCURRENCY", 8, 1, 64, &workers, err) != 0 ||
+        config_int("EXOTEL_CALLBACK_GRACE_MS", 600000, 100, 24LL * 3600 * 1000, &d->grace_ms,
+                   err) != 0 ||
+        config_int("EXOTEL_RECONCILE_DELAY_MS", 60000, 100, 3600000, &d->reconcile_delay_ms, err) !=
+            0 ||
+        config_int("EXOTEL_RECONCILE_WINDOW_MS", (ring + limit) * 1000 + 120000, 100,
+                   24LL * 3600 * 1000, &d->reconcile_window_ms, err) != 0 ||
+        config_bool("EXOTEL_RECORD", false, &d->record, err) != 0 ||
+        config_bool("EXOTEL_DND_PRECHECK", false, &d->dnd_precheck, err) != 0) {
+        return -1;
+    }
+    if (tz_open(config_str("EXOTEL_TIMEZONE", "Asia/Kolkata"), &d->exotel_tz) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_TIMEZONE: unknown time zone (Exotel writes IST: "
+                                      "Asia/Kolkata)");
+        return -1;
+    }
+    d->ring_timeout_s = (int)ring;
+    d->time_limit_s = (int)limit;
+    d->acct.timeout_ms = (long)http_timeout;
+    d->workers = calloc((size_t)workers, sizeof *d->workers);
+    d->nworkers = d->workers != NULL ? (int)workers : 0;
+    return d->workers != NULL ? 0 : -1;
+}
+
+static int start_workers(struct dialer *d)
+{
+    for (int i = 0; i < d->nworkers; i++) {
+        struct worker *w = &d->workers[i];
+        w->d = d;
+        if ((w->curl = curl_easy_init()) == NULL ||
+            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+{
+    struct dialer *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        return -1;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_store(&d->rng, (uint64_t)clock_now_ms());
+    if (read_settings(app, d, err) != 0) {
+        dialer_stop(d);
+        return -1;
+    }
+    char pub[APP_URL_MAX], replay[APP_URL_MAX], spub[APP_URL_MAX], sreplay[APP_URL_MAX];
+    app_bus_endpoints(app, "dialer", pub, replay);
+    app_bus_endpoints(app, "call-scheduler", spub, sreplay);
+    struct bus_pub_opts po = {
+        .name = "dialer", .pub_url = pub, .replay_url = replay, .retention_days = app->retention_days};
+    struct bus_source src[] = {{spub, sreplay}};
+    const char *topics[] = {"call.due"};
+    struct bus_sub_opts so = {.name = "dialer",
+                              .sources = src,
+                              .nsources = 1,
+                              .topics = topics,
+                              .ntopics = 1,
+                              .handler = on_event,
+                              .arg = d};
+    if (app_store_open(app, "dialer", schema, &d->store) != 0 ||
+        store_run(d->store, secret_job, d) != 0 || store_run(d->store, recover_job, d) != 0 ||
+        (po.store = d->store, bus_pub_open(&po, &d->pub)) != 0 ||
+        store_on_commit(d->store, on_commit, d) != 0 || start_workers(d) != 0 ||
+        (so.store = d->store, bus_sub_open(&so, &d->sub)) != 0 ||
+        http_route(app->http, "POST", "/exotel/callback", post_callback, d) != 0 ||
+        http_ready_check(app->http, "dialer", ready, d) != 0) {
+        dialer_stop(d);
+        return -1;
+    }
+    log_info("Dialer ready",
+             LOG_FIELDS(LOG_S("mode", d->flow_url[0] ? "IVR flow (EXOTEL_APP_ID)"
+                                                     : "direct to agent (EXOTEL_AGENT_NUMBER)"),
+                        LOG_I("workers", d->nworkers), LOG_S("callbackBase", d->public_base)));
+    *state = d;
+    return 0;
+}
+
+const struct module dialer_module = {"dialer", dialer_start, dialer_stop};
