@@ -49,6 +49,8 @@ struct sandbox_exotel {
     } mix[MAX_OUTCOMES];
     int nmix, mix_total;
     bool by_last_digit;
+    char dnd[512];     /* SANDBOX_DND_NUMBERS: on the Do-Not-Disturb register */
+    char invalid[512]; /* SANDBOX_INVALID_NUMBERS: numbers Exotel refuses to dial */
     struct call *calls;
     int ncalls, cap;
     int64_t *placed; /* ring of the last rate_limit placement times */
@@ -267,6 +269,8 @@ static void schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
     pthread_cond_signal(&ex->cond);
 }
 
+static bool in_list(const char *list, const char *number);
+
 /* ---- handlers ---- */
 
 static void post_connect(struct http_req *req, void *arg)
@@ -327,6 +331,18 @@ static void post_connect(struct http_req *req, void *arg)
     if (!valid_number(from) || !valid_number(caller) || (to[0] && !valid_number(to))) {
         rest_exception(req, 400,
                        "Invalid phone number: use E.164 (+919876543210) or 0 + 10 digits");
+        return;
+    }
+    const char *callee = to[0] ? to : from;
+    if (ex->dnd[0] != '\0' && in_list(ex->dnd, callee)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Call to [%s] cannot be made because of TRAI NDNC regulations",
+                 to[0] ? mt : mf);
+        rest_exception(req, 403, msg);
+        return;
+    }
+    if (ex->invalid[0] != '\0' && in_list(ex->invalid, callee)) {
+        rest_exception(req, 400, "Invalid 'To' number: the number does not exist");
         return;
     }
     if (strlen(custom) > 128) {
@@ -497,6 +513,34 @@ static void get_calls(struct http_req *req, void *arg)
     cJSON_AddNumberToObject(meta, "Total", total);
     cJSON_AddNumberToObject(meta, "PageSize", 100);
     cJSON_AddNullToObject(meta, "NextPageUri");
+    http_reply_json(req, 200, o);
+}
+
+/* Number metadata: what a DND pre-check asks. */
+static void get_number(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, "/Numbers/{number}", "");
+    if (!authorized(req, ex)) {
+        rest_exception(req, 401, "Authentication is required to view this page.");
+        return;
+    }
+    char number[64];
+    snprintf(number, sizeof number, "%.63s", req->params[1]);
+    size_t n = strlen(number);
+    if (n > 5 && strcmp(number + n - 5, ".json") == 0) {
+        number[n - 5] = '\0';
+    }
+    if (!valid_number(number)) {
+        rest_exception(req, 400, "Invalid phone number");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject(), *num = cJSON_AddObjectToObject(o, "Numbers");
+    cJSON_AddStringToObject(num, "PhoneNumber", number);
+    cJSON_AddStringToObject(num, "Circle", "KA");
+    cJSON_AddStringToObject(num, "Type", "Mobile");
+    cJSON_AddStringToObject(num, "DND", ex->dnd[0] && in_list(ex->dnd, number) ? "Yes" : "No");
     http_reply_json(req, 200, o);
 }
 
@@ -687,6 +731,8 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     ex->rate_limit = (int)limit;
     ex->rate_window_ms = window;
     ex->by_last_digit = mode == 1;
+    snprintf(ex->dnd, sizeof ex->dnd, "%s", config_str("SANDBOX_DND_NUMBERS", ""));
+    snprintf(ex->invalid, sizeof ex->invalid, "%s", config_str("SANDBOX_INVALID_NUMBERS", ""));
     /* The sandbox accepts the credentials leadbus is configured with, or the sandbox defaults. */
     struct upstream up;
     if (upstream_resolve(app, &up, err) != 0) {
@@ -706,17 +752,19 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     pthread_cond_init(&ex->cond, &ca);
     pthread_condattr_destroy(&ca);
     const char *base = "/sandbox/exotel/v1/Accounts/{sid}";
-    char p1[128], p2[128], p3[128], p4[128], p5[128];
+    char p1[128], p2[128], p3[128], p4[128], p5[128], p6[128];
     snprintf(p1, sizeof p1, "%s/Calls/connect", base);
     snprintf(p2, sizeof p2, "%s/Calls/connect.json", base);
     snprintf(p3, sizeof p3, "%s/Calls/{callsid}", base);
     snprintf(p4, sizeof p4, "%s/Calls", base);
     snprintf(p5, sizeof p5, "%s/Calls.json", base);
+    snprintf(p6, sizeof p6, "%s/Numbers/{number}", base);
     if (http_route(app->http, "POST", p1, post_connect, sb) != 0 ||
         http_route(app->http, "POST", p2, post_connect, sb) != 0 ||
         http_route(app->http, "GET", p3, get_call, sb) != 0 ||
         http_route(app->http, "GET", p4, get_calls, sb) != 0 ||
         http_route(app->http, "GET", p5, get_calls, sb) != 0 ||
+        http_route(app->http, "GET", p6, get_number, sb) != 0 ||
         (sb->exotel = ex, pthread_create(&ex->ringer, NULL, ringer_main, sb)) != 0) {
         pthread_cond_destroy(&ex->cond);
         free(ex->placed);

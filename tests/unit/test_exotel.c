@@ -1,0 +1,227 @@
+/* Unit tests for the dialer's Exotel parsing: connect answers, call details, number metadata,
+ * the connect form, and StatusCallbacks in their three encodings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "exotel_callback.h"
+#include "exotel_client.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void classify(long status, const char *body, struct exotel_connect_result *r)
+{
+    exotel_classify_connect(status, true, -1, body, strlen(body), r);
+}
+
+static void test_connect_placed(void **state)
+{
+    (void)state;
+    struct exotel_connect_result r;
+    classify(200,
+             "{\"Call\":{\"Sid\":\"c5797dcbaaeed7678c4062a4a3ed2f8a\",\"ParentCallSid\":null,"
+             "\"Status\":\"in-progress\",\"Duration\":null,\"Price\":null,\"RecordingUrl\":null}}",
+             &r);
+    assert_int_equal(r.outcome, EXOTEL_PLACED);
+    assert_string_equal(r.call.sid, "c5797dcbaaeed7678c4062a4a3ed2f8a");
+    assert_string_equal(r.call.status, "in-progress");
+    assert_int_equal(r.call.duration_s, 0);
+    /* XML, as Exotel answers without .json; a non-hex Sid is real too. */
+    classify(200,
+             "<?xml version=\"1.0\"?>\n<TwilioResponse>\n <Call>\n  "
+             "<Sid>55cd271a8e90cf3f3d9d85e06f56189g</Sid>\n  <ParentCallSid />\n  "
+             "<Status>queued</Status>\n  <EndTime />\n </Call>\n</TwilioResponse>",
+             &r);
+    assert_int_equal(r.outcome, EXOTEL_PLACED);
+    assert_string_equal(r.call.sid, "55cd271a8e90cf3f3d9d85e06f56189g");
+    assert_string_equal(r.call.status, "queued");
+}
+
+static void test_connect_not_placed_or_unknown(void **state)
+{
+    (void)state;
+    struct exotel_connect_result r;
+    /* A 200 that is really an error, or has no Sid, may still have dialed: unknown. */
+    classify(200, "{\"RestException\":{\"Status\":500,\"Message\":\"oops\"}}", &r);
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    classify(200, "{\"Call\":{\"Status\":\"queued\"}}", &r);
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    exotel_classify_connect(429, true, 3000, "{\"RestException\":{\"Status\":429}}", 33, &r);
+    assert_int_equal(r.outcome, EXOTEL_THROTTLED);
+    assert_int_equal(r.retry_after_ms, 3000);
+    classify(403,
+             "<TwilioResponse><RestException><Status>403</Status><Message>Call to [01234] cannot "
+             "be made because of TRAI NDNC regulations</Message></RestException></TwilioResponse>",
+             &r);
+    assert_int_equal(r.outcome, EXOTEL_DND);
+    assert_non_null(strstr(r.message, "NDNC"));
+    classify(403, "{\"RestException\":{\"Status\":403,\"Message\":\"Forbidden\"}}", &r);
+    assert_int_equal(r.outcome, EXOTEL_REJECTED);
+    classify(401, "Authentication is required to view this page.\n", &r);
+    assert_int_equal(r.outcome, EXOTEL_REJECTED);
+    assert_string_equal(r.message, "Authentication is required to view this page.");
+    classify(400, "{\"RestException\":{\"Status\":\"400\",\"Message\":\"Invalid To\"}}", &r);
+    assert_int_equal(r.outcome, EXOTEL_REJECTED);
+    assert_string_equal(r.message, "Invalid To");
+    classify(402, "", &r);
+    assert_int_equal(r.outcome, EXOTEL_REJECTED);
+    classify(500, "{\"RestException\":{\"Status\":500,\"Message\":\"x\"}}", &r);
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    classify(504, "<html>gateway</html>", &r);
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    classify(409, "", &r);
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    exotel_classify_connect(0, true, -1, "", 0, &r); /* timeout after sending */
+    assert_int_equal(r.outcome, EXOTEL_UNKNOWN);
+    exotel_classify_connect(0, false, -1, "", 0, &r); /* connection refused */
+    assert_int_equal(r.outcome, EXOTEL_NOT_SENT);
+}
+
+static void test_call_details(void **state)
+{
+    (void)state;
+    struct exotel_call c;
+    const char *one = "{\"Call\":{\"Sid\":\"b6cfaf5f5cef3ca0fc937749ef96d245\",\"Status\":"
+                      "\"completed\",\"Duration\":\"17\",\"Price\":\"1.500\",\"RecordingUrl\":"
+                      "\"https://example.invalid/r.mp3\",\"Details\":{\"ConversationDuration\":8}}}";
+    assert_int_equal(exotel_parse_call(one, strlen(one), &c), 0);
+    assert_int_equal(c.duration_s, 8); /* the conversation, not the whole call */
+    assert_string_equal(c.recording_url, "https://example.invalid/r.mp3");
+    const char *numeric = "{\"Call\":{\"Sid\":\"fe9e9bb3bc5e27386f6c6368a79a189g\",\"Status\":"
+                          "\"busy\",\"Duration\":11,\"Price\":0.75,\"RecordingUrl\":\"\"}}";
+    assert_int_equal(exotel_parse_call(numeric, strlen(numeric), &c), 0);
+    assert_int_equal(c.duration_s, 11);
+    assert_string_equal(c.recording_url, "");
+    assert_int_equal(exotel_parse_call("{}", 2, &c), -1);
+    const char *bad_sid = "{\"Call\":{\"Sid\":\"../etc/passwd\"}}";
+    assert_int_equal(exotel_parse_call(bad_sid, strlen(bad_sid), &c), -1);
+
+    const char *bulk = "{\"Metadata\":{\"Total\":2},\"Calls\":[{\"Sid\":\"aaaaaaaaaaaaaaaa\","
+                       "\"Status\":\"no-answer\",\"To\":\"09876543210\",\"DateCreated\":"
+                       "\"2026-11-24 10:00:00\"},{\"Sid\":null},{\"Sid\":\"bbbbbbbbbbbbbbbb\","
+                       "\"Status\":\"completed\",\"Duration\":\"40\"}]}";
+    struct exotel_call calls[4];
+    assert_int_equal(exotel_parse_calls(bulk, strlen(bulk), calls, 4), 2);
+    assert_string_equal(calls[0].to, "09876543210");
+    assert_string_equal(calls[0].date_created, "2026-11-24 10:00:00");
+    assert_string_equal(calls[1].sid, "bbbbbbbbbbbbbbbb");
+    assert_int_equal(calls[1].duration_s, 40);
+    assert_int_equal(exotel_parse_calls("{\"Calls\":[]}", 12, calls, 4), 0);
+    assert_int_equal(exotel_parse_calls("[]", 2, calls, 4), -1);
+
+    bool dnd = false;
+    const char *yes = "{\"Numbers\":{\"DND\":\"Yes\"}}", *no = "{\"Numbers\":{\"DND\":\"No\"}}";
+    assert_int_equal(exotel_parse_number(yes, strlen(yes), &dnd), 0);
+    assert_true(dnd);
+    assert_int_equal(exotel_parse_number(no, strlen(no), &dnd), 0);
+    assert_false(dnd);
+    assert_int_equal(exotel_parse_number("{\"Numbers\":{}}", 14, &dnd), -1);
+}
+
+static void test_connect_form(void **state)
+{
+    (void)state;
+    CURL *curl = curl_easy_init();
+    struct exotel_dial d = {.from = "08047000001",
+                            .to = "+919876543210",
+                            .caller_id = "08047000000",
+                            .call_type = "trans",
+                            .ring_timeout_s = 45,
+                            .time_limit_s = 600,
+                            .status_callback = "http://127.0.0.1:3000/exotel/callback?call=c1&x=1",
+                            .custom_field = "c1"};
+    char *form = exotel_connect_form(curl, &d);
+    assert_non_null(form);
+    assert_non_null(strstr(form, "From=08047000001&To=%2B919876543210&CallerId=08047000000"));
+    assert_non_null(strstr(form, "&CallType=trans&TimeOut=45&TimeLimit=600&StatusCallback="
+                                 "http%3A%2F%2F127.0.0.1%3A3000%2Fexotel%2Fcallback%3Fcall%3Dc1%26x%"
+                                 "3D1&StatusCallbackEvents%5B0%5D=terminal&"
+                                 "StatusCallbackContentType=application%2Fjson&CustomField=c1"));
+    assert_null(strstr(form, "Record="));
+    free(form);
+    /* Into a flow: the lead is From, there is no To. */
+    d.from = "09876543210";
+    d.flow_url = "http://my.exotel.com/acme/exoml/start_voice/1234";
+    d.record = true;
+    form = exotel_connect_form(curl, &d);
+    assert_non_null(strstr(form, "From=09876543210&Url=http%3A%2F%2Fmy.exotel.com"));
+    assert_null(strstr(form, "To="));
+    assert_non_null(strstr(form, "Record=true"));
+    free(form);
+    curl_easy_cleanup(curl);
+}
+
+static void test_callback_json(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"CallSid\":\"80bfbec2d78bbbf10fb851f4fa165211\",\"EventType\":\"terminal\","
+        "\"Status\":\"completed\",\"ConversationDuration\":320,\"CustomField\":\"order_12345\","
+        "\"RecordingUrl\":\"https://example.invalid/abc123.mp3\",\"Legs\":[{\"OnCallDuration\":"
+        "335,\"Status\":\"completed\"},{\"OnCallDuration\":320,\"Status\":\"completed\"}]}";
+    struct exotel_callback cb;
+    assert_int_equal(exotel_callback_parse("application/json; charset=utf-8", body, strlen(body),
+                                           &cb),
+                     0);
+    assert_string_equal(cb.call_sid, "80bfbec2d78bbbf10fb851f4fa165211");
+    assert_string_equal(cb.status, "completed");
+    assert_string_equal(cb.event_type, "terminal");
+    assert_string_equal(cb.custom_field, "order_12345");
+    assert_int_equal(cb.duration_s, 320);
+    /* No ConversationDuration: the longest leg. Status case does not matter. */
+    const char *legs = "{\"CallSid\":\"x1\",\"Status\":\"COMPLETED\",\"Legs\":[{\"Leg\":{"
+                       "\"OnCallDuration\":21}},{\"Leg\":{\"OnCallDuration\":8}}]}";
+    assert_int_equal(exotel_callback_parse("application/json", legs, strlen(legs), &cb), 0);
+    assert_int_equal(cb.duration_s, 21);
+    assert_string_equal(cb.status, "completed");
+    assert_int_equal(exotel_callback_parse("application/json", "{\"Status\":\"busy\"}", 17, &cb),
+                     -1);
+    assert_int_equal(exotel_callback_parse("application/json", "[1]", 3, &cb), -1);
+}
+
+static void test_callback_forms(void **state)
+{
+    (void)state;
+    struct exotel_callback cb;
+    const char *url = "CallSid=abc123&Status=no-answer&RecordingUrl=&ConversationDuration=0"
+                      "&DateUpdated=2026-11-24+10%3A00%3A00&CustomField=call_ld_1";
+    assert_int_equal(
+        exotel_callback_parse("application/x-www-form-urlencoded", url, strlen(url), &cb), 0);
+    assert_string_equal(cb.status, "no-answer");
+    assert_string_equal(cb.custom_field, "call_ld_1");
+    /* multipart, as curl and Exotel send it (quoted boundary, opening delimiter first). */
+    const char *mp = "--b-1 2\r\nContent-Disposition: form-data; name=\"CallSid\"\r\n\r\nsid9\r\n"
+                     "--b-1 2\r\nContent-Disposition: form-data; name=\"Status\"\r\n"
+                     "Content-Type: text/plain\r\n\r\nbusy\r\n"
+                     "--b-1 2\r\nContent-Disposition: form-data; name=\"Duration\"\r\n\r\n7\r\n"
+                     "--b-1 2--\r\n";
+    assert_int_equal(exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp,
+                                           strlen(mp), &cb),
+                     0);
+    assert_string_equal(cb.call_sid, "sid9");
+    assert_string_equal(cb.status, "busy");
+    assert_int_equal(cb.duration_s, 7);
+    /* Truncated before the closing delimiter: refused whole. */
+    assert_int_equal(exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp,
+                                           strlen(mp) - 30, &cb),
+                     -1);
+    assert_string_equal(cb.call_sid, "");
+    assert_int_equal(exotel_callback_parse("multipart/form-data", mp, strlen(mp), &cb), -1);
+    assert_int_equal(exotel_callback_parse("text/plain", url, strlen(url), &cb), -1);
+    assert_int_equal(exotel_callback_parse(NULL, url, strlen(url), &cb), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_connect_placed),
+        cmocka_unit_test(test_connect_not_placed_or_unknown),
+        cmocka_unit_test(test_call_details),
+        cmocka_unit_test(test_connect_form),
+        cmocka_unit_test(test_callback_json),
+        cmocka_unit_test(test_callback_forms),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
