@@ -135,6 +135,7 @@ struct outcome {
     int64_t duration_s;
     const char *recording, *detail;
     bool final;
+    bool found;   /* out: the attempt exists */
     bool changed; /* out: the attempt moved (false: it was already there) */
 };
 
@@ -178,7 +179,8 @@ static int finalize_job(sqlite3 *db, void *arg)
         col(st, 2, sid, sizeof sid);
     }
     sqlite3_finalize(st);
-    if (state[0] == '\0' || strcmp(state, "final") == 0) {
+    o->found = state[0] != '\0';
+    if (!o->found || strcmp(state, "final") == 0) {
         return 0;
     }
     if (sid[0] == '\0' && o->sid != NULL && o->sid[0] != '\0') {
@@ -661,11 +663,18 @@ static void post_callback(struct http_req *req, void *arg)
         http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
         return;
     }
+    if (!o.found) {
+        http_reply_error(req, 404, "not_found", "no such call attempt", NULL);
+        return;
+    }
     if (o.changed) {
         log_info("Call status received",
                  LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt),
                             LOG_S("callSid", cb.call_sid), LOG_S("status", cb.status),
                             LOG_I("durationS", cb.duration_s)));
+    } else {
+        log_info("Duplicate status callback ignored",
+                 LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt)));
     }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddBoolToObject(out, "success", true);

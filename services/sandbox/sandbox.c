@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_CAP 2000
+#define LOG_CAP 2000 /* requests kept for GET /sandbox/requests (SANDBOX_REQUEST_LOG) */
 
 struct sandbox_logged {
     enum sandbox_api api;
@@ -243,18 +243,19 @@ static void sandbox_stop(void *state)
 
 static int sandbox_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
 {
-    int64_t seed, hang;
+    int64_t seed, hang, log_cap;
     if (config_int("SANDBOX_SEED", 0, 0, INT64_MAX, &seed, err) != 0 ||
-        config_int("SANDBOX_HANG_MS", 35000, 0, 600000, &hang, err) != 0) {
+        config_int("SANDBOX_HANG_MS", 35000, 0, 600000, &hang, err) != 0 ||
+        config_int("SANDBOX_REQUEST_LOG", LOG_CAP, 10, 1000000, &log_cap, err) != 0) {
         return -1;
     }
     struct sandbox *sb = calloc(1, sizeof *sb);
-    if (sb == NULL || (sb->log = calloc(LOG_CAP, sizeof *sb->log)) == NULL) {
+    if (sb == NULL || (sb->log = calloc((size_t)log_cap, sizeof *sb->log)) == NULL) {
         free(sb);
         return -1;
     }
     pthread_mutex_init(&sb->lock, NULL);
-    sb->log_cap = LOG_CAP;
+    sb->log_cap = (int)log_cap;
     sb->rng = seed != 0 ? (uint64_t)seed : (uint64_t)clock_now_ms();
     sb->hang_ms = (int)hang;
     const char *faults = config_str("SANDBOX_FAULTS", NULL);
