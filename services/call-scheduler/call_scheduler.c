@@ -38,7 +38,7 @@ struct sched {
     struct bus_sub *sub;
     struct api_keys *keys;
     bool enabled;
-    int64_t delay_ms, dedupe_ms, window_ms;
+    int64_t delay_ms, dedupe_ms;
     struct call_window window;
     struct retry_policy retry;
     struct rate_limit rl; /* writer thread only */
@@ -321,7 +321,7 @@ static int dispatch_job(sqlite3 *db, void *arg)
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(db, "DELETE FROM dispatches WHERE ms <= ?1", -1, &st, NULL) ==
             SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, now - s->window_ms);
+            sqlite3_bind_int64(st, 1, now - s->rl.window_ms);
             step_done(st);
             s->pruned_ms = now;
         }
@@ -381,7 +381,7 @@ static int load_dispatches_job(sqlite3 *db, void *arg)
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
-    sqlite3_bind_int64(st, 1, clock_now_ms() - s->window_ms);
+    sqlite3_bind_int64(st, 1, clock_now_ms() - s->rl.window_ms);
     sqlite3_bind_int(st, 2, s->rl.limit);
     while (sqlite3_step(st) == SQLITE_ROW) {
         rate_limit_record(&s->rl, sqlite3_column_int64(st, 0));
@@ -586,7 +586,7 @@ static void sched_stop(void *state)
 static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_MAX])
 {
     struct upstream up;
-    int64_t max_attempts, limit;
+    int64_t max_attempts;
     if (upstream_resolve(app, &up, err) != 0 ||
         /* A live account dials only when asked to, as in the original; the sandbox always can. */
         config_bool("EXOTEL_ENABLED", up.exotel_sandbox, &s->enabled, err) != 0 ||
@@ -595,9 +595,6 @@ static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_M
         config_int("CALL_DEDUPE_WINDOW_MS", 24LL * 3600 * 1000, 0, 365LL * 24 * 3600 * 1000,
                    &s->dedupe_ms, err) != 0 ||
         config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &max_attempts, err) != 0 ||
-        config_int("EXOTEL_RATE_LIMIT_CALLS", 200, 1, 100000, &limit, err) != 0 ||
-        config_int("EXOTEL_RATE_LIMIT_WINDOW_MS", 60000, 100, 24LL * 3600 * 1000, &s->window_ms,
-                   err) != 0 ||
         retry_policy_parse(config_str("EXOTEL_RETRY_ON", "failed-api,busy,no-answer"),
                            config_str("EXOTEL_RETRY_DELAYS_MS", "60000,300000,900000"),
                            (int)max_attempts, &s->retry, err) != 0 ||
@@ -607,13 +604,7 @@ static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_M
         return -1;
     }
     explicit_bzero(&up, sizeof up);
-    /* 2 % more than the window: dispatch-to-Exotel latency jitter must not squeeze 201 calls
-     * into Exotel's own 60 s. */
-    s->window_ms += s->window_ms / 50;
-    if (rate_limit_init(&s->rl, (int)limit, s->window_ms) != 0) {
-        return -1;
-    }
-    return 0;
+    return rate_limit_init_exotel(&s->rl, err);
 }
 
 static void log_banner(const struct sched *s)

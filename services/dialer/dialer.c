@@ -7,6 +7,7 @@
 #include "exotel_callback.h"
 #include "exotel_client.h"
 #include "log.h"
+#include "rate_limit.h"
 #include "tz.h"
 #include "upstream.h"
 
@@ -30,6 +31,7 @@ static const char schema[] =
     "  dialed_ms INTEGER, updated_ms INTEGER NOT NULL, PRIMARY KEY(call_id, attempt));"
     "CREATE INDEX IF NOT EXISTS attempts_work ON attempts(state, next_ms);"
     "CREATE UNIQUE INDEX IF NOT EXISTS attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS attempts_dialed ON attempts(dialed_ms);"
     "CREATE TABLE IF NOT EXISTS dialer_secret("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL);";
 
@@ -45,6 +47,7 @@ struct dialer {
     bool record, dnd_precheck;
     int64_t grace_ms, reconcile_delay_ms, reconcile_window_ms;
     struct tz *exotel_tz;
+    struct rate_limit rl; /* connect requests sent; writer thread only */
     struct worker *workers;
     int nworkers;
     pthread_mutex_t lock;
@@ -304,12 +307,30 @@ static void read_attempt(sqlite3_stmt *st, struct attempt *a)
     a->dialed_ms = sqlite3_column_int64(st, 7);
 }
 
+static int64_t min_next(sqlite3 *db, const char *states)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT min(next_ms) FROM attempts WHERE state IN (%s)", states);
+    sqlite3_stmt *st;
+    int64_t v = INT64_MAX;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            v = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
 static int claim_job(sqlite3 *db, void *arg)
 {
     struct claim *c = arg;
+    struct dialer *d = c->d;
     int64_t now = clock_now_ms();
     c->kind = JOB_NONE;
     c->wake = now + MAX_SLEEP_MS;
+    /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
+    bool can_dial = rate_limit_available(&d->rl, now) > 0;
     static const char *const queries[] = {
         /* Due calls first, oldest first: they are what the lead waits for. */
         "SELECT call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"
@@ -319,7 +340,7 @@ static int claim_job(sqlite3 *db, void *arg)
         " coalesce(dialed_ms, 0), state FROM attempts WHERE state IN ('unknown', 'initiated')"
         " AND next_ms <= ?1 ORDER BY next_ms LIMIT 1",
     };
-    for (int q = 0; q < 2 && c->kind == JOB_NONE; q++) {
+    for (int q = can_dial ? 0 : 1; q < 2 && c->kind == JOB_NONE; q++) {
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(db, queries[q], -1, &st, NULL) != SQLITE_OK) {
             return -1;
@@ -335,16 +356,12 @@ static int claim_job(sqlite3 *db, void *arg)
         sqlite3_finalize(st);
     }
     if (c->kind == JOB_NONE) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db,
-                               "SELECT min(next_ms) FROM attempts"
-                               " WHERE state IN ('queued', 'unknown', 'initiated')",
-                               -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-                c->wake = sqlite3_column_int64(st, 0);
-            }
-            sqlite3_finalize(st);
+        int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
+        if (queued != INT64_MAX && queued < rate_limit_next(&d->rl, now)) {
+            queued = rate_limit_next(&d->rl, now);
         }
+        int64_t next = queued < other ? queued : other;
+        c->wake = next < c->wake ? next : c->wake;
         return 0;
     }
     /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
@@ -366,6 +383,7 @@ static int claim_job(sqlite3 *db, void *arg)
     sqlite3_finalize(st);
     if (c->kind == JOB_DIAL) {
         c->a.dialed_ms = now;
+        rate_limit_record(&d->rl, now); /* counted even if lost: errs on the safe side */
     }
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -742,6 +760,26 @@ static int recover_job(sqlite3 *db, void *arg)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The requests of the last window, so a restart keeps counting them. */
+static int load_dialed_job(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT dialed_ms FROM (SELECT dialed_ms FROM attempts"
+                           " WHERE dialed_ms > ?1 ORDER BY dialed_ms DESC LIMIT ?2) ORDER BY dialed_ms",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, clock_now_ms() - d->rl.window_ms);
+    sqlite3_bind_int(st, 2, d->rl.limit);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        rate_limit_record(&d->rl, sqlite3_column_int64(st, 0));
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static bool ready(void *arg)
 {
     struct dialer *d = arg;
@@ -771,6 +809,7 @@ static void dialer_stop(void *state)
     bus_pub_close(d->pub);
     store_close(d->store);
     tz_close(d->exotel_tz);
+    rate_limit_free(&d->rl);
     explicit_bzero(&d->acct, sizeof d->acct);
     explicit_bzero(d->cb_token, sizeof d->cb_token);
     pthread_mutex_destroy(&d->lock);
@@ -847,6 +886,9 @@ static int read_settings(struct app *app, struct dialer *d, char err[CONFIG_ERR_
         config_bool("EXOTEL_DND_PRECHECK", false, &d->dnd_precheck, err) != 0) {
         return -1;
     }
+    if (rate_limit_init_exotel(&d->rl, err) != 0) {
+        return -1;
+    }
     if (tz_open(config_str("EXOTEL_TIMEZONE", "Asia/Kolkata"), &d->exotel_tz) != 0) {
         snprintf(err, CONFIG_ERR_MAX, "EXOTEL_TIMEZONE: unknown time zone (Exotel writes IST: "
                                       "Asia/Kolkata)");
@@ -907,6 +949,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .arg = d};
     if (app_store_open(app, "dialer", schema, &d->store) != 0 ||
         store_run(d->store, secret_job, d) != 0 || store_run(d->store, recover_job, d) != 0 ||
+        store_run(d->store, load_dialed_job, d) != 0 ||
         (po.store = d->store, bus_pub_open(&po, &d->pub)) != 0 ||
         store_on_commit(d->store, on_commit, d) != 0 || start_workers(d) != 0 ||
         (so.store = d->store, bus_sub_open(&so, &d->sub)) != 0 ||

@@ -57,3 +57,31 @@ call_json() {
     done
 }
 call_is() { call_json "$1" | grep -q "$2"; }
+
+# post_many N PREFIX: N leads in parallel, phones PREFIX (5 digits) + 4-digit index + 4
+# (the sandbox completes them); fails unless every one gets a 202.
+post_many() {
+    awk -v n="$1" -v p="$2" -v url="$SVC_URL/leads" -v key=$KEY 'BEGIN {
+        for (i = 1; i <= n; i++) {
+            printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
+            printf "data = \"{\\\"name\\\":\\\"Bulk %d\\\",\\\"phone\\\":\\\"%s%04d4\\\"}\"\n", i, p, i
+            printf "output = \"/dev/null\"\nwrite-out = \"%%{http_code}\\\\n\"\n"
+            if (i < n) print "next"
+        }}' >"$T/bulk.cfg"
+    curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/bulk.cfg" >"$T/codes"
+    [ "$(grep -c '^202$' "$T/codes")" -eq "$1" ] || fail "not every lead was accepted: $(sort "$T/codes" | uniq -c)"
+}
+connect_count() { connect_log | wc -l; }
+at_least_connects() { [ "$(connect_count)" -ge "$1" ]; }
+none_pending() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/calls?state=pending" | grep -q '"calls":\[\]'; }
+
+# windows_ok LIMIT WINDOW_MS: no WINDOW_MS of the sandbox's arrival times holds more than LIMIT
+# connects; prints the tightest window seen.
+windows_ok() {
+    connect_log | awk '{print $1}' | sort -n | awk -v l="$1" -v w="$2" '
+        { t[NR] = $1 }
+        END { min = -1
+              for (i = 1; i + l <= NR; i++) { d = t[i + l] - t[i]; if (min < 0 || d < min) min = d }
+              printf "%d connects; the tightest %d+1 consecutive span %d ms (limit %d per %d ms)\n", NR, l, min, l, w
+              exit (min >= 0 && min < w) }'
+}

@@ -12,6 +12,17 @@ int rate_limit_init(struct rate_limit *rl, int limit, int64_t window_ms)
     return rl->ring != NULL ? 0 : -1;
 }
 
+int rate_limit_init_exotel(struct rate_limit *rl, char err[CONFIG_ERR_MAX])
+{
+    int64_t limit, window;
+    if (config_int("EXOTEL_RATE_LIMIT_CALLS", 200, 1, 100000, &limit, err) != 0 ||
+        config_int("EXOTEL_RATE_LIMIT_WINDOW_MS", 60000, 100, 24LL * 3600 * 1000, &window, err) !=
+            0) {
+        return -1;
+    }
+    return rate_limit_init(rl, (int)limit, window + window / 50);
+}
+
 void rate_limit_free(struct rate_limit *rl)
 {
     free(rl->ring);

@@ -1,5 +1,8 @@
 /*
  * rate_limit: at most `limit` events in any sliding window of `window_ms`.
+ * Exotel's limit (EXOTEL_RATE_LIMIT_CALLS per EXOTEL_RATE_LIMIT_WINDOW_MS) is
+ * kept twice: the call-scheduler paces call.due, and the dialer paces the
+ * requests it sends, so a dialer that was down cannot burst its backlog.
  * It remembers the times of the last `limit` events; the oldest of them
  * decides when the next one may happen. Times are unix ms and must not go
  * backwards between records. Not thread-safe: the scheduler's writer thread
@@ -7,6 +10,8 @@
  */
 #ifndef LEADBUS_RATE_LIMIT_H
 #define LEADBUS_RATE_LIMIT_H
+
+#include "config.h"
 
 #include <stdint.h>
 
@@ -18,6 +23,12 @@ struct rate_limit {
 };
 
 int rate_limit_init(struct rate_limit *rl, int limit, int64_t window_ms);
+/*
+ * Init from EXOTEL_RATE_LIMIT_CALLS (200) and EXOTEL_RATE_LIMIT_WINDOW_MS (60000), with the window
+ * 2 % longer so that latency jitter between us and Exotel cannot squeeze one call too many into
+ * Exotel's own window. -1 with err naming the variable.
+ */
+int rate_limit_init_exotel(struct rate_limit *rl, char err[CONFIG_ERR_MAX]);
 void rate_limit_free(struct rate_limit *rl);
 
 void rate_limit_record(struct rate_limit *rl, int64_t ts);
