@@ -19,10 +19,14 @@ static int record(struct mg_connection *conn, void *arg)
 {
     (void)arg;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    char body[65536];
+    enum { BODY_MAX = 65536 };
+    char *body = malloc(BODY_MAX); /* not on the stack: civetweb's threads have small ones */
     size_t n = 0;
     int r;
-    while (n < sizeof body - 1 && (r = mg_read(conn, body + n, sizeof body - 1 - n)) > 0) {
+    if (body == NULL) {
+        return 500;
+    }
+    while (n < BODY_MAX - 1 && (r = mg_read(conn, body + n, BODY_MAX - 1 - n)) > 0) {
         n += (size_t)r;
     }
     body[n] = '\0';
@@ -33,6 +37,7 @@ static int record(struct mg_connection *conn, void *arg)
     cJSON_AddStringToObject(o, "query", ri->query_string ? ri->query_string : "");
     cJSON_AddStringToObject(o, "content_type", ct ? ct : "");
     cJSON_AddStringToObject(o, "body", body);
+    free(body);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     pthread_mutex_lock(&lock);

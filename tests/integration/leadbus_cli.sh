@@ -41,10 +41,19 @@ wait_pid 5 "$LB" || fail "leadbus exited non-zero on SIGTERM"
 echo "stopped on SIGTERM in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 grep -q '"msg":"Stopped"' "$T/leadbus.log" || fail "no Stopped line"
 
-# With credentials for both APIs there is no sandbox, and the banner names the live hosts.
+# With live Exotel credentials the dialer needs the operator's own ExoPhone: one line names it.
 PORT_N=$(free_port)
-start live env PORT=$PORT_N DATA_DIR="$T/data2" HTTP_BIND=127.0.0.1 EXOTEL_ACCOUNT_SID=YOUR_SID \
-    EXOTEL_API_KEY=YOUR_API_KEY EXOTEL_API_TOKEN=YOUR_API_TOKEN EXOTEL_SUBDOMAIN=api.in.exotel.com \
+LIVE_EXOTEL=(EXOTEL_ACCOUNT_SID=YOUR_SID EXOTEL_API_KEY=YOUR_API_KEY EXOTEL_API_TOKEN=YOUR_API_TOKEN
+    EXOTEL_SUBDOMAIN=api.in.exotel.com)
+rc=0
+env PORT=$PORT_N DATA_DIR="$T/data3" HTTP_BIND=127.0.0.1 "${LIVE_EXOTEL[@]}" \
+    "$LEADBUS" --target=dialer >"$T/noexophone.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "^leadbus: dialer: EXOTEL_EXOPHONE: required" "$T/noexophone.log" ||
+    fail "a live dialer without EXOTEL_EXOPHONE: exit $rc, $(cat "$T/noexophone.log")"
+
+# With credentials for both APIs there is no sandbox, and the banner names the live hosts.
+start live env PORT=$PORT_N DATA_DIR="$T/data2" HTTP_BIND=127.0.0.1 "${LIVE_EXOTEL[@]}" \
+    EXOTEL_EXOPHONE=08000000000 EXOTEL_AGENT_NUMBER=08000000001 \
     ZOHO_CLIENT_ID=YOUR_CLIENT_ID ZOHO_CLIENT_SECRET=YOUR_SECRET ZOHO_REFRESH_TOKEN=YOUR_TOKEN ZOHO_DC=in \
     "$LEADBUS" --target=all
 LIVE=$LAST_PID
