@@ -413,8 +413,8 @@ static void get_calls(struct http_req *req, void *arg)
     if (http_query(req, "limit", limit_s, sizeof limit_s) >= 0) {
         char *end;
         limit = strtol(limit_s, &end, 10);
-        if (*end != '\0' || limit < 1 || limit > 1000) {
-            http_reply_error(req, 400, "bad_request", "limit: expected 1 to 1000", NULL);
+        if (*end != '\0' || limit < 1 || limit > 10000) {
+            http_reply_error(req, 400, "bad_request", "limit: expected 1 to 10000", NULL);
             return;
         }
     }

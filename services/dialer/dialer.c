@@ -28,7 +28,8 @@ static const char schema[] =
     "  phone_e164 TEXT NOT NULL, phone_dial TEXT NOT NULL, due_ms INTEGER NOT NULL,"
     "  state TEXT NOT NULL, sid TEXT, status TEXT, duration_s INTEGER NOT NULL DEFAULT 0,"
     "  recording TEXT, detail TEXT, tries INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
-    "  dialed_ms INTEGER, updated_ms INTEGER NOT NULL, PRIMARY KEY(call_id, attempt));"
+    "  dialed_ms INTEGER, queued_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(call_id, attempt));"
     "CREATE INDEX IF NOT EXISTS attempts_work ON attempts(state, next_ms);"
     "CREATE UNIQUE INDEX IF NOT EXISTS attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS attempts_dialed ON attempts(dialed_ms);"
@@ -109,8 +110,8 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO attempts(call_id, attempt, lead_id, phone_e164,"
-                           " phone_dial, due_ms, state, next_ms, updated_ms)"
-                           " VALUES(?1,?2,?3,?4,?5,?6,'queued',0,?7)",
+                           " phone_dial, due_ms, state, next_ms, queued_ms, updated_ms)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,'queued',0,?7,?7)",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
@@ -287,10 +288,19 @@ static int requeue_job(sqlite3 *db, void *arg)
 
 /* ---- claiming work (writer thread) ---- */
 
+/*
+ * A worker claims up to CLAIM_MAX due attempts in one transaction and records
+ * their results in one more: two commits per batch instead of two per call,
+ * which is what keeps a burst of due calls punctual. A crash can leave at
+ * most CLAIM_MAX unsent attempts `dialing`; they are reconciled, never redialed.
+ */
+#define CLAIM_MAX 4
+
 struct claim {
     struct dialer *d;
     enum job_kind kind;
-    struct attempt a;
+    struct attempt a[CLAIM_MAX];
+    int n;
     int64_t wake;
 };
 
@@ -322,36 +332,56 @@ static int64_t min_next(sqlite3 *db, const char *states)
     return v;
 }
 
+#define ATTEMPT_COLS                                                                               \
+    "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                \
+    " coalesce(dialed_ms, 0), state"
+
 static int claim_job(sqlite3 *db, void *arg)
 {
     struct claim *c = arg;
     struct dialer *d = c->d;
     int64_t now = clock_now_ms();
     c->kind = JOB_NONE;
+    c->n = 0;
     c->wake = now + MAX_SLEEP_MS;
     /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
-    bool can_dial = rate_limit_available(&d->rl, now) > 0;
-    static const char *const queries[] = {
-        /* Due calls first, oldest first: they are what the lead waits for. */
-        "SELECT call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"
-        " coalesce(dialed_ms, 0), state FROM attempts WHERE state = 'queued' AND next_ms <= ?1"
-        " ORDER BY due_ms LIMIT 1",
-        "SELECT call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"
-        " coalesce(dialed_ms, 0), state FROM attempts WHERE state IN ('unknown', 'initiated')"
-        " AND next_ms <= ?1 ORDER BY next_ms LIMIT 1",
-    };
-    for (int q = can_dial ? 0 : 1; q < 2 && c->kind == JOB_NONE; q++) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db, queries[q], -1, &st, NULL) != SQLITE_OK) {
+    int can_dial = rate_limit_available(&d->rl, now);
+    can_dial = can_dial < CLAIM_MAX ? can_dial : CLAIM_MAX;
+    sqlite3_stmt *st;
+    if (can_dial > 0) {
+        /* Due calls first, oldest first: they are what the leads wait for. */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE state = 'queued'"
+                               " AND next_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                               -1, &st, NULL) != SQLITE_OK) {
             return -1;
         }
         sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int(st, 2, can_dial);
+        while (sqlite3_step(st) == SQLITE_ROW && c->n < can_dial) {
+            read_attempt(st, &c->a[c->n++]);
+        }
+        sqlite3_finalize(st);
+        c->kind = c->n > 0 ? JOB_DIAL : JOB_NONE;
+    }
+    if (c->kind == JOB_NONE) {
+        /* A lookup: an unknown outcome, a callback overdue, or a `dialing` whose result could not
+         * be recorded (older than any request can take). */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE (state IN ('unknown',"
+                               " 'initiated') AND next_ms <= ?1) OR (state = 'dialing' AND"
+                               " dialed_ms < ?2) ORDER BY next_ms LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, now - 2 * d->acct.timeout_ms - 60000);
         if (sqlite3_step(st) == SQLITE_ROW) {
-            read_attempt(st, &c->a);
-            const char *state = (const char *)sqlite3_column_text(st, 8);
-            c->kind = q == 0                         ? JOB_DIAL
-                      : strcmp(state, "unknown") == 0 ? JOB_RECONCILE
-                                                      : JOB_CHECK;
+            read_attempt(st, &c->a[0]);
+            c->n = 1;
+            c->kind = strcmp((const char *)sqlite3_column_text(st, 8), "initiated") == 0
+                          ? JOB_CHECK
+                          : JOB_RECONCILE;
         }
         sqlite3_finalize(st);
     }
@@ -365,26 +395,31 @@ static int claim_job(sqlite3 *db, void *arg)
         return 0;
     }
     /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
-     * a lookup takes a lease so no other worker repeats it meanwhile. */
-    sqlite3_stmt *st;
+     * a lookup takes a lease (as `unknown`) so no other worker repeats it meanwhile. */
     const char *sql = c->kind == JOB_DIAL
                           ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
                             " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
-                          : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3"
+                          : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
+                            " WHEN 'dialing' THEN 'unknown' ELSE state END"
                             " WHERE call_id = ?1 AND attempt = ?2";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
-    sqlite3_bind_text(st, 1, c->a.call_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, c->a.attempt);
-    sqlite3_bind_int64(st, 3, now);
-    sqlite3_bind_int64(st, 4, now + 2 * c->d->acct.timeout_ms + 5000);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (c->kind == JOB_DIAL) {
-        c->a.dialed_ms = now;
-        rate_limit_record(&d->rl, now); /* counted even if lost: errs on the safe side */
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < c->n && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_text(st, 1, c->a[i].call_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, c->a[i].attempt);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, now + 2 * d->acct.timeout_ms + 5000);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (c->kind == JOB_DIAL) {
+            c->a[i].dialed_ms = now;
+            c->a[i].tries++;
+            rate_limit_record(&d->rl, now); /* counted even if lost: errs on the safe side */
+        }
     }
+    sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -400,6 +435,177 @@ static int64_t backoff_ms(struct dialer *d, int tries, int64_t retry_after_ms)
     uint64_t r = atomic_fetch_add(&d->rng, 0x9e3779b97f4a7c15ULL) * 6364136223846793005ULL;
     b = b / 2 + (int64_t)((r >> 33) % (uint64_t)(b / 2 + 1));
     return retry_after_ms > b ? retry_after_ms : b;
+}
+
+/* What became of one attempt, to be recorded with the rest of its batch. */
+struct result {
+    enum { RES_PLACED, RES_REQUEUE, RES_FINAL } kind;
+    struct placed placed;
+    struct requeue requeue;
+    struct outcome final;
+    struct exotel_connect_result r;
+    char detail[300];
+    int64_t wait_ms;
+};
+
+static void final_result(struct result *res, struct dialer *d, const struct attempt *a,
+                         const char *status, const char *detail)
+{
+    res->kind = RES_FINAL;
+    snprintf(res->detail, sizeof res->detail, "%s", detail);
+    res->final = (struct outcome){.d = d,
+                                  .call_id = a->call_id,
+                                  .attempt = a->attempt,
+                                  .status = status,
+                                  .sid = "",
+                                  .recording = "",
+                                  .detail = res->detail,
+                                  .final = true};
+}
+
+static const char *lead_number(const struct attempt *a)
+{
+    return a->dial[0] != '\0' ? a->dial : a->e164;
+}
+
+/* One connect request; what it came to goes into *res (nothing is written here). */
+static void dial(struct worker *w, const struct attempt *a, struct result *res)
+{
+    struct dialer *d = w->d;
+    memset(res, 0, sizeof *res);
+    log_info("Executing call", LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                                          LOG_PHONE("phoneNumber", lead_number(a))));
+    if (d->dnd_precheck) {
+        bool dnd = false;
+        if (exotel_number_dnd(w->curl, &d->acct, a->e164, &dnd) == 0 && dnd) {
+            final_result(res, d, a, "dnd", "the number is on the DND register (pre-check)");
+            return;
+        }
+    }
+    char callback[APP_URL_MAX + 256], custom[96];
+    snprintf(callback, sizeof callback, "%s/exotel/callback?call=%s&attempt=%d&token=%s",
+             d->public_base, a->call_id, a->attempt, d->cb_token);
+    snprintf(custom, sizeof custom, "%s", a->call_id);
+    struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
+                              .to = d->flow_url[0] ? NULL : lead_number(a),
+                              .flow_url = d->flow_url[0] ? d->flow_url : NULL,
+                              .caller_id = d->exophone,
+                              .call_type = d->call_type,
+                              .ring_timeout_s = d->ring_timeout_s,
+                              .time_limit_s = d->time_limit_s,
+                              .record = d->record,
+                              .status_callback = callback,
+                              .custom_field = custom};
+    struct exotel_connect_result *r = &res->r;
+    exotel_connect(w->curl, &d->acct, &req, r);
+    explicit_bzero(callback, sizeof callback);
+    int64_t now = clock_now_ms();
+    char detail[300];
+    snprintf(detail, sizeof detail, "HTTP %ld: %s", r->http_status, r->message);
+    switch (r->outcome) {
+    case EXOTEL_PLACED:
+        res->kind = RES_PLACED;
+        res->placed = (struct placed){{.d = d,
+                                       .call_id = a->call_id,
+                                       .attempt = a->attempt,
+                                       .status = r->call.status[0] ? r->call.status : "queued",
+                                       .sid = r->call.sid,
+                                       .final = false},
+                                      now + d->grace_ms};
+        break;
+    case EXOTEL_THROTTLED:
+        res->kind = RES_REQUEUE;
+        res->wait_ms = backoff_ms(d, a->tries, r->retry_after_ms);
+        res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "queued",
+                                        "throttled by Exotel", now + res->wait_ms};
+        break;
+    case EXOTEL_DND:
+        final_result(res, d, a, "dnd", r->message);
+        break;
+    case EXOTEL_REJECTED:
+        if (r->http_status == 401) {
+            log_error("Exotel rejected the credentials (EXOTEL_API_KEY / EXOTEL_API_TOKEN / "
+                      "EXOTEL_ACCOUNT_SID, or the wrong EXOTEL_SUBDOMAIN)",
+                      NULL);
+        }
+        final_result(res, d, a, "rejected", detail);
+        break;
+    case EXOTEL_NOT_SENT:
+        final_result(res, d, a, "failed-api", r->message);
+        break;
+    case EXOTEL_UNKNOWN:
+        res->kind = RES_REQUEUE;
+        snprintf(res->detail, sizeof res->detail, "%s", detail);
+        res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "unknown", res->detail,
+                                        now + d->reconcile_delay_ms};
+        break;
+    }
+}
+
+struct results {
+    struct result *res;
+    int n;
+};
+
+static int results_job(sqlite3 *db, void *arg)
+{
+    struct results *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        struct result *r = &b->res[i];
+        int rc = r->kind == RES_PLACED    ? placed_job(db, &r->placed)
+                 : r->kind == RES_REQUEUE ? requeue_job(db, &r->requeue)
+                                          : finalize_job(db, &r->final);
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void log_result(const struct attempt *a, const struct result *r)
+{
+    if (r->kind == RES_PLACED) {
+        if (r->placed.o.changed) {
+            log_info("Call initiated successfully",
+                     LOG_FIELDS(LOG_S("callSid", r->placed.o.sid),
+                                LOG_S("status", r->placed.o.status)));
+        }
+    } else if (r->kind == RES_FINAL) {
+        if (r->final.changed) {
+            log_info("Call finished",
+                     LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                                LOG_S("status", r->final.status), LOG_S("detail", r->detail)));
+        }
+    } else if (strcmp(r->requeue.to_state, "queued") == 0) {
+        log_warn("Exotel rate limit hit; the same attempt goes again",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("waitMs", r->wait_ms)));
+    } else {
+        log_warn("Exotel's answer leaves the call's fate unknown; reconciling before any redial",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_I("httpStatus", r->r.http_status)));
+    }
+}
+
+static void dial_batch(struct worker *w, const struct claim *c)
+{
+    struct dialer *d = w->d;
+    struct result res[CLAIM_MAX];
+    for (int i = 0; i < c->n; i++) {
+        dial(w, &c->a[i], &res[i]);
+    }
+    struct results b = {res, c->n};
+    if (store_run(d->store, results_job, &b) != 0) {
+        /* Still `dialing` in the store: they are reconciled once no request can be pending. */
+        log_error("Cannot record call results; they will be reconciled with Exotel",
+                  LOG_FIELDS(LOG_I("attempts", c->n)));
+        return;
+    }
+    for (int i = 0; i < c->n; i++) {
+        log_result(&c->a[i], &res[i]);
+        if (res[i].kind == RES_REQUEUE) {
+            kick(d);
+        }
+    }
 }
 
 static void finish(struct dialer *d, const struct attempt *a, const char *status, const char *sid,
@@ -420,103 +626,7 @@ static void finish(struct dialer *d, const struct attempt *a, const char *status
     } else if (o.changed) {
         log_info("Call finished", LOG_FIELDS(LOG_S("callId", a->call_id),
                                              LOG_I("attempt", a->attempt), LOG_S("status", status),
-                                             LOG_S("callSid", sid ? sid : "")));
-    }
-}
-
-static const char *lead_number(const struct attempt *a)
-{
-    return a->dial[0] != '\0' ? a->dial : a->e164;
-}
-
-static void dial(struct worker *w, const struct attempt *a)
-{
-    struct dialer *d = w->d;
-    log_info("Executing call", LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
-                                          LOG_PHONE("phoneNumber", lead_number(a))));
-    if (d->dnd_precheck) {
-        bool dnd = false;
-        if (exotel_number_dnd(w->curl, &d->acct, a->e164, &dnd) == 0 && dnd) {
-            finish(d, a, "dnd", "", 0, "", "the number is on the DND register (pre-check)");
-            return;
-        }
-    }
-    char callback[APP_URL_MAX + 256], custom[96];
-    snprintf(callback, sizeof callback, "%s/exotel/callback?call=%s&attempt=%d&token=%s",
-             d->public_base, a->call_id, a->attempt, d->cb_token);
-    snprintf(custom, sizeof custom, "%s", a->call_id);
-    struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
-                              .to = d->flow_url[0] ? NULL : lead_number(a),
-                              .flow_url = d->flow_url[0] ? d->flow_url : NULL,
-                              .caller_id = d->exophone,
-                              .call_type = d->call_type,
-                              .ring_timeout_s = d->ring_timeout_s,
-                              .time_limit_s = d->time_limit_s,
-                              .record = d->record,
-                              .status_callback = callback,
-                              .custom_field = custom};
-    struct exotel_connect_result r;
-    exotel_connect(w->curl, &d->acct, &req, &r);
-    explicit_bzero(callback, sizeof callback);
-    int64_t now = clock_now_ms();
-    switch (r.outcome) {
-    case EXOTEL_PLACED: {
-        const char *status = r.call.status[0] ? r.call.status : "queued";
-        struct placed p = {{.d = d,
-                            .call_id = a->call_id,
-                            .attempt = a->attempt,
-                            .status = status,
-                            .sid = r.call.sid,
-                            .final = false},
-                           now + d->grace_ms};
-        if (store_run(d->store, placed_job, &p) != 0) {
-            /* Still `dialing` in the store: a restart will reconcile it, which finds this Sid. */
-            log_error("Cannot record a placed call; it will be reconciled",
-                      LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", r.call.sid)));
-        } else {
-            log_info("Call initiated successfully",
-                     LOG_FIELDS(LOG_S("callSid", r.call.sid), LOG_S("status", status)));
-        }
-        break;
-    }
-    case EXOTEL_THROTTLED: {
-        int64_t wait = backoff_ms(d, a->tries, r.retry_after_ms);
-        struct requeue q = {a->call_id, a->attempt, "dialing", "queued", "throttled by Exotel",
-                            now + wait};
-        store_run(d->store, requeue_job, &q);
-        log_warn("Exotel rate limit hit; the same attempt goes again",
-                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("waitMs", wait)));
-        kick(d);
-        break;
-    }
-    case EXOTEL_DND:
-        finish(d, a, "dnd", "", 0, "", r.message);
-        break;
-    case EXOTEL_REJECTED: {
-        char detail[300];
-        snprintf(detail, sizeof detail, "HTTP %ld: %s", r.http_status, r.message);
-        if (r.http_status == 401) {
-            log_error("Exotel rejected the credentials (EXOTEL_API_KEY / EXOTEL_API_TOKEN / "
-                      "EXOTEL_ACCOUNT_SID, or the wrong EXOTEL_SUBDOMAIN)",
-                      NULL);
-        }
-        finish(d, a, "rejected", "", 0, "", detail);
-        break;
-    }
-    case EXOTEL_NOT_SENT:
-        finish(d, a, "failed-api", "", 0, "", r.message);
-        break;
-    case EXOTEL_UNKNOWN: {
-        char detail[300];
-        snprintf(detail, sizeof detail, "HTTP %ld: %s", r.http_status, r.message);
-        struct requeue q = {a->call_id, a->attempt, "dialing", "unknown", detail,
-                            now + d->reconcile_delay_ms};
-        store_run(d->store, requeue_job, &q);
-        log_warn("Exotel's answer leaves the call's fate unknown; reconciling before any redial",
-                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
-                            LOG_I("httpStatus", r.http_status)));
-        break;
-    }
+                                             LOG_S("detail", detail)));
     }
 }
 
@@ -615,11 +725,11 @@ static void *worker_main(void *arg)
         } else {
             wake = 0; /* there may be more right away */
             if (c.kind == JOB_DIAL) {
-                dial(w, &c.a);
+                dial_batch(w, &c);
             } else if (c.kind == JOB_RECONCILE) {
-                reconcile(w, &c.a);
+                reconcile(w, &c.a[0]);
             } else {
-                check(w, &c.a);
+                check(w, &c.a[0]);
             }
         }
         pthread_mutex_lock(&d->lock);
