@@ -7,6 +7,7 @@
 #include "dialer/dialer.h"
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
+#include "stats/stats.h"
 #include "tap/tap.h"
 #include "zoho-sync/zoho_sync.h"
 #include "upstream.h"
@@ -29,6 +30,7 @@ static const struct module *const modules[] = {
     &zoho_sync_module,
     &call_scheduler_module,
     &dialer_module,
+    &stats_module,
     NULL,
 };
 

@@ -6,6 +6,7 @@
 #include "call_window.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "rate_limit.h"
 #include "retry_policy.h"
 #include "upstream.h"
@@ -25,9 +26,12 @@ static const char schema[] =
     "  phone_dial TEXT NOT NULL, received_ms INTEGER NOT NULL, attempt INTEGER NOT NULL,"
     "  state TEXT NOT NULL, due_ms INTEGER NOT NULL, status TEXT, detail TEXT,"
     "  updated_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS calls_pending ON calls(due_ms) WHERE state = 'pending';"
-    "CREATE INDEX IF NOT EXISTS calls_phone ON calls(phone_e164, received_ms)"
-    "  WHERE phone_e164 <> '';"
+    /* (state, due_ms), not partial: the planner then never prefers calls_state and a sort */
+    "DROP INDEX IF EXISTS calls_pending;"
+    "CREATE INDEX IF NOT EXISTS calls_due ON calls(state, due_ms);"
+    /* not partial: `phone_e164 = ?` with a bound value cannot use an index WHERE phone_e164 <> '' */
+    "DROP INDEX IF EXISTS calls_phone;"
+    "CREATE INDEX IF NOT EXISTS calls_phone_received ON calls(phone_e164, received_ms);"
     "CREATE INDEX IF NOT EXISTS calls_state ON calls(state, updated_ms);"
     "CREATE TABLE IF NOT EXISTS dispatches(ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS dispatches_ms ON dispatches(ms);";
@@ -333,6 +337,11 @@ static int dispatch_job(sqlite3 *db, void *arg)
         if (sqlite3_step(sel) == SQLITE_ROW && sqlite3_column_type(sel, 0) != SQLITE_NULL) {
             int64_t next = sqlite3_column_int64(sel, 0);
             a->wake = next <= now ? rate_limit_next(&s->rl, now) : next;
+            if (next <= now && a->wake > now) {
+                metrics_counter_add("leadbus_rate_limit_waits_total",
+                                    "Times due calls waited for the Exotel rate limit",
+                                    "service=\"call-scheduler\"", 1);
+            }
         }
         sqlite3_finalize(sel);
     }
@@ -418,22 +427,32 @@ static void get_calls(struct http_req *req, void *arg)
             return;
         }
     }
-    const char *where;
+    /* Each state through its own index, merged under the limit: no sort of a million rows. */
+    const char *const pending[] = {"pending", "dispatched", NULL};
+    const char *const done[] = {"done", "canceled", "skipped", NULL};
+    const char *const *states;
+    const char *order;
     if (strcmp(state, "pending") == 0) {
-        where = "state IN ('pending', 'dispatched') ORDER BY due_ms";
+        states = pending;
+        order = "due_ms";
     } else if (strcmp(state, "done") == 0) {
-        where = "state IN ('done', 'canceled', 'skipped') ORDER BY updated_ms DESC";
+        states = done;
+        order = "updated_ms DESC";
     } else {
         http_reply_error(req, 400, "bad_request", "state: expected pending or done", NULL);
         return;
     }
-    /* A reader connection: a long list never holds up the writer (and the timer). */
     sqlite3 *db;
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT call_id, lead_id, attempt, state, due_ms, status, detail, phone_dial,"
-             " updated_ms FROM calls WHERE %s LIMIT ?1",
-             where);
+    char sql[1024];
+    size_t n = (size_t)snprintf(sql, sizeof sql, "SELECT * FROM (");
+    for (int i = 0; states[i] != NULL; i++) {
+        n += (size_t)snprintf(sql + n, sizeof sql - n,
+                              "%sSELECT * FROM (SELECT call_id, lead_id, attempt, state, due_ms,"
+                              " status, detail, phone_dial, updated_ms FROM calls"
+                              " WHERE state = '%s' ORDER BY %s LIMIT ?1)",
+                              i ? " UNION ALL " : "", states[i], order);
+    }
+    snprintf(sql + n, sizeof sql - n, ") ORDER BY %s LIMIT ?1", order);
     sqlite3_stmt *st = NULL;
     if (store_open_reader(s->store, &db) != 0) {
         http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
@@ -551,6 +570,33 @@ static void delete_call(struct http_req *req, void *arg)
     http_reply_json(req, 200, o);
 }
 
+/* Calls by state, read when /metrics is scraped (a reader connection: the writer is not held). */
+static void collect(void *arg)
+{
+    struct sched *s = arg;
+    sqlite3 *db;
+    if (store_open_reader(s->store, &db) != 0) {
+        return;
+    }
+    static const char *const states[] = {"pending", "dispatched"};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        sqlite3_stmt *st;
+        char labels[48];
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM calls WHERE state = ?1", -1, &st, NULL) !=
+            SQLITE_OK) {
+            break;
+        }
+        sqlite3_bind_text(st, 1, states[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            snprintf(labels, sizeof labels, "state=\"%s\"", states[i]);
+            metrics_gauge_set("leadbus_calls", "Calls waiting for their due time or being dialed",
+                              labels, (double)sqlite3_column_int64(st, 0));
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
 static bool ready(void *arg)
 {
     struct sched *s = arg;
@@ -565,6 +611,7 @@ static void sched_stop(void *state)
     if (s == NULL) {
         return;
     }
+    metrics_collector_remove(collect, s);
     bus_sub_close(s->sub);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
@@ -664,7 +711,8 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         (s->started = true, so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/calls", get_calls, s) != 0 ||
         http_route(app->http, "DELETE", "/calls/{callId}", delete_call, s) != 0 ||
-        http_ready_check(app->http, "call-scheduler", ready, s) != 0) {
+        http_ready_check(app->http, "call-scheduler", ready, s) != 0 ||
+        metrics_collector_add(collect, s) != 0) {
         sched_stop(s);
         return -1;
     }

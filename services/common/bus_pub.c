@@ -3,6 +3,7 @@
 #include "bus_sock.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 
 #include <nng/nng.h>
@@ -29,6 +30,7 @@ struct bus_pub {
     int hb_interval_ms;
     int retention_days;
     atomic_uint_fast64_t sent, replayed;
+    unsigned heartbeats; /* sender thread only */
 };
 
 static void on_commit(void *arg)
@@ -67,6 +69,13 @@ static void send_new(struct bus_pub *p, sqlite3_stmt *st, int64_t *last_id)
             /* PUB never blocks: a slow subscriber loses frames and recovers them by replay. */
             if (nng_send(p->pub, (void *)frame, (size_t)len, 0) == 0) {
                 atomic_fetch_add(&p->sent, 1);
+                char topic[PROTO_TOPIC_MAX], labels[128];
+                if (proto_frame_topic(frame, (size_t)len, topic, sizeof topic) > 0) {
+                    snprintf(labels, sizeof labels, "publisher=\"%s\",topic=\"%s\"", p->name,
+                             topic);
+                    metrics_counter_add("leadbus_bus_events_published_total",
+                                        "Bus events sent live by a publisher", labels, 1);
+                }
             }
             n++;
         }
@@ -82,6 +91,12 @@ static void send_heartbeat(struct bus_pub *p, sqlite3 *db)
     struct proto_heartbeat hb;
     if (outbox_streams(db, &hb) != 0) {
         return;
+    }
+    if (p->heartbeats++ % 10 == 0) { /* count(*) over a large outbox: not every second */
+        char labels[96];
+        snprintf(labels, sizeof labels, "publisher=\"%s\"", p->name);
+        metrics_gauge_set("leadbus_bus_outbox_events", "Events a publisher keeps for replay",
+                          labels, (double)outbox_count(db));
     }
     uint8_t *frame;
     size_t len;

@@ -3,6 +3,7 @@
 #include "bus_sock.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -193,6 +194,13 @@ static int flush(struct bus_sub *s)
     }
     if (rc == 0) {
         atomic_fetch_add(&s->applied, (uint64_t)s->nbatch);
+        for (int i = 0; i < s->nbatch; i++) {
+            char labels[128];
+            snprintf(labels, sizeof labels, "subscriber=\"%s\",topic=\"%s\"", s->name,
+                     topic_of(&s->batch[i]));
+            metrics_counter_add("leadbus_bus_events_applied_total",
+                                "Bus events applied by a subscriber (exactly once)", labels, 1);
+        }
     } else {
         log_warn("Applying events failed; will replay them",
                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_I("events", s->nbatch)));
@@ -225,6 +233,10 @@ static int replay_frame(const uint8_t *frame, size_t len, void *arg)
 {
     struct bus_sub *s = arg;
     atomic_fetch_add(&s->replayed, 1);
+    char labels[96];
+    snprintf(labels, sizeof labels, "subscriber=\"%s\"", s->name);
+    metrics_counter_add("leadbus_bus_events_replayed_total",
+                        "Bus events a subscriber obtained by replay rather than live", labels, 1);
     handle_frame(s, frame, len, true);
     return 0;
 }
@@ -275,6 +287,13 @@ static void stream_seen(struct bus_sub *s, struct source *src, const char *name,
     if (c == NULL) {
         return;
     }
+    char labels[160];
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\",topic=\"%s\"", s->name,
+             name, stream->topic);
+    metrics_gauge_set("leadbus_bus_subscriber_lag_events",
+                      "Events a publisher has that the subscriber has not applied (at its heartbeat)",
+                      labels,
+                      stream->last_seq > c->seq ? (double)(stream->last_seq - c->seq) : 0);
     if (created && s->from_now) {
         c->seq = c->queued = stream->last_seq;
         persist_start(s, c);

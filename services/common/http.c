@@ -1,6 +1,8 @@
 /* http: route table, JSON replies and health endpoints over civetweb. */
 #include "http.h"
+#include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <civetweb.h>
 #include <stdio.h>
@@ -272,9 +274,36 @@ static void readyz(struct http_req *req, void *arg)
     http_reply_json(req, ready ? 200 : 503, o);
 }
 
+static void metrics_endpoint(struct http_req *req, void *arg)
+{
+    (void)arg;
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    if (text == NULL) {
+        http_reply_error(req, 503, "unavailable", "metrics could not be rendered", NULL);
+        return;
+    }
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+/* Requests by route (the pattern, so ids do not explode the label set), method and status. */
+static void count_request(const struct http_req *req, const char *route, int64_t start_ms)
+{
+    char labels[256], method[16];
+    metrics_label(req->method, method, sizeof method);
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", route, method,
+             req->status);
+    metrics_counter_add("leadbus_http_requests_total", "HTTP requests answered", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    metrics_observe("leadbus_http_request_duration_seconds", "Time to answer an HTTP request",
+                    labels, (double)(clock_mono_ms() - start_ms) / 1000.0);
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
     struct http_server *h = cbdata;
+    int64_t start_ms = clock_mono_ms();
     const struct mg_request_info *ri = mg_get_request_info(conn);
     struct http_req req = {.conn = conn,
                            .method = ri->request_method,
@@ -295,6 +324,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
             if (req.status == 0) {
                 http_reply_error(&req, 500, "internal", "handler sent no answer", NULL);
             }
+            count_request(&req, r->pattern, start_ms);
             return req.status;
         }
     }
@@ -303,6 +333,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     } else {
         http_reply_error(&req, 404, "not_found", "no such route", NULL);
     }
+    count_request(&req, "unmatched", start_ms);
     return req.status;
 }
 
@@ -314,6 +345,7 @@ int http_create(struct http_server **out)
     }
     http_route(h, "GET", "/healthz", healthz, h);
     http_route(h, "GET", "/readyz", readyz, h);
+    http_route(h, "GET", "/metrics", metrics_endpoint, h);
     *out = h;
     return 0;
 }

@@ -1,5 +1,7 @@
 /* http_client: one request over libcurl with the settings every upstream call needs. */
 #include "http_client.h"
+#include "clock.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,7 @@ int httpc_perform(CURL *curl, const struct httpc_request *req, struct httpc_resp
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, r->error);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    int64_t start = clock_mono_ms();
     CURLcode rc = curl_easy_perform(curl);
     if (rc == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
@@ -85,5 +88,22 @@ int httpc_perform(CURL *curl, const struct httpc_request *req, struct httpc_resp
     }
     r->body = b.p != NULL ? b.p : strdup("");
     r->len = b.len;
+    char labels[96], result[16];
+    if (r->status == 0) {
+        snprintf(result, sizeof result, "error");
+    } else if (r->status == 429) {
+        snprintf(result, sizeof result, "429");
+    } else {
+        snprintf(result, sizeof result, "%ldxx", r->status / 100 % 10);
+    }
+    const char *api = req->api ? req->api : "other";
+    snprintf(labels, sizeof labels, "api=\"%s\",result=\"%s\"", api, result);
+    metrics_counter_add("leadbus_upstream_requests_total",
+                        "Requests to Exotel and Zoho by result (HTTP status class, 429, error)",
+                        labels, 1);
+    snprintf(labels, sizeof labels, "api=\"%s\"", api);
+    metrics_observe("leadbus_upstream_request_duration_seconds",
+                    "Time for Exotel and Zoho to answer", labels,
+                    (double)(clock_mono_ms() - start) / 1000.0);
     return rc == CURLE_OK ? 0 : -1;
 }

@@ -17,6 +17,7 @@
 #define HTTPC_BODY_MAX (8 * 1024 * 1024)
 
 struct httpc_request {
+    const char *api;    /* "exotel", "zoho": the label of its metrics */
     const char *method; /* "GET", "POST", "PUT" */
     const char *url;
     const struct curl_slist *headers; /* may be NULL */

@@ -7,6 +7,7 @@
 #include "exotel_callback.h"
 #include "exotel_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "rate_limit.h"
 #include "tz.h"
 #include "upstream.h"
@@ -70,7 +71,7 @@ struct worker {
 struct attempt {
     char call_id[64], lead_id[40], e164[24], dial[24], sid[64];
     int attempt, tries;
-    int64_t dialed_ms;
+    int64_t dialed_ms, due_ms;
 };
 
 enum job_kind { JOB_NONE, JOB_DIAL, JOB_RECONCILE, JOB_CHECK };
@@ -315,6 +316,7 @@ static void read_attempt(sqlite3_stmt *st, struct attempt *a)
     col(st, 5, a->sid, sizeof a->sid);
     a->tries = sqlite3_column_int(st, 6);
     a->dialed_ms = sqlite3_column_int64(st, 7);
+    a->due_ms = sqlite3_column_int64(st, 9);
 }
 
 static int64_t min_next(sqlite3 *db, const char *states)
@@ -334,7 +336,7 @@ static int64_t min_next(sqlite3 *db, const char *states)
 
 #define ATTEMPT_COLS                                                                               \
     "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                \
-    " coalesce(dialed_ms, 0), state"
+    " coalesce(dialed_ms, 0), state, due_ms"
 
 static int claim_job(sqlite3 *db, void *arg)
 {
@@ -347,6 +349,11 @@ static int claim_job(sqlite3 *db, void *arg)
     /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
     int can_dial = rate_limit_available(&d->rl, now);
     can_dial = can_dial < CLAIM_MAX ? can_dial : CLAIM_MAX;
+    if (can_dial == 0 && min_next(db, "'queued'") <= now) {
+        metrics_counter_add("leadbus_rate_limit_waits_total",
+                            "Times due calls waited for the Exotel rate limit",
+                            "service=\"dialer\"", 1);
+    }
     sqlite3_stmt *st;
     if (can_dial > 0) {
         /* Due calls first, oldest first: they are what the leads wait for. */
@@ -414,6 +421,11 @@ static int claim_job(sqlite3 *db, void *arg)
         rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (c->kind == JOB_DIAL) {
+            if (c->a[i].tries == 0) { /* a first try, not a re-send after a 429 */
+                metrics_observe("leadbus_dispatch_lateness_seconds",
+                                "From a call's due time to its connect request",
+                                "", (double)(now - c->a[i].due_ms) / 1000.0);
+            }
             c->a[i].dialed_ms = now;
             c->a[i].tries++;
             rate_limit_record(&d->rl, now); /* counted even if lost: errs on the safe side */

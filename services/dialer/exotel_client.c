@@ -265,7 +265,8 @@ static int request(CURL *curl, const struct exotel_account *a, const char *metho
     snprintf(url, sizeof url, "%s/v1/Accounts/%s/%s", a->base, a->sid, path);
     struct curl_slist *h =
         form ? curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded") : NULL;
-    struct httpc_request req = {.method = method,
+    struct httpc_request req = {.api = "exotel",
+                                .method = method,
                                 .url = url,
                                 .headers = h,
                                 .body = form,

@@ -138,7 +138,7 @@ static int zoho_send(CURL *curl, const char *method, const char *url, const char
         h = curl_slist_append(h, auth);
     }
     struct httpc_request req = {
-        .method = method, .url = url, .headers = h, .body = body, .timeout_ms = timeout_ms};
+        .api = "zoho", .method = method, .url = url, .headers = h, .body = body, .timeout_ms = timeout_ms};
     int rc = httpc_perform(curl, &req, r);
     curl_slist_free_all(h);
     explicit_bzero(auth, sizeof auth);

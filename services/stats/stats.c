@@ -1,0 +1,704 @@
+/* stats: counters, timelines and the dashboard, folded from the bus. */
+#include "stats.h"
+#include "api_key.h"
+#include "bus_sub.h"
+#include "clock.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SERIES_MAX_MINUTES (24 * 60)
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS st_leads("
+    "  lead_id TEXT PRIMARY KEY, received_ms INTEGER NOT NULL, name TEXT NOT NULL,"
+    "  phone TEXT NOT NULL, source TEXT NOT NULL, zoho_id TEXT, sync TEXT NOT NULL,"
+    "  sync_code TEXT);"
+    "CREATE INDEX IF NOT EXISTS st_leads_recent ON st_leads(received_ms);"
+    "CREATE TABLE IF NOT EXISTS st_calls("
+    "  call_id TEXT PRIMARY KEY, lead_id TEXT NOT NULL, scheduled INTEGER NOT NULL DEFAULT 0,"
+    "  finished INTEGER NOT NULL DEFAULT 0, placed INTEGER NOT NULL DEFAULT 0, skipped TEXT,"
+    "  last_status TEXT, category TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS st_counts(name TEXT PRIMARY KEY, n INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS st_minutes("
+    "  minute INTEGER NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL,"
+    "  PRIMARY KEY(minute, status));"
+    "CREATE TABLE IF NOT EXISTS st_timeline("
+    "  lead_id TEXT NOT NULL, ts INTEGER NOT NULL, src TEXT NOT NULL, topic TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS st_timeline_lead ON st_timeline(lead_id, ts);";
+
+struct stats {
+    struct store *store;
+    struct bus_sub *sub;
+    struct api_keys *keys;
+    bool require_key;
+};
+
+/* ---- folding events (writer thread, inside the subscriber's transaction) ---- */
+
+static int count_add(sqlite3 *db, const char *name, int64_t by)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO st_counts(name, n) VALUES(?1, ?2)"
+                           " ON CONFLICT(name) DO UPDATE SET n = n + ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, by);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+/* Phones in a timeline are masked like in logs: the timeline says what happened, not who. */
+static void mask_phones(cJSON *o)
+{
+    for (cJSON *f = o ? o->child : NULL; f != NULL; f = f->next) {
+        if (strncmp(f->string, "phone_", 6) == 0 && strcmp(f->string, "phone_status") != 0 &&
+            cJSON_IsString(f)) {
+            char masked[32];
+            log_mask_phone(f->valuestring, masked, sizeof masked);
+            cJSON_SetValuestring(f, f->valuestring[0] ? masked : "");
+        }
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "extra");
+}
+
+static int add_timeline(sqlite3 *db, const struct proto_event *ev, const char *lead_id)
+{
+    char *raw = proto_data_to_json(ev->topic, &ev->data);
+    cJSON *o = raw ? cJSON_Parse(raw) : NULL;
+    free(raw);
+    mask_phones(o);
+    char *data = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (data == NULL) {
+        return -1;
+    }
+    sqlite3_stmt *st;
+    int rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO st_timeline(lead_id, ts, src, topic, data)"
+                           " VALUES(?1,?2,?3,?4,?5)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, ev->ts);
+        sqlite3_bind_text(st, 3, ev->src, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, proto_topic_name(ev->topic), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, data, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    free(data);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int on_lead(sqlite3 *db, const struct proto_lead_created *l)
+{
+    char name[260], masked[32];
+    snprintf(name, sizeof name, "%s%s%s", l->first_name, l->first_name[0] ? " " : "",
+             l->last_name);
+    log_mask_phone(l->phone_e164[0] ? l->phone_e164 : l->phone_raw, masked, sizeof masked);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO st_leads(lead_id, received_ms, name, phone,"
+                           " source, sync) VALUES(?1,?2,?3,?4,?5,'pending')",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, l->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, l->received_ms);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, l->phone_raw[0] ? masked : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, l->source, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count_add(db, "leads.received", 1) : -1;
+}
+
+/* A lead's Zoho state: pending -> synced, or failed (which a later sync clears). */
+static int on_sync(sqlite3 *db, const char *lead_id, const char *zoho_id, const char *code)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT sync FROM st_leads WHERE lead_id = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    char before[16] = "pending";
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        col(st, 0, before, sizeof before);
+    }
+    sqlite3_finalize(st);
+    const char *after = zoho_id != NULL ? "synced" : "failed";
+    if (strcmp(before, "synced") == 0 || strcmp(before, after) == 0) {
+        return 0; /* a lead once in Zoho stays synced */
+    }
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE st_leads SET sync = ?2, zoho_id = coalesce(?3, zoho_id),"
+                           " sync_code = ?4 WHERE lead_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, zoho_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    if (strcmp(before, "failed") == 0 && count_add(db, "leads.sync_failed", -1) != 0) {
+        return -1;
+    }
+    return count_add(db, zoho_id != NULL ? "leads.synced" : "leads.sync_failed", 1);
+}
+
+/*
+ * The original guide's categories, derived from what is known of a call so
+ * the result does not depend on the order its streams arrive in: skipped;
+ * success once any attempt was placed; pending while an attempt scheduled has
+ * no final outcome yet; failed otherwise.
+ */
+static const char *category(const char *skipped, int scheduled, int finished, int placed)
+{
+    return skipped[0] != '\0'      ? "skipped"
+           : placed                ? "success"
+           : scheduled > finished ? "pending"
+                                   : "failed";
+}
+
+struct call_change {
+    const char *call_id, *lead_id;
+    int scheduled, finished; /* raise to at least these */
+    bool placed;
+    const char *skipped, *last_status; /* NULL: unchanged */
+};
+
+static int update_call(sqlite3 *db, const struct call_change *c)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT scheduled, finished, placed, coalesce(skipped, ''), category"
+                           " FROM st_calls WHERE call_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    int scheduled = 0, finished = 0, placed = 0;
+    char skipped[32] = "", before[16] = "";
+    bool exists = sqlite3_step(st) == SQLITE_ROW;
+    if (exists) {
+        scheduled = sqlite3_column_int(st, 0);
+        finished = sqlite3_column_int(st, 1);
+        placed = sqlite3_column_int(st, 2);
+        col(st, 3, skipped, sizeof skipped);
+        col(st, 4, before, sizeof before);
+    }
+    sqlite3_finalize(st);
+    scheduled = c->scheduled > scheduled ? c->scheduled : scheduled;
+    finished = c->finished > finished ? c->finished : finished;
+    placed = placed || c->placed;
+    if (c->skipped != NULL) {
+        snprintf(skipped, sizeof skipped, "%s", c->skipped);
+    }
+    const char *after = category(skipped, scheduled, finished, placed);
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO st_calls(call_id, lead_id, scheduled, finished, placed,"
+                           " skipped, last_status, category) VALUES(?1,?2,?3,?4,?5,nullif(?6,''),"
+                           "?7,?8) ON CONFLICT(call_id) DO UPDATE SET scheduled = ?3,"
+                           " finished = ?4, placed = ?5, skipped = nullif(?6, ''),"
+                           " last_status = coalesce(?7, last_status), category = ?8",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, scheduled);
+    sqlite3_bind_int(st, 4, finished);
+    sqlite3_bind_int(st, 5, placed);
+    sqlite3_bind_text(st, 6, skipped, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, c->last_status, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, after, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    char name[32];
+    if (!exists && count_add(db, "calls.total", 1) != 0) {
+        return -1;
+    }
+    if (strcmp(before, after) != 0) {
+        if (before[0] != '\0') {
+            snprintf(name, sizeof name, "cat.%s", before);
+            if (count_add(db, name, -1) != 0) {
+                return -1;
+            }
+        }
+        snprintf(name, sizeof name, "cat.%s", after);
+        return count_add(db, name, 1);
+    }
+    return 0;
+}
+
+/* Statuses that mean Exotel placed the call (an attempt that rang, whatever came of it). */
+static bool placed_status(const struct proto_call_status *c)
+{
+    return c->call_sid[0] != '\0' || strcmp(c->status, "completed") == 0 ||
+           strcmp(c->status, "busy") == 0 || strcmp(c->status, "no-answer") == 0 ||
+           strcmp(c->status, "failed") == 0 || strcmp(c->status, "canceled") == 0;
+}
+
+static int on_status(sqlite3 *db, const struct proto_event *ev)
+{
+    const struct proto_call_status *c = &ev->data.call_status;
+    struct call_change ch = {.call_id = c->call_id,
+                             .lead_id = c->lead_id,
+                             .finished = c->final ? (int)c->attempt : 0,
+                             .placed = placed_status(c),
+                             .last_status = c->final ? c->status : NULL};
+    if (update_call(db, &ch) != 0) {
+        return -1;
+    }
+    if (!c->final) {
+        return 0;
+    }
+    char name[48];
+    snprintf(name, sizeof name, "outcome.%s", c->status);
+    sqlite3_stmt *st;
+    if (count_add(db, name, 1) != 0 || count_add(db, "attempts.finished", 1) != 0 ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO st_minutes(minute, status, n) VALUES(?1, ?2, 1)"
+                           " ON CONFLICT(minute, status) DO UPDATE SET n = n + 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, ev->ts / 60000 * 60000);
+    sqlite3_bind_text(st, 2, c->status, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    (void)arg;
+    const union proto_data *d = &ev->data;
+    const char *lead_id = NULL;
+    int rc = 0;
+    if (count_add(db, "events", 1) != 0) {
+        return -1;
+    }
+    switch (ev->topic) {
+    case PROTO_LEAD_CREATED:
+        lead_id = d->lead_created.lead_id;
+        rc = on_lead(db, &d->lead_created);
+        break;
+    case PROTO_LEAD_SYNCED:
+        lead_id = d->lead_synced.lead_id;
+        rc = on_sync(db, lead_id, d->lead_synced.zoho_id, NULL);
+        break;
+    case PROTO_LEAD_SYNC_FAILED:
+        lead_id = d->lead_sync_failed.lead_id;
+        rc = on_sync(db, lead_id, NULL, d->lead_sync_failed.code);
+        break;
+    case PROTO_CALL_SCHEDULED: {
+        lead_id = d->call_scheduled.lead_id;
+        struct call_change ch = {.call_id = d->call_scheduled.call_id,
+                                 .lead_id = lead_id,
+                                 .scheduled = (int)d->call_scheduled.attempt};
+        rc = update_call(db, &ch);
+        break;
+    }
+    case PROTO_CALL_SKIPPED: {
+        lead_id = d->call_skipped.lead_id;
+        struct call_change ch = {.call_id = d->call_skipped.call_id,
+                                 .lead_id = lead_id,
+                                 .skipped = d->call_skipped.reason,
+                                 .last_status = d->call_skipped.reason};
+        rc = update_call(db, &ch);
+        break;
+    }
+    case PROTO_CALL_DUE:
+        lead_id = d->call_due.lead_id;
+        rc = count_add(db, "attempts", 1);
+        break;
+    case PROTO_CALL_STATUS:
+        lead_id = d->call_status.lead_id;
+        rc = on_status(db, ev);
+        break;
+    default:
+        return 0;
+    }
+    return rc != 0 ? -1 : add_timeline(db, ev, lead_id);
+}
+
+/* ---- reading (reader connections: the HTTP side never waits on the writer) ---- */
+
+static int64_t count_of(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT n FROM st_counts WHERE name = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            n = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return n;
+}
+
+static bool allowed(struct stats *s, struct http_req *req, bool always_key)
+{
+    if ((!always_key && !s->require_key) ||
+        api_keys_check(s->keys, http_header(req, "X-API-Key"))) {
+        return true;
+    }
+    http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+    return false;
+}
+
+static sqlite3 *reader(struct stats *s, struct http_req *req)
+{
+    sqlite3 *db;
+    if (store_open_reader(s->store, &db) != 0) {
+        http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
+        return NULL;
+    }
+    return db;
+}
+
+static void iso_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void get_stats(struct http_req *req, void *arg)
+{
+    struct stats *s = arg;
+    if (!allowed(s, req, false)) {
+        return;
+    }
+    sqlite3 *db = reader(s, req);
+    if (db == NULL) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON *st = cJSON_AddObjectToObject(o, "stats");
+    int64_t pending = count_of(db, "cat.pending");
+    cJSON_AddNumberToObject(st, "pending", (double)pending);
+    cJSON_AddNumberToObject(st, "total", (double)count_of(db, "calls.total"));
+    cJSON *by = cJSON_AddObjectToObject(st, "byStatus");
+    static const char *const cats[] = {"pending", "success", "failed", "skipped"};
+    char name[48];
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        snprintf(name, sizeof name, "cat.%s", cats[i]);
+        cJSON_AddNumberToObject(by, cats[i], (double)count_of(db, name));
+    }
+    cJSON *out = cJSON_AddObjectToObject(st, "outcomes");
+    static const char *const statuses[] = {"completed", "busy",       "no-answer", "failed",
+                                           "canceled",  "dnd",        "rejected",  "failed-api"};
+    int64_t finished = count_of(db, "attempts.finished"), attempts = count_of(db, "attempts");
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+        snprintf(name, sizeof name, "outcome.%s", statuses[i]);
+        cJSON_AddNumberToObject(out, statuses[i], (double)count_of(db, name));
+    }
+    /* attempts handed to the dialer whose outcome is not known yet */
+    cJSON_AddNumberToObject(out, "unknown", (double)(attempts > finished ? attempts - finished : 0));
+    cJSON_AddNumberToObject(st, "attempts", (double)attempts);
+    cJSON *leads = cJSON_AddObjectToObject(st, "leads");
+    int64_t received = count_of(db, "leads.received"), synced = count_of(db, "leads.synced"),
+            failed = count_of(db, "leads.sync_failed");
+    cJSON_AddNumberToObject(leads, "received", (double)received);
+    cJSON_AddNumberToObject(leads, "synced", (double)synced);
+    cJSON_AddNumberToObject(leads, "syncFailed", (double)failed);
+    cJSON_AddNumberToObject(leads, "syncBacklog",
+                            (double)(received > synced + failed ? received - synced - failed : 0));
+    int64_t since = count_of(db, "since");
+    if (since > 0) {
+        char iso[32];
+        iso_time(since, iso);
+        cJSON_AddStringToObject(st, "since", iso);
+    } else {
+        cJSON_AddNullToObject(st, "since");
+    }
+    sqlite3_close(db);
+    http_reply_json(req, 200, o);
+}
+
+/* Final outcomes per minute over the last `minutes` (aggregates only: as open as /exotel/stats). */
+static void get_series(struct http_req *req, void *arg)
+{
+    struct stats *s = arg;
+    if (!allowed(s, req, false)) {
+        return;
+    }
+    char buf[16];
+    long minutes = 180;
+    if (http_query(req, "minutes", buf, sizeof buf) >= 0) {
+        char *end;
+        minutes = strtol(buf, &end, 10);
+        if (*end != '\0' || minutes < 1 || minutes > SERIES_MAX_MINUTES) {
+            http_reply_error(req, 400, "bad_request", "minutes: expected 1 to 1440", NULL);
+            return;
+        }
+    }
+    sqlite3 *db = reader(s, req);
+    sqlite3_stmt *st;
+    if (db == NULL) {
+        return;
+    }
+    int64_t now_min = clock_now_ms() / 60000 * 60000, from = now_min - (minutes - 1) * 60000;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddNumberToObject(o, "from", (double)from);
+    cJSON_AddNumberToObject(o, "stepMs", 60000);
+    cJSON *points = cJSON_AddArrayToObject(o, "points");
+    if (sqlite3_prepare_v2(db,
+                           "SELECT minute, status, n FROM st_minutes WHERE minute >= ?1"
+                           " ORDER BY minute",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, from);
+        cJSON *point = NULL;
+        int64_t at = -1;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int64_t minute = sqlite3_column_int64(st, 0);
+            if (minute != at) {
+                point = cJSON_CreateObject();
+                cJSON_AddNumberToObject(point, "t", (double)minute);
+                cJSON_AddItemToArray(points, point);
+                at = minute;
+            }
+            cJSON_AddNumberToObject(point, (const char *)sqlite3_column_text(st, 1),
+                                    (double)sqlite3_column_int64(st, 2));
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    http_reply_json(req, 200, o);
+}
+
+static cJSON *lead_json(sqlite3_stmt *st)
+{
+    char buf[300];
+    cJSON *l = cJSON_CreateObject();
+    col(st, 0, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "leadId", buf);
+    cJSON_AddNumberToObject(l, "receivedAt", (double)sqlite3_column_int64(st, 1));
+    col(st, 2, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "name", buf);
+    col(st, 3, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "phone", buf);
+    col(st, 4, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "source", buf);
+    col(st, 5, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "zoho", buf);
+    col(st, 6, buf, sizeof buf);
+    if (buf[0] != '\0') {
+        cJSON_AddStringToObject(l, "zohoId", buf);
+    }
+    col(st, 7, buf, sizeof buf);
+    cJSON_AddStringToObject(l, "call", buf[0] ? buf : "none");
+    col(st, 8, buf, sizeof buf);
+    if (buf[0] != '\0') {
+        cJSON_AddStringToObject(l, "lastStatus", buf);
+    }
+    cJSON_AddNumberToObject(l, "attempts", sqlite3_column_int(st, 9));
+    return l;
+}
+
+#define LEAD_QUERY                                                                                 \
+    "SELECT l.lead_id, l.received_ms, l.name, l.phone, l.source, l.sync, l.zoho_id,"              \
+    " c.category, c.last_status, coalesce(c.scheduled, 0) FROM st_leads l"                        \
+    " LEFT JOIN st_calls c ON c.call_id = 'call_' || l.lead_id "
+
+/* The latest leads with their state; personal data, so always behind the key. */
+static void get_leads(struct http_req *req, void *arg)
+{
+    struct stats *s = arg;
+    if (!allowed(s, req, true)) {
+        return;
+    }
+    char buf[16];
+    long limit = 20;
+    if (http_query(req, "limit", buf, sizeof buf) >= 0) {
+        char *end;
+        limit = strtol(buf, &end, 10);
+        if (*end != '\0' || limit < 1 || limit > 500) {
+            http_reply_error(req, 400, "bad_request", "limit: expected 1 to 500", NULL);
+            return;
+        }
+    }
+    sqlite3 *db = reader(s, req);
+    sqlite3_stmt *st;
+    if (db == NULL) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON *list = cJSON_AddArrayToObject(o, "leads");
+    if (sqlite3_prepare_v2(db, LEAD_QUERY "ORDER BY l.received_ms DESC LIMIT ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int(st, 1, (int)limit);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            cJSON_AddItemToArray(list, lead_json(st));
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    http_reply_json(req, 200, o);
+}
+
+/* What happened to one lead, across every service. */
+static void get_lead(struct http_req *req, void *arg)
+{
+    struct stats *s = arg;
+    if (!allowed(s, req, true)) {
+        return;
+    }
+    sqlite3 *db = reader(s, req);
+    sqlite3_stmt *st;
+    if (db == NULL) {
+        return;
+    }
+    cJSON *lead = NULL;
+    if (sqlite3_prepare_v2(db, LEAD_QUERY "WHERE l.lead_id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            lead = lead_json(st);
+        }
+        sqlite3_finalize(st);
+    }
+    if (lead == NULL) {
+        sqlite3_close(db);
+        http_reply_error(req, 404, "not_found", "no lead with that id", NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddItemToObject(o, "lead", lead);
+    cJSON *timeline = cJSON_AddArrayToObject(o, "timeline");
+    if (sqlite3_prepare_v2(db,
+                           "SELECT ts, src, topic, data FROM st_timeline WHERE lead_id = ?1"
+                           " ORDER BY ts, rowid",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            cJSON *e = cJSON_CreateObject();
+            char at[32], buf[64];
+            iso_time(sqlite3_column_int64(st, 0), at);
+            cJSON_AddStringToObject(e, "at", at);
+            col(st, 1, buf, sizeof buf);
+            cJSON_AddStringToObject(e, "service", buf);
+            col(st, 2, buf, sizeof buf);
+            cJSON_AddStringToObject(e, "event", buf);
+            cJSON *data = cJSON_Parse((const char *)sqlite3_column_text(st, 3));
+            cJSON_AddItemToObject(e, "data", data ? data : cJSON_CreateNull());
+            cJSON_AddItemToArray(timeline, e);
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    http_reply_json(req, 200, o);
+}
+
+static void get_dashboard(struct http_req *req, void *arg)
+{
+    (void)arg;
+    http_reply(req, 200, "text/html; charset=utf-8", (const char *)stats_dashboard_html,
+               stats_dashboard_html_len);
+}
+
+/* ---- module ---- */
+
+static int since_job(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO st_counts(name, n) VALUES('since', ?1)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, clock_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static bool ready(void *arg)
+{
+    struct stats *s = arg;
+    return bus_sub_source_ready(s->sub, 0); /* ingest; the other publishers may come later */
+}
+
+static void stats_stop(void *state)
+{
+    struct stats *s = state;
+    if (s == NULL) {
+        return;
+    }
+    bus_sub_close(s->sub);
+    store_close(s->store);
+    api_keys_free(s->keys);
+    free(s);
+}
+
+static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+{
+    struct stats *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return -1;
+    }
+    if (config_bool("STATS_REQUIRE_KEY", false, &s->require_key, err) != 0) {
+        free(s);
+        return -1;
+    }
+    /* Every publisher, every topic. */
+    struct bus_source src[4];
+    char pub[4][APP_URL_MAX], replay[4][APP_URL_MAX];
+    int n = 0;
+    for (int i = 0; app_publishers[i] != NULL && n < 4; i++, n++) {
+        app_bus_endpoints(app, app_publishers[i], pub[n], replay[n]);
+        src[n].pub_url = pub[n];
+        src[n].replay_url = replay[n];
+    }
+    struct bus_sub_opts so = {
+        .name = "stats", .sources = src, .nsources = n, .handler = on_event, .arg = s};
+    if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
+        app_store_open(app, "stats", schema, &s->store) != 0 ||
+        store_run(s->store, since_job, NULL) != 0 ||
+        (so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
+        http_route(app->http, "GET", "/exotel/stats", get_stats, s) != 0 ||
+        http_route(app->http, "GET", "/exotel/stats/series", get_series, s) != 0 ||
+        http_route(app->http, "GET", "/leads", get_leads, s) != 0 ||
+        http_route(app->http, "GET", "/leads/{leadId}", get_lead, s) != 0 ||
+        http_route(app->http, "GET", "/", get_dashboard, s) != 0 ||
+        http_ready_check(app->http, "stats", ready, s) != 0) {
+        stats_stop(s);
+        return -1;
+    }
+    *state = s;
+    return 0;
+}
+
+const struct module stats_module = {"stats", stats_start, stats_stop};
