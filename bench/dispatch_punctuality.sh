@@ -2,7 +2,8 @@
 # Call dispatch punctuality and restart time, on loopback against the sandbox.
 #
 # 1. PENDING calls pending a day ahead, then DUE leads posted in a burst with a
-#    3 s delay and the rate limit lifted: lateness from each call's due time
+#    3 s delay, posted at DUE per second so they fall due within one second, and the
+#    rate limit lifted: lateness from each call's due time
 #    (its call.scheduled event) to the sandbox receiving its connect request,
 #    p50/p99/max, and the RSS of the ingest+call-scheduler+dialer process.
 # 2. RESTART_PENDING calls pending; call-scheduler+dialer stopped; one more
@@ -48,7 +49,7 @@ post() { # N PREFIX PORT: about N leads (wrk, 2 threads); sets ACCEPTED to the 2
     ACCEPTED=$(sed -n 's/^ACCEPTED=//p' "$T/wrk.out")
     [ "${ACCEPTED:-0}" -gt 0 ] || { echo "wrk counted no accepted lead (use N >= 1000)" >&2; exit 1; }
 }
-post_exact() { # N PREFIX PORT: exactly N leads (curl, 32 in parallel)
+post_exact() { # N PREFIX PORT: exactly N leads (curl), paced to spread over one second
     awk -v n="$1" -v p="$2" -v url="http://127.0.0.1:$3/leads" -v key=$LEADBUS_KEY 'BEGIN {
         for (i = 1; i <= n; i++) {
             printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
@@ -56,7 +57,7 @@ post_exact() { # N PREFIX PORT: exactly N leads (curl, 32 in parallel)
             printf "output = \"/dev/null\"\nwrite-out = \"%%{http_code}\\\\n\"\n"
             if (i < n) print "next"
         }}' >"$T/post.cfg"
-    curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/post.cfg" >"$T/codes"
+    curl -s --no-progress-meter --rate "$1/s" -K "$T/post.cfg" >"$T/codes" # serial: --rate paces only those
     [ "$(grep -c '^202$' "$T/codes")" -eq "$1" ] || { echo "not all accepted" >&2; exit 1; }
 }
 scheduled() { # N: wait until the call-scheduler's stream holds N call.scheduled events

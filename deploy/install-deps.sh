@@ -5,10 +5,11 @@ set -euo pipefail
 
 build_pkgs=(cmake make gcc g++ pkg-config
     libnng-dev libmsgpack-dev libcivetweb-dev libcurl4-openssl-dev libsqlite3-dev
-    libcjson-dev libphonenumber-dev libcmocka-dev libssl-dev)
+    libcjson-dev libphonenumber-dev libicu-dev libcmocka-dev libssl-dev)
 # Tools the test suite and benchmarks use: clang for libFuzzer targets, curl for
-# HTTP tests, nngcat as a third-party subscriber.
-test_pkgs=(clang libclang-rt-14-dev curl nng-utils)
+# HTTP tests, nngcat as a third-party subscriber, promtool (prometheus) to check
+# /metrics, chromium to open the dashboard, wrk for the benchmarks.
+test_pkgs=(clang libclang-rt-14-dev curl nng-utils prometheus chromium wrk)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

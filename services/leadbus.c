@@ -25,13 +25,8 @@
 
 /* Modules in start order: publishers before their subscribers. */
 static const struct module *const modules[] = {
-    &sandbox_module,
-    &ingest_module,
-    &zoho_sync_module,
-    &call_scheduler_module,
-    &dialer_module,
-    &stats_module,
-    NULL,
+    &sandbox_module, &ingest_module, &zoho_sync_module, &call_scheduler_module, &dialer_module,
+    &stats_module,   NULL,
 };
 
 static void usage(FILE *f)

@@ -29,7 +29,8 @@ static const char schema[] =
     /* (state, due_ms), not partial: the planner then never prefers calls_state and a sort */
     "DROP INDEX IF EXISTS calls_pending;"
     "CREATE INDEX IF NOT EXISTS calls_due ON calls(state, due_ms);"
-    /* not partial: `phone_e164 = ?` with a bound value cannot use an index WHERE phone_e164 <> '' */
+    /* not partial: `phone_e164 = ?` with a bound value cannot use an index WHERE phone_e164 <> ''
+     */
     "DROP INDEX IF EXISTS calls_phone;"
     "CREATE INDEX IF NOT EXISTS calls_phone_received ON calls(phone_e164, received_ms);"
     "CREATE INDEX IF NOT EXISTS calls_state ON calls(state, updated_ms);"
@@ -80,23 +81,18 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
 /* ---- bus handler (writer thread, inside the subscriber's transaction) ---- */
 
 static int insert_call(sqlite3 *db, const char *call_id, const struct proto_lead_created *l,
                        const char *state, int64_t due, const char *status)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO calls(call_id, lead_id, phone_e164, phone_dial, received_ms,"
-                           " attempt, state, due_ms, status, updated_ms)"
-                           " VALUES(?1,?2,?3,?4,?5,1,?6,?7,?8,?9)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO calls(call_id, lead_id, phone_e164, phone_dial, received_ms,"
+            " attempt, state, due_ms, status, updated_ms)"
+            " VALUES(?1,?2,?3,?4,?5,1,?6,?7,?8,?9)",
+            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
@@ -197,10 +193,10 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
     int attempt = 0;
     if (sqlite3_step(st) == SQLITE_ROW) {
         attempt = sqlite3_column_int(st, 0);
-        col(st, 1, state, sizeof state);
-        col(st, 2, next.lead_id, sizeof next.lead_id);
-        col(st, 3, next.phone_e164, sizeof next.phone_e164);
-        col(st, 4, next.phone_dial, sizeof next.phone_dial);
+        store_text(st, 1, state, sizeof state);
+        store_text(st, 2, next.lead_id, sizeof next.lead_id);
+        store_text(st, 3, next.phone_e164, sizeof next.phone_e164);
+        store_text(st, 4, next.phone_dial, sizeof next.phone_dial);
     }
     sqlite3_finalize(st);
     if (strcmp(state, "dispatched") != 0 || attempt != c->attempt) {
@@ -295,12 +291,12 @@ static int dispatch_job(sqlite3 *db, void *arg)
         }
         while (rc == 0 && sqlite3_step(sel) == SQLITE_ROW) {
             struct proto_call_due ev = {0};
-            col(sel, 0, ev.call_id, sizeof ev.call_id);
-            col(sel, 1, ev.lead_id, sizeof ev.lead_id);
+            store_text(sel, 0, ev.call_id, sizeof ev.call_id);
+            store_text(sel, 1, ev.lead_id, sizeof ev.lead_id);
             ev.attempt = sqlite3_column_int(sel, 2);
             ev.due_ms = sqlite3_column_int64(sel, 3);
-            col(sel, 4, ev.phone_e164, sizeof ev.phone_e164);
-            col(sel, 5, ev.phone_dial, sizeof ev.phone_dial);
+            store_text(sel, 4, ev.phone_e164, sizeof ev.phone_e164);
+            store_text(sel, 5, ev.phone_dial, sizeof ev.phone_dial);
             sqlite3_bind_text(upd, 1, ev.call_id, -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(upd, 2, now);
             sqlite3_bind_int64(log_st, 1, now);
@@ -470,25 +466,25 @@ static void get_calls(struct http_req *req, void *arg)
     while (sqlite3_step(st) == SQLITE_ROW) {
         char buf[256], masked[32];
         cJSON *c = cJSON_CreateObject();
-        col(st, 0, buf, sizeof buf);
+        store_text(st, 0, buf, sizeof buf);
         cJSON_AddStringToObject(c, "callId", buf);
-        col(st, 1, buf, sizeof buf);
+        store_text(st, 1, buf, sizeof buf);
         cJSON_AddStringToObject(c, "leadId", buf);
         cJSON_AddNumberToObject(c, "attempt", sqlite3_column_int(st, 2));
-        col(st, 3, buf, sizeof buf);
+        store_text(st, 3, buf, sizeof buf);
         cJSON_AddStringToObject(c, "state", buf);
         if (strcmp(buf, "pending") == 0 || strcmp(buf, "dispatched") == 0) {
             cJSON_AddNumberToObject(c, "dueAt", (double)sqlite3_column_int64(st, 4));
         }
-        col(st, 5, buf, sizeof buf);
+        store_text(st, 5, buf, sizeof buf);
         if (buf[0] != '\0') {
             cJSON_AddStringToObject(c, "status", buf);
         }
-        col(st, 6, buf, sizeof buf);
+        store_text(st, 6, buf, sizeof buf);
         if (buf[0] != '\0') {
             cJSON_AddStringToObject(c, "detail", buf);
         }
-        col(st, 7, buf, sizeof buf);
+        store_text(st, 7, buf, sizeof buf);
         log_mask_phone(buf, masked, sizeof masked);
         cJSON_AddStringToObject(c, "phoneNumber", buf[0] ? masked : "");
         cJSON_AddNumberToObject(c, "updatedAt", (double)sqlite3_column_int64(st, 8));
@@ -516,17 +512,18 @@ static int cancel_job(sqlite3 *db, void *arg)
     sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
     struct proto_call_skipped ev = {0};
     if (sqlite3_step(st) == SQLITE_ROW) {
-        col(st, 0, a->state, sizeof a->state);
-        col(st, 1, ev.lead_id, sizeof ev.lead_id);
+        store_text(st, 0, a->state, sizeof a->state);
+        store_text(st, 1, ev.lead_id, sizeof ev.lead_id);
     }
     sqlite3_finalize(st);
     if (strcmp(a->state, "pending") != 0) {
         return 0;
     }
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE calls SET state = 'canceled', status = 'canceled',"
-                           " detail = 'canceled by an operator', updated_ms = ?2 WHERE call_id = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE calls SET state = 'canceled', status = 'canceled',"
+            " detail = 'canceled by an operator', updated_ms = ?2 WHERE call_id = ?1",
+            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
@@ -675,11 +672,7 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->cond);
     if (read_settings(app, s, err) != 0) {
         sched_stop(s);
         return -1;

@@ -68,16 +68,19 @@ int call_window_parse(const char *hours, const char *days, const char *zone, str
         w->always = true;
     } else if (strlen(hours) != 11 || hours[5] != '-' || parse_hhmm(hours, &w->open_min) != 0 ||
                parse_hhmm(hours + 6, &w->close_min) != 0 || w->open_min == w->close_min) {
-        snprintf(err, CONFIG_ERR_MAX, "CALL_HOURS: expected HH:MM-HH:MM (e.g. 09:00-21:00) or always");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "CALL_HOURS: expected HH:MM-HH:MM (e.g. 09:00-21:00) or always");
         return -1;
     }
     if (parse_days(days, &w->days) != 0 || w->days == 0) {
-        snprintf(err, CONFIG_ERR_MAX, "CALL_DAYS: expected days like mon-fri or mon,wed,sat or all");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "CALL_DAYS: expected days like mon-fri or mon,wed,sat or all");
         return -1;
     }
     if (tz_open(zone, &w->tz) != 0) {
-        snprintf(err, CONFIG_ERR_MAX, "CALL_TIMEZONE: unknown time zone (use an IANA name such as "
-                                      "Asia/Kolkata)");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "CALL_TIMEZONE: unknown time zone (use an IANA name such as "
+                 "Asia/Kolkata)");
         return -1;
     }
     return 0;
@@ -105,10 +108,10 @@ int64_t call_window_next(const struct call_window *w, int64_t t)
             continue;
         }
         struct tz_fields o = {now.year, now.month, now.day + i, w->open_min / 60, w->open_min % 60,
-                              0, 0};
+                              0,        0};
         int close_day = now.day + i + (w->close_min <= w->open_min);
-        struct tz_fields c = {now.year, now.month, close_day, w->close_min / 60, w->close_min % 60,
-                              0, 0};
+        struct tz_fields c = {now.year,          now.month, close_day, w->close_min / 60,
+                              w->close_min % 60, 0,         0};
         int64_t open = tz_join(w->tz, &o), close = tz_join(w->tz, &c);
         if (t >= open && t < close) {
             return t;

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const retryable[] = {"failed-api", "busy", "no-answer", "failed", "canceled",
-                                        NULL};
+static const char *const retryable[] = {"failed-api", "busy",     "no-answer",
+                                        "failed",     "canceled", NULL};
 
-int retry_policy_parse(const char *on, const char *delays, int max_attempts,
-                       struct retry_policy *p, char err[CONFIG_ERR_MAX])
+int retry_policy_parse(const char *on, const char *delays, int max_attempts, struct retry_policy *p,
+                       char err[CONFIG_ERR_MAX])
 {
     memset(p, 0, sizeof *p);
     p->max_attempts = max_attempts;

@@ -23,10 +23,11 @@ struct retry_policy {
     int max_attempts;
 };
 
-int retry_policy_parse(const char *on, const char *delays, int max_attempts,
-                       struct retry_policy *p, char err[CONFIG_ERR_MAX]);
+int retry_policy_parse(const char *on, const char *delays, int max_attempts, struct retry_policy *p,
+                       char err[CONFIG_ERR_MAX]);
 
-/* After attempt `attempt` (1-based) ended with `status`: the delay before the next, or -1 to close. */
+/* After attempt `attempt` (1-based) ended with `status`: the delay before the next, or -1 to close.
+ */
 int64_t retry_policy_next(const struct retry_policy *p, const char *status, int attempt);
 
 #endif

@@ -245,11 +245,7 @@ int bus_pub_open(const struct bus_pub_opts *o, struct bus_pub **out)
     p->retention_days = o->retention_days;
     p->ob = outbox_new(o->name);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&p->cond);
 
     bool pub_open = false, rep_open = false;
     if (p->ob == NULL || nng_pub0_open(&p->pub) != 0) {

@@ -40,11 +40,7 @@ bool bus_sock_close(nng_socket s, int timeout_ms)
     }
     c->s = s;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&c->cond);
     pthread_t th;
     if (pthread_create(&th, NULL, close_main, c) != 0) {
         nng_close(s);

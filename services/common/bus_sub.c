@@ -290,10 +290,10 @@ static void stream_seen(struct bus_sub *s, struct source *src, const char *name,
     char labels[160];
     snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\",topic=\"%s\"", s->name,
              name, stream->topic);
-    metrics_gauge_set("leadbus_bus_subscriber_lag_events",
-                      "Events a publisher has that the subscriber has not applied (at its heartbeat)",
-                      labels,
-                      stream->last_seq > c->seq ? (double)(stream->last_seq - c->seq) : 0);
+    metrics_gauge_set(
+        "leadbus_bus_subscriber_lag_events",
+        "Events a publisher has that the subscriber has not applied (at its heartbeat)", labels,
+        stream->last_seq > c->seq ? (double)(stream->last_seq - c->seq) : 0);
     if (created && s->from_now) {
         c->seq = c->queued = stream->last_seq;
         persist_start(s, c);

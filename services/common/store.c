@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,4 +245,10 @@ int store_open_reader(const struct store *s, sqlite3 **db)
 const char *store_path(const struct store *s)
 {
     return s->path;
+}
+
+void store_text(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, size, "%s", t ? (const char *)t : "");
 }

@@ -17,6 +17,7 @@
 #define LEADBUS_STORE_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 enum store_sync { STORE_SYNC_OFF, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
 
@@ -50,5 +51,8 @@ int store_on_commit(struct store *s, void (*fn)(void *arg), void *arg);
 int store_open_reader(const struct store *s, sqlite3 **db);
 
 const char *store_path(const struct store *s);
+
+/* Column `i` of the current row as text into dst ("" for NULL), always terminated. */
+void store_text(sqlite3_stmt *st, int i, char *dst, size_t size);
 
 #endif

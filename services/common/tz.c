@@ -81,7 +81,9 @@ void tz_format(struct tz *tz, int64_t ms, char out[20])
 {
     struct tz_fields f;
     tz_split(tz, ms, &f);
-    unsigned y = (unsigned)f.year % 10000u, mo = (unsigned)f.month % 100u, d = (unsigned)f.day % 100u;
-    unsigned h = (unsigned)f.hour % 100u, mi = (unsigned)f.minute % 100u, s = (unsigned)f.second % 100u;
+    unsigned y = (unsigned)f.year % 10000u, mo = (unsigned)f.month % 100u,
+             d = (unsigned)f.day % 100u;
+    unsigned h = (unsigned)f.hour % 100u, mi = (unsigned)f.minute % 100u,
+             s = (unsigned)f.second % 100u;
     snprintf(out, 20, "%04u-%02u-%02u %02u:%02u:%02u", y, mo, d, h, mi, s);
 }

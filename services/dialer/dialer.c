@@ -93,12 +93,6 @@ static void on_commit(void *arg)
     }
 }
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
 /* ---- bus handler: a due call becomes a queued attempt (writer thread) ---- */
 
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
@@ -179,9 +173,9 @@ static int finalize_job(sqlite3 *db, void *arg)
     sqlite3_bind_int(st, 2, o->attempt);
     char state[16] = "", lead_id[40] = "", sid[64] = "";
     if (sqlite3_step(st) == SQLITE_ROW) {
-        col(st, 0, state, sizeof state);
-        col(st, 1, lead_id, sizeof lead_id);
-        col(st, 2, sid, sizeof sid);
+        store_text(st, 0, state, sizeof state);
+        store_text(st, 1, lead_id, sizeof lead_id);
+        store_text(st, 2, sid, sizeof sid);
     }
     sqlite3_finalize(st);
     o->found = state[0] != '\0';
@@ -245,7 +239,7 @@ static int placed_job(sqlite3 *db, void *arg)
     char lead_id[40] = "";
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        col(st, 0, lead_id, sizeof lead_id);
+        store_text(st, 0, lead_id, sizeof lead_id);
         rc = sqlite3_step(st);
         o->changed = true;
     }
@@ -308,12 +302,12 @@ struct claim {
 static void read_attempt(sqlite3_stmt *st, struct attempt *a)
 {
     memset(a, 0, sizeof *a);
-    col(st, 0, a->call_id, sizeof a->call_id);
+    store_text(st, 0, a->call_id, sizeof a->call_id);
     a->attempt = sqlite3_column_int(st, 1);
-    col(st, 2, a->lead_id, sizeof a->lead_id);
-    col(st, 3, a->e164, sizeof a->e164);
-    col(st, 4, a->dial, sizeof a->dial);
-    col(st, 5, a->sid, sizeof a->sid);
+    store_text(st, 2, a->lead_id, sizeof a->lead_id);
+    store_text(st, 3, a->e164, sizeof a->e164);
+    store_text(st, 4, a->dial, sizeof a->dial);
+    store_text(st, 5, a->sid, sizeof a->sid);
     a->tries = sqlite3_column_int(st, 6);
     a->dialed_ms = sqlite3_column_int64(st, 7);
     a->due_ms = sqlite3_column_int64(st, 9);
@@ -335,7 +329,7 @@ static int64_t min_next(sqlite3 *db, const char *states)
 }
 
 #define ATTEMPT_COLS                                                                               \
-    "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                \
+    "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                 \
     " coalesce(dialed_ms, 0), state, due_ms"
 
 static int claim_job(sqlite3 *db, void *arg)
@@ -403,12 +397,13 @@ static int claim_job(sqlite3 *db, void *arg)
     }
     /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
      * a lookup takes a lease (as `unknown`) so no other worker repeats it meanwhile. */
-    const char *sql = c->kind == JOB_DIAL
-                          ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
-                            " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
-                          : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
-                            " WHEN 'dialing' THEN 'unknown' ELSE state END"
-                            " WHERE call_id = ?1 AND attempt = ?2";
+    const char *sql =
+        c->kind == JOB_DIAL
+            ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
+              " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
+            : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
+              " WHEN 'dialing' THEN 'unknown' ELSE state END"
+              " WHERE call_id = ?1 AND attempt = ?2";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
@@ -423,8 +418,8 @@ static int claim_job(sqlite3 *db, void *arg)
         if (c->kind == JOB_DIAL) {
             if (c->a[i].tries == 0) { /* a first try, not a re-send after a 429 */
                 metrics_observe("leadbus_dispatch_lateness_seconds",
-                                "From a call's due time to its connect request",
-                                "", (double)(now - c->a[i].due_ms) / 1000.0);
+                                "From a call's due time to its connect request", "",
+                                (double)(now - c->a[i].due_ms) / 1000.0);
             }
             c->a[i].dialed_ms = now;
             c->a[i].tries++;
@@ -528,8 +523,8 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
     case EXOTEL_THROTTLED:
         res->kind = RES_REQUEUE;
         res->wait_ms = backoff_ms(d, a->tries, r->retry_after_ms);
-        res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "queued",
-                                        "throttled by Exotel", now + res->wait_ms};
+        res->requeue = (struct requeue){
+            a->call_id, a->attempt, "dialing", "queued", "throttled by Exotel", now + res->wait_ms};
         break;
     case EXOTEL_DND:
         final_result(res, d, a, "dnd", r->message);
@@ -548,8 +543,8 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
     case EXOTEL_UNKNOWN:
         res->kind = RES_REQUEUE;
         snprintf(res->detail, sizeof res->detail, "%s", detail);
-        res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "unknown", res->detail,
-                                        now + d->reconcile_delay_ms};
+        res->requeue = (struct requeue){a->call_id, a->attempt,  "dialing",
+                                        "unknown",  res->detail, now + d->reconcile_delay_ms};
         break;
     }
 }
@@ -578,9 +573,9 @@ static void log_result(const struct attempt *a, const struct result *r)
 {
     if (r->kind == RES_PLACED) {
         if (r->placed.o.changed) {
-            log_info("Call initiated successfully",
-                     LOG_FIELDS(LOG_S("callSid", r->placed.o.sid),
-                                LOG_S("status", r->placed.o.status)));
+            log_info(
+                "Call initiated successfully",
+                LOG_FIELDS(LOG_S("callSid", r->placed.o.sid), LOG_S("status", r->placed.o.status)));
         }
     } else if (r->kind == RES_FINAL) {
         if (r->final.changed) {
@@ -636,9 +631,9 @@ static void finish(struct dialer *d, const struct attempt *a, const char *status
         log_error("Cannot record a call outcome; it will be looked up again",
                   LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt)));
     } else if (o.changed) {
-        log_info("Call finished", LOG_FIELDS(LOG_S("callId", a->call_id),
-                                             LOG_I("attempt", a->attempt), LOG_S("status", status),
-                                             LOG_S("detail", detail)));
+        log_info("Call finished",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_S("status", status), LOG_S("detail", detail)));
     }
 }
 
@@ -676,8 +671,8 @@ static void reconcile(struct worker *w, const struct attempt *a)
             exotel_status_terminal(calls[i].status)) {
             log_info("Reconciled: Exotel placed the call",
                      LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", calls[i].sid)));
-            finish(d, a, calls[i].status, calls[i].sid, calls[i].duration_s,
-                   calls[i].recording_url, "found by reconciliation");
+            finish(d, a, calls[i].status, calls[i].sid, calls[i].duration_s, calls[i].recording_url,
+                   "found by reconciliation");
             return;
         }
     }
@@ -687,8 +682,8 @@ static void reconcile(struct worker *w, const struct attempt *a)
         finish(d, a, "failed-api", "", 0, "", "not placed (no such call at Exotel)");
         return;
     }
-    struct requeue q = {a->call_id, a->attempt, "unknown", "unknown", NULL,
-                        now + d->reconcile_delay_ms};
+    struct requeue q = {a->call_id, a->attempt, "unknown",
+                        "unknown",  NULL,       now + d->reconcile_delay_ms};
     store_run(d->store, requeue_job, &q);
 }
 
@@ -835,7 +830,7 @@ static int secret_job(sqlite3 *db, void *arg)
         return -1;
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
-        col(st, 0, d->cb_token, sizeof d->cb_token);
+        store_text(st, 0, d->cb_token, sizeof d->cb_token);
     }
     sqlite3_finalize(st);
     if (d->cb_token[0] != '\0') {
@@ -887,10 +882,11 @@ static int load_dialed_job(sqlite3 *db, void *arg)
 {
     struct dialer *d = arg;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT dialed_ms FROM (SELECT dialed_ms FROM attempts"
-                           " WHERE dialed_ms > ?1 ORDER BY dialed_ms DESC LIMIT ?2) ORDER BY dialed_ms",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT dialed_ms FROM (SELECT dialed_ms FROM attempts"
+            " WHERE dialed_ms > ?1 ORDER BY dialed_ms DESC LIMIT ?2) ORDER BY dialed_ms",
+            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     sqlite3_bind_int64(st, 1, clock_now_ms() - d->rl.window_ms);
@@ -963,20 +959,21 @@ static int read_settings(struct app *app, struct dialer *d, char err[CONFIG_ERR_
                  d->acct.sid, app_id);
     }
     if (d->exophone[0] == '\0') {
-        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_EXOPHONE: required with live Exotel credentials "
-                                      "(your ExoPhone, the caller id leads see)");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "EXOTEL_EXOPHONE: required with live Exotel credentials "
+                 "(your ExoPhone, the caller id leads see)");
         return -1;
     }
     if (app_id == NULL && d->agent[0] == '\0') {
-        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_AGENT_NUMBER: required when EXOTEL_APP_ID is not "
-                                      "set (the agent Exotel rings before the lead)");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "EXOTEL_AGENT_NUMBER: required when EXOTEL_APP_ID is not "
+                 "set (the agent Exotel rings before the lead)");
         return -1;
     }
     snprintf(d->call_type, sizeof d->call_type, "%s", config_str("EXOTEL_CALL_TYPE", "trans"));
     char port_base[64];
     snprintf(port_base, sizeof port_base, "http://127.0.0.1:%d", app->port);
-    snprintf(d->public_base, sizeof d->public_base, "%s",
-             config_str("PUBLIC_BASE_URL", port_base));
+    snprintf(d->public_base, sizeof d->public_base, "%s", config_str("PUBLIC_BASE_URL", port_base));
     size_t n = strlen(d->public_base);
     if (n > 0 && d->public_base[n - 1] == '/') {
         d->public_base[n - 1] = '\0';
@@ -1012,8 +1009,9 @@ static int read_settings(struct app *app, struct dialer *d, char err[CONFIG_ERR_
         return -1;
     }
     if (tz_open(config_str("EXOTEL_TIMEZONE", "Asia/Kolkata"), &d->exotel_tz) != 0) {
-        snprintf(err, CONFIG_ERR_MAX, "EXOTEL_TIMEZONE: unknown time zone (Exotel writes IST: "
-                                      "Asia/Kolkata)");
+        snprintf(err, CONFIG_ERR_MAX,
+                 "EXOTEL_TIMEZONE: unknown time zone (Exotel writes IST: "
+                 "Asia/Kolkata)");
         return -1;
     }
     d->ring_timeout_s = (int)ring;
@@ -1045,11 +1043,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     pthread_mutex_init(&d->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&d->cond);
     atomic_store(&d->rng, (uint64_t)clock_now_ms());
     if (read_settings(app, d, err) != 0) {
         dialer_stop(d);
@@ -1058,8 +1052,10 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     char pub[APP_URL_MAX], replay[APP_URL_MAX], spub[APP_URL_MAX], sreplay[APP_URL_MAX];
     app_bus_endpoints(app, "dialer", pub, replay);
     app_bus_endpoints(app, "call-scheduler", spub, sreplay);
-    struct bus_pub_opts po = {
-        .name = "dialer", .pub_url = pub, .replay_url = replay, .retention_days = app->retention_days};
+    struct bus_pub_opts po = {.name = "dialer",
+                              .pub_url = pub,
+                              .replay_url = replay,
+                              .retention_days = app->retention_days};
     struct bus_source src[] = {{spub, sreplay}};
     const char *topics[] = {"call.due"};
     struct bus_sub_opts so = {.name = "dialer",

@@ -23,8 +23,7 @@ static void take(struct exotel_callback *cb, const char *name, const char *v, si
         {"CallSid", offsetof(struct exotel_callback, call_sid), sizeof cb->call_sid},
         {"Status", offsetof(struct exotel_callback, status), sizeof cb->status},
         {"EventType", offsetof(struct exotel_callback, event_type), sizeof cb->event_type},
-        {"RecordingUrl", offsetof(struct exotel_callback, recording_url),
-         sizeof cb->recording_url},
+        {"RecordingUrl", offsetof(struct exotel_callback, recording_url), sizeof cb->recording_url},
         {"CustomField", offsetof(struct exotel_callback, custom_field), sizeof cb->custom_field},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -83,12 +82,12 @@ static int parse_json(const char *body, size_t len, struct exotel_callback *cb, 
     return 0;
 }
 
-static int parse_urlencoded(const char *body, size_t len, struct exotel_callback *cb,
-                            int64_t *conv, int64_t *dur)
+static int parse_urlencoded(const char *body, size_t len, struct exotel_callback *cb, int64_t *conv,
+                            int64_t *dur)
 {
-    static const char *const names[] = {"CallSid",     "Status",   "EventType",
+    static const char *const names[] = {"CallSid",      "Status",      "EventType",
                                         "RecordingUrl", "CustomField", "ConversationDuration",
-                                        "Duration",    NULL};
+                                        "Duration",     NULL};
     char v[600];
     for (int i = 0; names[i] != NULL; i++) {
         int n = mg_get_var(body, len, names[i], v, sizeof v);
@@ -151,8 +150,8 @@ static int part_name(const char *h, size_t hlen, char *out, size_t size)
     return -1;
 }
 
-static int parse_multipart(const char *ct, const char *body, size_t len,
-                           struct exotel_callback *cb, int64_t *conv, int64_t *dur)
+static int parse_multipart(const char *ct, const char *body, size_t len, struct exotel_callback *cb,
+                           int64_t *conv, int64_t *dur)
 {
     char boundary[BOUNDARY_MAX + 1], delim[BOUNDARY_MAX + 5];
     if (boundary_of(ct, boundary) != 0) {

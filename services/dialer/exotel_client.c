@@ -11,8 +11,8 @@
 
 const char *exotel_outcome_name(enum exotel_outcome o)
 {
-    static const char *const names[] = {"placed",  "throttled", "rejected",
-                                        "dnd",     "unknown",   "not-sent"};
+    static const char *const names[] = {"placed", "throttled", "rejected",
+                                        "dnd",    "unknown",   "not-sent"};
     return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "?";
 }
 
@@ -187,8 +187,8 @@ static void error_message(const char *body, size_t len, char *dst, size_t size)
     }
 }
 
-void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_ms,
-                             const char *body, size_t len, struct exotel_connect_result *r)
+void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_ms, const char *body,
+                             size_t len, struct exotel_connect_result *r)
 {
     memset(r, 0, sizeof *r);
     r->http_status = status;
@@ -212,7 +212,8 @@ void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_m
     } else if (status == 400 || status == 401 || status == 402 || status == 403 || status == 404) {
         r->outcome = EXOTEL_REJECTED;
     } else {
-        r->outcome = EXOTEL_UNKNOWN; /* 5xx: Exotel retried origination itself and may have dialed */
+        r->outcome =
+            EXOTEL_UNKNOWN; /* 5xx: Exotel retried origination itself and may have dialed */
     }
 }
 
@@ -258,8 +259,8 @@ char *exotel_connect_form(CURL *curl, const struct exotel_dial *d)
     return buf;
 }
 
-static int request(CURL *curl, const struct exotel_account *a, const char *method,
-                   const char *path, const char *form, struct httpc_response *r)
+static int request(CURL *curl, const struct exotel_account *a, const char *method, const char *path,
+                   const char *form, struct httpc_response *r)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s/v1/Accounts/%s/%s", a->base, a->sid, path);
@@ -308,8 +309,9 @@ int exotel_get_call(CURL *curl, const struct exotel_account *a, const char *sid,
     curl_free(esc);
     struct httpc_response r;
     request(curl, a, "GET", path, NULL, &r);
-    int rc = r.status == 404 ? 0 : r.status == 200 && exotel_parse_call(r.body, r.len, c) == 0 ? 1
-                                                                                               : -1;
+    int rc = r.status == 404                                               ? 0
+             : r.status == 200 && exotel_parse_call(r.body, r.len, c) == 0 ? 1
+                                                                           : -1;
     free(r.body);
     return rc;
 }
@@ -322,8 +324,9 @@ int exotel_find_calls(CURL *curl, const struct exotel_account *a, const char *fi
     snprintf(range, sizeof range, "gte:%s;lte:%s", gte, lte);
     char *n = curl_easy_escape(curl, numbers, 0), *d = curl_easy_escape(curl, range, 0);
     char path[512];
-    snprintf(path, sizeof path, "Calls.json?%s=%s&DateCreated=%s&PageSize=100&SortBy=DateCreated:asc",
-             field, n ? n : "", d ? d : "");
+    snprintf(path, sizeof path,
+             "Calls.json?%s=%s&DateCreated=%s&PageSize=100&SortBy=DateCreated:asc", field,
+             n ? n : "", d ? d : "");
     curl_free(n);
     curl_free(d);
     struct httpc_response r;

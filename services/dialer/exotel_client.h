@@ -51,8 +51,8 @@ struct exotel_connect_result {
 };
 
 /* Judge a connect answer. `maybe_sent` is httpc_response.maybe_sent for a transport error. */
-void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_ms,
-                             const char *body, size_t len, struct exotel_connect_result *r);
+void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_ms, const char *body,
+                             size_t len, struct exotel_connect_result *r);
 
 /* {"Call":{…}} or <TwilioResponse><Call>…; 0 when a Sid was read. */
 int exotel_parse_call(const char *body, size_t len, struct exotel_call *c);

@@ -746,11 +746,7 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     EVP_EncodeBlock((unsigned char *)ex->auth_b64, (const unsigned char *)pair, (int)strlen(pair));
     explicit_bzero(pair, sizeof pair);
     explicit_bzero(&up, sizeof up);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ex->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&ex->cond);
     const char *base = "/sandbox/exotel/v1/Accounts/{sid}";
     char p1[128], p2[128], p3[128], p4[128], p5[128], p6[128];
     snprintf(p1, sizeof p1, "%s/Calls/connect", base);

@@ -56,12 +56,6 @@ static int count_add(sqlite3 *db, const char *name, int64_t by)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
 /* Phones in a timeline are masked like in logs: the timeline says what happened, not who. */
 static void mask_phones(cJSON *o)
 {
@@ -108,8 +102,7 @@ static int add_timeline(sqlite3 *db, const struct proto_event *ev, const char *l
 static int on_lead(sqlite3 *db, const struct proto_lead_created *l)
 {
     char name[260], masked[32];
-    snprintf(name, sizeof name, "%s%s%s", l->first_name, l->first_name[0] ? " " : "",
-             l->last_name);
+    snprintf(name, sizeof name, "%s%s%s", l->first_name, l->first_name[0] ? " " : "", l->last_name);
     log_mask_phone(l->phone_e164[0] ? l->phone_e164 : l->phone_raw, masked, sizeof masked);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
@@ -139,7 +132,7 @@ static int on_sync(sqlite3 *db, const char *lead_id, const char *zoho_id, const 
     sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
     char before[16] = "pending";
     if (sqlite3_step(st) == SQLITE_ROW) {
-        col(st, 0, before, sizeof before);
+        store_text(st, 0, before, sizeof before);
     }
     sqlite3_finalize(st);
     const char *after = zoho_id != NULL ? "synced" : "failed";
@@ -175,10 +168,10 @@ static int on_sync(sqlite3 *db, const char *lead_id, const char *zoho_id, const 
  */
 static const char *category(const char *skipped, int scheduled, int finished, int placed)
 {
-    return skipped[0] != '\0'      ? "skipped"
-           : placed                ? "success"
+    return skipped[0] != '\0'     ? "skipped"
+           : placed               ? "success"
            : scheduled > finished ? "pending"
-                                   : "failed";
+                                  : "failed";
 }
 
 struct call_change {
@@ -205,8 +198,8 @@ static int update_call(sqlite3 *db, const struct call_change *c)
         scheduled = sqlite3_column_int(st, 0);
         finished = sqlite3_column_int(st, 1);
         placed = sqlite3_column_int(st, 2);
-        col(st, 3, skipped, sizeof skipped);
-        col(st, 4, before, sizeof before);
+        store_text(st, 3, skipped, sizeof skipped);
+        store_text(st, 4, before, sizeof before);
     }
     sqlite3_finalize(st);
     scheduled = c->scheduled > scheduled ? c->scheduled : scheduled;
@@ -416,15 +409,16 @@ static void get_stats(struct http_req *req, void *arg)
         cJSON_AddNumberToObject(by, cats[i], (double)count_of(db, name));
     }
     cJSON *out = cJSON_AddObjectToObject(st, "outcomes");
-    static const char *const statuses[] = {"completed", "busy",       "no-answer", "failed",
-                                           "canceled",  "dnd",        "rejected",  "failed-api"};
+    static const char *const statuses[] = {"completed", "busy", "no-answer", "failed",
+                                           "canceled",  "dnd",  "rejected",  "failed-api"};
     int64_t finished = count_of(db, "attempts.finished"), attempts = count_of(db, "attempts");
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         snprintf(name, sizeof name, "outcome.%s", statuses[i]);
         cJSON_AddNumberToObject(out, statuses[i], (double)count_of(db, name));
     }
     /* attempts handed to the dialer whose outcome is not known yet */
-    cJSON_AddNumberToObject(out, "unknown", (double)(attempts > finished ? attempts - finished : 0));
+    cJSON_AddNumberToObject(out, "unknown",
+                            (double)(attempts > finished ? attempts - finished : 0));
     cJSON_AddNumberToObject(st, "attempts", (double)attempts);
     cJSON *leads = cJSON_AddObjectToObject(st, "leads");
     int64_t received = count_of(db, "leads.received"), synced = count_of(db, "leads.synced"),
@@ -502,24 +496,24 @@ static cJSON *lead_json(sqlite3_stmt *st)
 {
     char buf[300];
     cJSON *l = cJSON_CreateObject();
-    col(st, 0, buf, sizeof buf);
+    store_text(st, 0, buf, sizeof buf);
     cJSON_AddStringToObject(l, "leadId", buf);
     cJSON_AddNumberToObject(l, "receivedAt", (double)sqlite3_column_int64(st, 1));
-    col(st, 2, buf, sizeof buf);
+    store_text(st, 2, buf, sizeof buf);
     cJSON_AddStringToObject(l, "name", buf);
-    col(st, 3, buf, sizeof buf);
+    store_text(st, 3, buf, sizeof buf);
     cJSON_AddStringToObject(l, "phone", buf);
-    col(st, 4, buf, sizeof buf);
+    store_text(st, 4, buf, sizeof buf);
     cJSON_AddStringToObject(l, "source", buf);
-    col(st, 5, buf, sizeof buf);
+    store_text(st, 5, buf, sizeof buf);
     cJSON_AddStringToObject(l, "zoho", buf);
-    col(st, 6, buf, sizeof buf);
+    store_text(st, 6, buf, sizeof buf);
     if (buf[0] != '\0') {
         cJSON_AddStringToObject(l, "zohoId", buf);
     }
-    col(st, 7, buf, sizeof buf);
+    store_text(st, 7, buf, sizeof buf);
     cJSON_AddStringToObject(l, "call", buf[0] ? buf : "none");
-    col(st, 8, buf, sizeof buf);
+    store_text(st, 8, buf, sizeof buf);
     if (buf[0] != '\0') {
         cJSON_AddStringToObject(l, "lastStatus", buf);
     }
@@ -528,8 +522,8 @@ static cJSON *lead_json(sqlite3_stmt *st)
 }
 
 #define LEAD_QUERY                                                                                 \
-    "SELECT l.lead_id, l.received_ms, l.name, l.phone, l.source, l.sync, l.zoho_id,"              \
-    " c.category, c.last_status, coalesce(c.scheduled, 0) FROM st_leads l"                        \
+    "SELECT l.lead_id, l.received_ms, l.name, l.phone, l.source, l.sync, l.zoho_id,"               \
+    " c.category, c.last_status, coalesce(c.scheduled, 0) FROM st_leads l"                         \
     " LEFT JOIN st_calls c ON c.call_id = 'call_' || l.lead_id "
 
 /* The latest leads with their state; personal data, so always behind the key. */
@@ -608,9 +602,9 @@ static void get_lead(struct http_req *req, void *arg)
             char at[32], buf[64];
             iso_time(sqlite3_column_int64(st, 0), at);
             cJSON_AddStringToObject(e, "at", at);
-            col(st, 1, buf, sizeof buf);
+            store_text(st, 1, buf, sizeof buf);
             cJSON_AddStringToObject(e, "service", buf);
-            col(st, 2, buf, sizeof buf);
+            store_text(st, 2, buf, sizeof buf);
             cJSON_AddStringToObject(e, "event", buf);
             cJSON *data = cJSON_Parse((const char *)sqlite3_column_text(st, 3));
             cJSON_AddItemToObject(e, "data", data ? data : cJSON_CreateNull());

@@ -124,8 +124,8 @@ int zoho_parse_records(const char *body, size_t len, struct zoho_result *results
 /* ---- HTTP ---- */
 
 static int zoho_send(CURL *curl, const char *method, const char *url, const char *token,
-                const char *content_type, const char *body, long timeout_ms,
-                struct httpc_response *r)
+                     const char *content_type, const char *body, long timeout_ms,
+                     struct httpc_response *r)
 {
     char auth[300], ctype[96];
     struct curl_slist *h = NULL;
@@ -137,8 +137,12 @@ static int zoho_send(CURL *curl, const char *method, const char *url, const char
         snprintf(auth, sizeof auth, "Authorization: Zoho-oauthtoken %s", token);
         h = curl_slist_append(h, auth);
     }
-    struct httpc_request req = {
-        .api = "zoho", .method = method, .url = url, .headers = h, .body = body, .timeout_ms = timeout_ms};
+    struct httpc_request req = {.api = "zoho",
+                                .method = method,
+                                .url = url,
+                                .headers = h,
+                                .body = body,
+                                .timeout_ms = timeout_ms};
     int rc = httpc_perform(curl, &req, r);
     curl_slist_free_all(h);
     explicit_bzero(auth, sizeof auth);
@@ -148,7 +152,8 @@ static int zoho_send(CURL *curl, const char *method, const char *url, const char
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
                    struct httpc_response *r)
 {
-    return zoho_send(curl, "POST", url, NULL, "application/x-www-form-urlencoded", form, timeout_ms, r);
+    return zoho_send(curl, "POST", url, NULL, "application/x-www-form-urlencoded", form, timeout_ms,
+                     r);
 }
 
 int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,

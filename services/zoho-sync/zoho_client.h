@@ -51,7 +51,6 @@ struct zoho_result {
  */
 int zoho_parse_records(const char *body, size_t len, struct zoho_result *results, int n);
 
-
 /* POST form fields (already encoded) to url. */
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
                    struct httpc_response *r);

@@ -558,12 +558,6 @@ struct outcome_args {
     int n;
 };
 
-static void col(sqlite3_stmt *st, int i, char *dst, size_t size)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
 /* Outcomes whose lead is already in Zoho: the rest wait for it. */
 static int load_outcomes_job(sqlite3 *db, void *arg)
 {
@@ -583,18 +577,18 @@ static int load_outcomes_job(sqlite3 *db, void *arg)
     sqlite3_bind_int64(st, 1, clock_now_ms());
     while (sqlite3_step(st) == SQLITE_ROW && a->n < 20) {
         struct outcome *o = &a->o[a->n++];
-        col(st, 0, o->call_id, sizeof o->call_id);
+        store_text(st, 0, o->call_id, sizeof o->call_id);
         o->attempt = sqlite3_column_int(st, 1);
-        col(st, 2, o->lead_id, sizeof o->lead_id);
-        col(st, 3, o->status, sizeof o->status);
-        col(st, 4, o->call_sid, sizeof o->call_sid);
+        store_text(st, 2, o->lead_id, sizeof o->lead_id);
+        store_text(st, 3, o->status, sizeof o->status);
+        store_text(st, 4, o->call_sid, sizeof o->call_sid);
         o->duration_s = sqlite3_column_int64(st, 5);
-        col(st, 6, o->recording, sizeof o->recording);
+        store_text(st, 6, o->recording, sizeof o->recording);
         o->ended_ms = sqlite3_column_int64(st, 7);
-        col(st, 8, o->note_id, sizeof o->note_id);
-        col(st, 9, o->call_rec_id, sizeof o->call_rec_id);
+        store_text(st, 8, o->note_id, sizeof o->note_id);
+        store_text(st, 9, o->call_rec_id, sizeof o->call_rec_id);
         o->tries = sqlite3_column_int(st, 10);
-        col(st, 11, o->zoho_id, sizeof o->zoho_id);
+        store_text(st, 11, o->zoho_id, sizeof o->zoho_id);
     }
     sqlite3_finalize(st);
     return 0;
@@ -1052,11 +1046,7 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     }
     pthread_mutex_init(&z->lock, NULL);
     pthread_mutex_init(&z->token_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&z->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&z->cond);
     if (upstream_resolve(app, &z->up, err) != 0 ||
         config_int("ZOHO_MAX_RETRY_MS", 6 * 3600 * 1000, 1000, INT64_MAX / 2, &z->max_retry_ms,
                    err) != 0 ||

@@ -16,7 +16,8 @@
 /* Unix ms of a UTC wall time. */
 static int64_t utc(int y, int mo, int d, int h, int mi)
 {
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     return (int64_t)timegm(&tm) * 1000;
 }
 
@@ -158,9 +159,8 @@ static void test_retry_defaults(void **state)
     (void)state;
     struct retry_policy p;
     char err[CONFIG_ERR_MAX];
-    assert_int_equal(retry_policy_parse("failed-api,busy,no-answer", "60000,300000,900000", 3, &p,
-                                        err),
-                     0);
+    assert_int_equal(
+        retry_policy_parse("failed-api,busy,no-answer", "60000,300000,900000", 3, &p, err), 0);
     assert_int_equal(retry_policy_next(&p, "busy", 1), 60000);
     assert_int_equal(retry_policy_next(&p, "no-answer", 2), 300000);
     assert_int_equal(retry_policy_next(&p, "failed-api", 1), 60000);

@@ -83,9 +83,10 @@ static void test_call_details(void **state)
 {
     (void)state;
     struct exotel_call c;
-    const char *one = "{\"Call\":{\"Sid\":\"b6cfaf5f5cef3ca0fc937749ef96d245\",\"Status\":"
-                      "\"completed\",\"Duration\":\"17\",\"Price\":\"1.500\",\"RecordingUrl\":"
-                      "\"https://example.invalid/r.mp3\",\"Details\":{\"ConversationDuration\":8}}}";
+    const char *one =
+        "{\"Call\":{\"Sid\":\"b6cfaf5f5cef3ca0fc937749ef96d245\",\"Status\":"
+        "\"completed\",\"Duration\":\"17\",\"Price\":\"1.500\",\"RecordingUrl\":"
+        "\"https://example.invalid/r.mp3\",\"Details\":{\"ConversationDuration\":8}}}";
     assert_int_equal(exotel_parse_call(one, strlen(one), &c), 0);
     assert_int_equal(c.duration_s, 8); /* the conversation, not the whole call */
     assert_string_equal(c.recording_url, "https://example.invalid/r.mp3");
@@ -135,10 +136,11 @@ static void test_connect_form(void **state)
     char *form = exotel_connect_form(curl, &d);
     assert_non_null(form);
     assert_non_null(strstr(form, "From=08047000001&To=%2B919876543210&CallerId=08047000000"));
-    assert_non_null(strstr(form, "&CallType=trans&TimeOut=45&TimeLimit=600&StatusCallback="
-                                 "http%3A%2F%2F127.0.0.1%3A3000%2Fexotel%2Fcallback%3Fcall%3Dc1%26x%"
-                                 "3D1&StatusCallbackEvents%5B0%5D=terminal&"
-                                 "StatusCallbackContentType=application%2Fjson&CustomField=c1"));
+    assert_non_null(strstr(form,
+                           "&CallType=trans&TimeOut=45&TimeLimit=600&StatusCallback="
+                           "http%3A%2F%2F127.0.0.1%3A3000%2Fexotel%2Fcallback%3Fcall%3Dc1%26x%"
+                           "3D1&StatusCallbackEvents%5B0%5D=terminal&"
+                           "StatusCallbackContentType=application%2Fjson&CustomField=c1"));
     assert_null(strstr(form, "Record="));
     free(form);
     /* Into a flow: the lead is From, there is no To. */
@@ -162,9 +164,8 @@ static void test_callback_json(void **state)
         "\"RecordingUrl\":\"https://example.invalid/abc123.mp3\",\"Legs\":[{\"OnCallDuration\":"
         "335,\"Status\":\"completed\"},{\"OnCallDuration\":320,\"Status\":\"completed\"}]}";
     struct exotel_callback cb;
-    assert_int_equal(exotel_callback_parse("application/json; charset=utf-8", body, strlen(body),
-                                           &cb),
-                     0);
+    assert_int_equal(
+        exotel_callback_parse("application/json; charset=utf-8", body, strlen(body), &cb), 0);
     assert_string_equal(cb.call_sid, "80bfbec2d78bbbf10fb851f4fa165211");
     assert_string_equal(cb.status, "completed");
     assert_string_equal(cb.event_type, "terminal");
@@ -197,16 +198,15 @@ static void test_callback_forms(void **state)
                      "Content-Type: text/plain\r\n\r\nbusy\r\n"
                      "--b-1 2\r\nContent-Disposition: form-data; name=\"Duration\"\r\n\r\n7\r\n"
                      "--b-1 2--\r\n";
-    assert_int_equal(exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp,
-                                           strlen(mp), &cb),
-                     0);
+    assert_int_equal(
+        exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp, strlen(mp), &cb), 0);
     assert_string_equal(cb.call_sid, "sid9");
     assert_string_equal(cb.status, "busy");
     assert_int_equal(cb.duration_s, 7);
     /* Truncated before the closing delimiter: refused whole. */
-    assert_int_equal(exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp,
-                                           strlen(mp) - 30, &cb),
-                     -1);
+    assert_int_equal(
+        exotel_callback_parse("multipart/form-data; boundary=\"b-1 2\"", mp, strlen(mp) - 30, &cb),
+        -1);
     assert_string_equal(cb.call_sid, "");
     assert_int_equal(exotel_callback_parse("multipart/form-data", mp, strlen(mp), &cb), -1);
     assert_int_equal(exotel_callback_parse("text/plain", url, strlen(url), &cb), -1);
@@ -216,12 +216,9 @@ static void test_callback_forms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_placed),
-        cmocka_unit_test(test_connect_not_placed_or_unknown),
-        cmocka_unit_test(test_call_details),
-        cmocka_unit_test(test_connect_form),
-        cmocka_unit_test(test_callback_json),
-        cmocka_unit_test(test_callback_forms),
+        cmocka_unit_test(test_connect_placed), cmocka_unit_test(test_connect_not_placed_or_unknown),
+        cmocka_unit_test(test_call_details),   cmocka_unit_test(test_connect_form),
+        cmocka_unit_test(test_callback_json),  cmocka_unit_test(test_callback_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
