@@ -233,8 +233,11 @@ static int replay_frame(const uint8_t *frame, size_t len, void *arg)
 {
     struct bus_sub *s = arg;
     atomic_fetch_add(&s->replayed, 1);
-    char labels[96];
-    snprintf(labels, sizeof labels, "subscriber=\"%s\"", s->name);
+    char labels[128], topic[PROTO_TOPIC_MAX];
+    if (proto_frame_topic(frame, len, topic, sizeof topic) <= 0) {
+        snprintf(topic, sizeof topic, "?");
+    }
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",topic=\"%s\"", s->name, topic);
     metrics_counter_add("leadbus_bus_events_replayed_total",
                         "Bus events a subscriber obtained by replay rather than live", labels, 1);
     handle_frame(s, frame, len, true);
