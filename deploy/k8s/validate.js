@@ -1,0 +1,48 @@
+// Validate rendered Kubernetes objects against the API schemas bundled in the npm package
+// kubernetes-models (no cluster needed), and check what leadbus's manifests promise: every
+// container non-root, read-only root, no privilege escalation, probes and resource limits.
+// Usage: kubectl kustomize DIR | node validate.js -      (exit 1 on any failure)
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const { pathToFileURL } = require("url");
+const YAML = require("yaml");
+// kubernetes-models is an ES module: import it from where npm installed it (NODE_PATH).
+const modelsDir = path.join(process.env.NODE_PATH || "node_modules", "kubernetes-models");
+async function model(apiVersion, kind) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(modelsDir, "package.json"), "utf8"));
+  const entry = pkg.exports[`./${apiVersion}`];
+  if (!entry) return null;
+  const mod = await import(pathToFileURL(path.join(modelsDir, entry.import || entry)).href);
+  return mod[kind] || null;
+}
+async function main() {
+const text = fs.readFileSync(process.argv[2] === "-" ? 0 : process.argv[2], "utf8");
+let bad = 0, checked = 0;
+const fail = (what, why) => { bad++; console.log(`FAIL ${what}: ${why}`); };
+for (const doc of YAML.parseAllDocuments(text)) {
+  const o = doc.toJS();
+  if (!o) continue;
+  const what = `${o.kind}/${o.metadata && o.metadata.name}`;
+  let Model;
+  try { Model = await model(o.apiVersion, o.kind); } catch (e) { Model = null; }
+  if (!Model) { fail(what, `no schema for ${o.apiVersion} ${o.kind}`); continue; }
+  try { new Model(o).validate(); } catch (e) { fail(what, e.message); continue; }
+  checked++;
+  const pod = o.spec && o.spec.template && o.spec.template.spec;
+  if (!pod) { console.log(`OK   ${what}`); continue; }
+  if (!(pod.securityContext && pod.securityContext.runAsNonRoot)) fail(what, "pod may run as root");
+  if (!pod.terminationGracePeriodSeconds) fail(what, "no terminationGracePeriodSeconds");
+  for (const c of pod.containers) {
+    const sc = c.securityContext || {};
+    if (!sc.readOnlyRootFilesystem) fail(what, `${c.name}: writable root filesystem`);
+    if (sc.allowPrivilegeEscalation !== false) fail(what, `${c.name}: privilege escalation allowed`);
+    if (!c.livenessProbe || !c.readinessProbe) fail(what, `${c.name}: probes missing`);
+    if (!c.resources || !c.resources.limits || !c.resources.requests) fail(what, `${c.name}: no resources`);
+  }
+  console.log(`OK   ${what}`);
+}
+console.log(`${checked} objects valid, ${bad} problems`);
+process.exit(bad || checked === 0 ? 1 : 0);
+}
+main();
