@@ -37,7 +37,8 @@ static const char schema[] = "CREATE TABLE IF NOT EXISTS deliveries("
                              "NULL DEFAULT 0, next_ms INTEGER NOT NULL DEFAULT 0, done INTEGER NOT "
                              "NULL DEFAULT 0);";
 
-/* Runs in the subscriber's transaction: the delivery is queued exactly when the event is applied. */
+/* Runs in the subscriber's transaction: the delivery is queued exactly when the event is applied.
+ */
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     (void)arg;
@@ -140,7 +141,8 @@ int main(void)
     const char *pub = getenv("BUS_INGEST_PUB"), *replay = getenv("BUS_INGEST_REPLAY");
     const char *path = getenv("WEBHOOK_DB") ? getenv("WEBHOOK_DB") : "forwarder.db";
     if (url == NULL || pub == NULL || replay == NULL) {
-        fprintf(stderr, "webhook_forwarder: set WEBHOOK_URL, BUS_INGEST_PUB and BUS_INGEST_REPLAY\n");
+        fprintf(stderr,
+                "webhook_forwarder: set WEBHOOK_URL, BUS_INGEST_PUB and BUS_INGEST_REPLAY\n");
         return 2;
     }
     log_init(LOG_INFO, LOG_TEXT);

@@ -48,6 +48,7 @@ struct sched {
     struct retry_policy retry;
     struct rate_limit rl; /* writer thread only */
     int64_t pruned_ms;
+    int ningest; /* the first sources are ingest's replicas */
     pthread_t thread;
     bool started;
     pthread_mutex_t lock;
@@ -597,7 +598,12 @@ static void collect(void *arg)
 static bool ready(void *arg)
 {
     struct sched *s = arg;
-    return bus_sub_source_ready(s->sub, 0); /* ingest's stream; the dialer may come later */
+    for (int i = 0; i < s->ningest; i++) { /* ingest's replicas; the dialer may come later */
+        if (!bus_sub_source_ready(s->sub, i)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- module ---- */
@@ -677,20 +683,23 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         sched_stop(s);
         return -1;
     }
-    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX],
-        dpub[APP_URL_MAX], dreplay[APP_URL_MAX];
+    char pub[APP_URL_MAX], replay[APP_URL_MAX];
     app_bus_endpoints(app, "call-scheduler", pub, replay);
-    app_bus_endpoints(app, "ingest", ipub, ireplay);
-    app_bus_endpoints(app, "dialer", dpub, dreplay);
+    struct app_sources *src = calloc(1, sizeof *src);
+    if (src == NULL || (s->ningest = app_sources_add(app, src, "ingest", err)) < 0 ||
+        app_sources_add(app, src, "dialer", err) < 0) {
+        free(src);
+        sched_stop(s);
+        return -1;
+    }
     struct bus_pub_opts po = {.name = "call-scheduler",
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};
-    struct bus_source src[] = {{ipub, ireplay}, {dpub, dreplay}};
     const char *topics[] = {"lead.created", "call.status"};
     struct bus_sub_opts so = {.name = "call-scheduler",
-                              .sources = src,
-                              .nsources = 2,
+                              .sources = src->src,
+                              .nsources = src->n,
                               .topics = topics,
                               .ntopics = 2,
                               .handler = on_event,
@@ -706,9 +715,11 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "DELETE", "/calls/{callId}", delete_call, s) != 0 ||
         http_ready_check(app->http, "call-scheduler", ready, s) != 0 ||
         metrics_collector_add(collect, s) != 0) {
+        free(src);
         sched_stop(s);
         return -1;
     }
+    free(src);
     log_banner(s);
     *state = s;
     return 0;

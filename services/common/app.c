@@ -64,3 +64,43 @@ int app_store_open(const struct app *app, const char *name, const char *schema, 
     struct store_opts o = {.path = path, .schema = schema, .sync = app->sync};
     return store_open(&o, out);
 }
+
+int app_sources_add(const struct app *app, struct app_sources *s, const char *target,
+                    char err[CONFIG_ERR_MAX])
+{
+    char pub[APP_URL_MAX * 4], replay[APP_URL_MAX * 4], pname[64], rname[64];
+    char one_pub[APP_URL_MAX], one_replay[APP_URL_MAX];
+    if (app_bus_endpoints(app, target, one_pub, one_replay) != 0) {
+        return -1;
+    }
+    env_name(target, "PUB", pname, sizeof pname);
+    env_name(target, "REPLAY", rname, sizeof rname);
+    snprintf(pub, sizeof pub, "%s", config_raw(pname) ? config_raw(pname) : one_pub);
+    snprintf(replay, sizeof replay, "%s", config_raw(rname) ? config_raw(rname) : one_replay);
+    int added = 0;
+    char *ps = NULL, *rs = NULL;
+    char *p = strtok_r(pub, ",", &ps), *r = strtok_r(replay, ",", &rs);
+    for (; p != NULL || r != NULL; p = strtok_r(NULL, ",", &ps), r = strtok_r(NULL, ",", &rs)) {
+        if (p == NULL || r == NULL || s->n == APP_MAX_SOURCES) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "%s, %s: expected as many replay URLs as PUB URLs (at most %d)", pname, rname,
+                     APP_MAX_SOURCES);
+            return -1;
+        }
+        char *u = s->url[2 * s->n], *v = s->url[2 * s->n + 1];
+        snprintf(u, APP_URL_MAX, "%s", p);
+        snprintf(v, APP_URL_MAX, "%s", r);
+        s->src[s->n].pub_url = u;
+        s->src[s->n].replay_url = v;
+        s->n++;
+        added++;
+    }
+    return added;
+}
+
+const char *app_bus_name(const char *target)
+{
+    char name[64];
+    env_name(target, "NAME", name, sizeof name);
+    return config_str(name, target);
+}

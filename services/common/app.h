@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "bus_sub.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -43,6 +44,25 @@ extern const char *const app_publishers[];
  */
 int app_bus_endpoints(const struct app *app, const char *target, char pub[APP_URL_MAX],
                       char replay[APP_URL_MAX]);
+
+/*
+ * The endpoints subscribers dial for publisher `target`, appended to `s`.
+ * BUS_<NAME>_PUB and BUS_<NAME>_REPLAY may list several replicas
+ * (comma-separated, in the same order): ingest scales out that way, each
+ * replica publishing its own stream (BUS_INGEST_NAME). Returns how many
+ * sources were added, or -1 with `err` naming the variable.
+ */
+#define APP_MAX_SOURCES 16
+struct app_sources {
+    int n;
+    struct bus_source src[APP_MAX_SOURCES];
+    char url[2 * APP_MAX_SOURCES][APP_URL_MAX]; /* storage src[] points into */
+};
+int app_sources_add(const struct app *app, struct app_sources *s, const char *target,
+                    char err[CONFIG_ERR_MAX]);
+
+/* The stream name publisher `target` uses: BUS_<NAME>_NAME, default the target's name. */
+const char *app_bus_name(const char *target);
 
 /* Open DATA_DIR/<name>.db with the app's sync setting and `schema`. */
 int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out);

@@ -335,7 +335,15 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     snprintf(ing->region, sizeof ing->region, "%s", region);
     char pub[APP_URL_MAX], replay[APP_URL_MAX];
     app_bus_endpoints(app, "ingest", pub, replay);
-    struct bus_pub_opts po = {.name = "ingest",
+    if (strchr(pub, ',') != NULL || strchr(replay, ',') != NULL) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "BUS_INGEST_PUB, BUS_INGEST_REPLAY: a replica listens on one "
+                 "URL each (lists are for the subscribers' side)");
+        free(ing);
+        return -1;
+    }
+    /* Each ingest replica publishes its own stream (BUS_INGEST_NAME: ingest-0, ingest-1, …). */
+    struct bus_pub_opts po = {.name = app_bus_name("ingest"),
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};

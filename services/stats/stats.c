@@ -36,6 +36,7 @@ struct stats {
     struct bus_sub *sub;
     struct api_keys *keys;
     bool require_key;
+    int ningest; /* the first sources are ingest's replicas */
 };
 
 /* ---- folding events (writer thread, inside the subscriber's transaction) ---- */
@@ -642,7 +643,12 @@ static int since_job(sqlite3 *db, void *arg)
 static bool ready(void *arg)
 {
     struct stats *s = arg;
-    return bus_sub_source_ready(s->sub, 0); /* ingest; the other publishers may come later */
+    for (int i = 0; i < s->ningest; i++) { /* ingest's replicas; the others may come later */
+        if (!bus_sub_source_ready(s->sub, i)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static void stats_stop(void *state)
@@ -667,17 +673,22 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         free(s);
         return -1;
     }
-    /* Every publisher, every topic. */
-    struct bus_source src[4];
-    char pub[4][APP_URL_MAX], replay[4][APP_URL_MAX];
-    int n = 0;
-    for (int i = 0; app_publishers[i] != NULL && n < 4; i++, n++) {
-        app_bus_endpoints(app, app_publishers[i], pub[n], replay[n]);
-        src[n].pub_url = pub[n];
-        src[n].replay_url = replay[n];
+    /* Every publisher (every ingest replica), every topic. */
+    struct app_sources *src = calloc(1, sizeof *src);
+    if (src == NULL || (s->ningest = app_sources_add(app, src, "ingest", err)) < 0) {
+        free(src);
+        free(s);
+        return -1;
+    }
+    for (int i = 1; app_publishers[i] != NULL; i++) {
+        if (app_sources_add(app, src, app_publishers[i], err) < 0) {
+            free(src);
+            free(s);
+            return -1;
+        }
     }
     struct bus_sub_opts so = {
-        .name = "stats", .sources = src, .nsources = n, .handler = on_event, .arg = s};
+        .name = "stats", .sources = src->src, .nsources = src->n, .handler = on_event, .arg = s};
     if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
         app_store_open(app, "stats", schema, &s->store) != 0 ||
         store_run(s->store, since_job, NULL) != 0 ||
@@ -688,9 +699,11 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/leads/{leadId}", get_lead, s) != 0 ||
         http_route(app->http, "GET", "/", get_dashboard, s) != 0 ||
         http_ready_check(app->http, "stats", ready, s) != 0) {
+        free(src);
         stats_stop(s);
         return -1;
     }
+    free(src);
     *state = s;
     return 0;
 }

@@ -47,6 +47,7 @@ struct zsync {
     int64_t max_retry_ms, timeout_ms, backoff_max_ms;
     struct worker *workers;
     int nworkers;
+    int ningest; /* the first sources are ingest's replicas */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t gen; /* bumped by every kick; a worker that has not seen it looks for work */
@@ -984,7 +985,12 @@ static void post_retry(struct http_req *req, void *arg)
 static bool ready(void *arg)
 {
     struct zsync *z = arg;
-    return !atomic_load(&z->fatal) && bus_sub_source_ready(z->sub, 0);
+    for (int i = 0; i < z->ningest; i++) { /* every ingest replica */
+        if (!bus_sub_source_ready(z->sub, i)) {
+            return false;
+        }
+    }
+    return !atomic_load(&z->fatal);
 }
 
 /* ---- module ---- */
@@ -1080,20 +1086,23 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     atomic_store(&z->rng, (uint64_t)clock_now_ms());
-    char pub[APP_URL_MAX], replay[APP_URL_MAX], ipub[APP_URL_MAX], ireplay[APP_URL_MAX],
-        dpub[APP_URL_MAX], dreplay[APP_URL_MAX];
+    char pub[APP_URL_MAX], replay[APP_URL_MAX];
     app_bus_endpoints(app, "zoho-sync", pub, replay);
-    app_bus_endpoints(app, "ingest", ipub, ireplay);
-    app_bus_endpoints(app, "dialer", dpub, dreplay);
+    struct app_sources *src = calloc(1, sizeof *src);
+    if (src == NULL || (z->ningest = app_sources_add(app, src, "ingest", err)) < 0 ||
+        app_sources_add(app, src, "dialer", err) < 0) {
+        free(src);
+        zsync_stop(z);
+        return -1;
+    }
     struct bus_pub_opts po = {.name = "zoho-sync",
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};
-    struct bus_source src[] = {{ipub, ireplay}, {dpub, dreplay}};
     const char *topics[] = {"lead.created", "call.status"};
     struct bus_sub_opts so = {.name = "zoho-sync",
-                              .sources = src,
-                              .nsources = 2,
+                              .sources = src->src,
+                              .nsources = src->n,
                               .topics = topics,
                               .ntopics = 2,
                               .handler = on_event,
@@ -1107,9 +1116,11 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
         http_ready_check(app->http, "zoho-sync", ready, z) != 0) {
+        free(src);
         zsync_stop(z);
         return -1;
     }
+    free(src);
     *state = z;
     return 0;
 }

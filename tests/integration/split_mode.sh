@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Split mode, the way pods run it: sandbox, ingest, zoho-sync, call-scheduler,
-# dialer and stats as six processes over tcp://127.0.0.1. Leads keep coming
+# Split mode, the way pods run it: sandbox, two ingest replicas (each its own
+# stream), zoho-sync, call-scheduler, dialer and stats as seven processes over
+# tcp://127.0.0.1; the subscribers dial both ingest replicas. Leads keep coming
 # (each retried with its Idempotency-Key until accepted) while every service
 # is SIGKILLed in turn and restarted. Afterwards: every lead is in Zoho once,
 # every call placed once and completed, and /exotel/stats agrees with the
@@ -10,7 +11,7 @@ cd "$T"
 KEY=test-key-0123456789abcdef
 N=120
 declare -A PORT PID
-for svc in sandbox ingest zoho-sync call-scheduler dialer stats; do PORT[$svc]=$(free_port); done
+for svc in sandbox ingest ingest2 zoho-sync call-scheduler dialer stats; do PORT[$svc]=$(free_port); done
 bus=$(free_port)
 export API_KEYS=$KEY HTTP_BIND=127.0.0.1 CALL_HOURS=always EXOTEL_CALL_DELAY_MS=500 \
     SANDBOX_RING_MS=200 SANDBOX_OUTCOME_MODE=last-digit SANDBOX_ZOHO_MINT_LIMIT=100 \
@@ -25,12 +26,22 @@ for pub in INGEST ZOHO_SYNC CALL_SCHEDULER DIALER; do  # every publisher's endpo
     export "BUS_${pub}_PUB=tcp://127.0.0.1:$((bus + 2 * i))" "BUS_${pub}_REPLAY=tcp://127.0.0.1:$((bus + 2 * i + 1))"
     i=$((i + 1))
 done
+# Two ingest replicas: each listens on its own endpoints and names its own stream; everyone
+# else dials both (comma-separated, in the same order).
+I1P="tcp://127.0.0.1:$((bus + 8))"; I1R="tcp://127.0.0.1:$((bus + 9))"
+I0P=$BUS_INGEST_PUB; I0R=$BUS_INGEST_REPLAY
+export BUS_INGEST_PUB="$I0P,$I1P" BUS_INGEST_REPLAY="$I0R,$I1R"
 up() {
-    start "$1" env PORT="${PORT[$1]}" DATA_DIR="$T/$1" "$LEADBUS" --target="$1"
+    local extra=()
+    case $1 in
+    ingest) extra=(BUS_INGEST_NAME=ingest-0 BUS_INGEST_PUB=$I0P BUS_INGEST_REPLAY=$I0R) ;;
+    ingest2) extra=(BUS_INGEST_NAME=ingest-1 BUS_INGEST_PUB=$I1P BUS_INGEST_REPLAY=$I1R) ;;
+    esac
+    start "$1" env PORT="${PORT[$1]}" DATA_DIR="$T/$1" "${extra[@]}" "$LEADBUS" --target="${1%2}"
     PID[$1]=$LAST_PID
 }
-for svc in sandbox ingest zoho-sync call-scheduler dialer stats; do up $svc; done
-for svc in sandbox ingest zoho-sync call-scheduler dialer stats; do
+for svc in sandbox ingest ingest2 zoho-sync call-scheduler dialer stats; do up $svc; done
+for svc in sandbox ingest ingest2 zoho-sync call-scheduler dialer stats; do
     wait_for 20 "$svc ready" curl -fsS "http://127.0.0.1:${PORT[$svc]}/readyz"
 done
 
@@ -38,8 +49,10 @@ done
 poster() {
     for n in $(seq 1 $N); do
         local tries=0
+        local replica=ingest
+        [ $((n % 2)) -eq 0 ] && replica=ingest2 # alternate between the two replicas
         until curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
-            "http://127.0.0.1:${PORT[ingest]}/leads" -H "Content-Type: application/json" \
+            "http://127.0.0.1:${PORT[$replica]}/leads" -H "Content-Type: application/json" \
             -H "X-API-Key: $KEY" -H "Idempotency-Key: split-$n" \
             -d "{\"name\":\"Split $n\",\"phone\":\"94000$(printf '%04d' "$n")4\"}" | grep -q 202; do
             tries=$((tries + 1))
@@ -78,6 +91,8 @@ echo "split mode: $N leads; $total connect requests for $distinct calls; $(wc -l
 echo "stats: $(curl -s "$S/exotel/stats")"
 [ "$total" -eq $N ] && [ "$distinct" -eq $N ] || fail "calls lost or placed twice"
 [ "$(wc -l <<<"$zoho")" -eq $N ] && [ "$(uniq <<<"$zoho" | wc -l)" -eq $N ] || fail "Zoho records lost or duplicated"
-for svc in ingest zoho-sync call-scheduler dialer stats; do
+streams=$(curl -s "$S/metrics" | grep -o 'publisher="ingest-[01]",topic="lead.created"' | sort -u | wc -l)
+[ "$streams" -eq 2 ] || fail "stats should follow two ingest streams, sees $streams"
+for svc in ingest ingest2 zoho-sync call-scheduler dialer stats; do
     kill -TERM "${PID[$svc]}"; wait_pid 15 "${PID[$svc]}"
 done
