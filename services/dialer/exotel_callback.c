@@ -1,6 +1,7 @@
 /* exotel_callback: StatusCallback bodies in their three encodings. */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include "exotel_callback.h"
+#include "json_depth.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -53,7 +54,7 @@ static void take(struct exotel_callback *cb, const char *name, const char *v, si
 static int parse_json(const char *body, size_t len, struct exotel_callback *cb, int64_t *conv,
                       int64_t *dur)
 {
-    cJSON *o = cJSON_ParseWithLength(body, len);
+    cJSON *o = json_depth_ok(body, len, JSON_DEPTH_MAX) ? cJSON_ParseWithLength(body, len) : NULL;
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return -1;

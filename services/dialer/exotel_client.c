@@ -1,6 +1,7 @@
 /* exotel_client: Exotel requests and the loose reading of their answers. */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include "exotel_client.h"
+#include "json_depth.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -23,6 +24,11 @@ bool exotel_status_terminal(const char *s)
 }
 
 /* ---- JSON: any scalar as text ---- */
+
+static cJSON *parse(const char *body, size_t len)
+{
+    return json_depth_ok(body, len, JSON_DEPTH_MAX) ? cJSON_ParseWithLength(body, len) : NULL;
+}
 
 static void scalar(const cJSON *o, const char *key, char *dst, size_t size)
 {
@@ -125,7 +131,7 @@ int exotel_parse_call(const char *body, size_t len, struct exotel_call *c)
         }
         read_xml_call(body, len, c);
     } else {
-        cJSON *o = cJSON_ParseWithLength(body, len);
+        cJSON *o = parse(body, len);
         const cJSON *call = cJSON_GetObjectItemCaseSensitive(o, "Call");
         if (cJSON_IsObject(call)) {
             read_call(call, c);
@@ -137,7 +143,7 @@ int exotel_parse_call(const char *body, size_t len, struct exotel_call *c)
 
 int exotel_parse_calls(const char *body, size_t len, struct exotel_call *calls, int max)
 {
-    cJSON *o = cJSON_ParseWithLength(body, len);
+    cJSON *o = parse(body, len);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "Calls");
     int n = -1;
     if (cJSON_IsArray(list)) {
@@ -155,7 +161,7 @@ int exotel_parse_calls(const char *body, size_t len, struct exotel_call *calls, 
 
 int exotel_parse_number(const char *body, size_t len, bool *dnd)
 {
-    cJSON *o = cJSON_ParseWithLength(body, len);
+    cJSON *o = parse(body, len);
     const cJSON *num = cJSON_GetObjectItemCaseSensitive(o, "Numbers");
     char v[16];
     scalar(num, "DND", v, sizeof v);
@@ -173,7 +179,7 @@ static void error_message(const char *body, size_t len, char *dst, size_t size)
     if (looks_xml(body, len)) {
         xml_tag(body, len, "Message", dst, size);
     } else {
-        cJSON *o = cJSON_ParseWithLength(body, len);
+        cJSON *o = parse(body, len);
         scalar(cJSON_GetObjectItemCaseSensitive(o, "RestException"), "Message", dst, size);
         cJSON_Delete(o);
     }

@@ -1,5 +1,6 @@
 /* lead_parse: validation and normalisation of incoming leads. */
 #include "lead_parse.h"
+#include "json_depth.h"
 #include "phone.h"
 
 #include <ctype.h>
@@ -267,6 +268,11 @@ enum lead_parse_status lead_parse(const char *body, size_t len, const char *regi
                                   struct lead_parse_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (!json_depth_ok(body, len, JSON_DEPTH_MAX)) {
+        snprintf(r->message, sizeof r->message, "JSON nested deeper than %d levels",
+                 JSON_DEPTH_MAX);
+        return LEAD_MALFORMED;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (root == NULL) {

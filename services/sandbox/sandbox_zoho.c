@@ -7,6 +7,7 @@
 #include "api_key.h"
 #include "clock.h"
 #include "log.h"
+#include "json_depth.h"
 #include "sandbox.h"
 #include "upstream.h"
 
@@ -417,7 +418,7 @@ static cJSON *parse_data(struct http_req *req, cJSON **root)
     if (http_read_body(req, 1024 * 1024, &body, &len) != 0) {
         return NULL;
     }
-    *root = cJSON_ParseWithLength(body, len);
+    *root = json_depth_ok(body, len, JSON_DEPTH_MAX) ? cJSON_ParseWithLength(body, len) : NULL;
     free(body);
     cJSON *data = *root ? cJSON_GetObjectItemCaseSensitive(*root, "data") : NULL;
     if (!cJSON_IsArray(data) || cJSON_GetArraySize(data) == 0) {

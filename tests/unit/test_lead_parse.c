@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "json_depth.h"
 #include "lead_parse.h"
 
 #include <stdio.h>
@@ -161,9 +162,34 @@ static int teardown(void **state)
     return 0;
 }
 
+/* cJSON would recurse once per level on a small civetweb stack: refused before parsing. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    char body[4096];
+    size_t n = (size_t)snprintf(body, sizeof body, "{\"name\":\"Deep\",\"extra\":");
+    for (int i = 0; i < 40; i++) {
+        body[n++] = '[';
+    }
+    for (int i = 0; i < 40; i++) {
+        body[n++] = ']';
+    }
+    body[n++] = '}';
+    struct lead_parse_result r;
+    assert_int_equal(lead_parse(body, n, "IN", &r), LEAD_MALFORMED);
+    assert_non_null(strstr(r.message, "nested deeper than 32"));
+    lead_parse_free(&r);
+    /* brackets inside strings do not count */
+    const char *ok = "{\"name\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\",\"email\":\"a@b.co\"}";
+    assert_true(json_depth_ok(ok, strlen(ok), JSON_DEPTH_MAX));
+    assert_false(json_depth_ok("[[[", 3, 2));
+    assert_true(json_depth_ok("[[]]", 4, 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_original_guide_lead),
         cmocka_unit_test(test_phone_forms_agree),
         cmocka_unit_test(test_names),
