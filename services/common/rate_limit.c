@@ -20,7 +20,8 @@ int rate_limit_init_exotel(struct rate_limit *rl, char err[CONFIG_ERR_MAX])
             0) {
         return -1;
     }
-    return rate_limit_init(rl, (int)limit, window + window / 50);
+    int64_t margin = window / 50 > 100 ? window / 50 : 100;
+    return rate_limit_init(rl, (int)limit, window + margin);
 }
 
 void rate_limit_free(struct rate_limit *rl)

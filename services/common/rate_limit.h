@@ -25,8 +25,8 @@ struct rate_limit {
 int rate_limit_init(struct rate_limit *rl, int limit, int64_t window_ms);
 /*
  * Init from EXOTEL_RATE_LIMIT_CALLS (200) and EXOTEL_RATE_LIMIT_WINDOW_MS (60000), with the window
- * 2 % longer so that latency jitter between us and Exotel cannot squeeze one call too many into
- * Exotel's own window. -1 with err naming the variable.
+ * 2 % (at least 100 ms) longer, so that latency jitter between us and Exotel cannot squeeze one
+ * call too many into Exotel's own window. -1 with err naming the variable.
  */
 int rate_limit_init_exotel(struct rate_limit *rl, char err[CONFIG_ERR_MAX]);
 void rate_limit_free(struct rate_limit *rl);

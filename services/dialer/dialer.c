@@ -49,7 +49,8 @@ struct dialer {
     bool record, dnd_precheck;
     int64_t grace_ms, reconcile_delay_ms, reconcile_window_ms;
     struct tz *exotel_tz;
-    struct rate_limit rl; /* connect requests sent; writer thread only */
+    struct rate_limit rl;    /* connect requests sent, at the moment of sending */
+    pthread_mutex_t rl_lock; /* rl is shared by the claims (admission) and the workers (sends) */
     struct worker *workers;
     int nworkers;
     pthread_mutex_t lock;
@@ -341,7 +342,10 @@ static int claim_job(sqlite3 *db, void *arg)
     c->n = 0;
     c->wake = now + MAX_SLEEP_MS;
     /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
+    pthread_mutex_lock(&d->rl_lock);
     int can_dial = rate_limit_available(&d->rl, now);
+    int64_t rl_next = rate_limit_next(&d->rl, now);
+    pthread_mutex_unlock(&d->rl_lock);
     can_dial = can_dial < CLAIM_MAX ? can_dial : CLAIM_MAX;
     if (can_dial == 0 && min_next(db, "'queued'") <= now) {
         metrics_counter_add("leadbus_rate_limit_waits_total",
@@ -388,8 +392,8 @@ static int claim_job(sqlite3 *db, void *arg)
     }
     if (c->kind == JOB_NONE) {
         int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
-        if (queued != INT64_MAX && queued < rate_limit_next(&d->rl, now)) {
-            queued = rate_limit_next(&d->rl, now);
+        if (queued != INT64_MAX && queued < rl_next) {
+            queued = rl_next;
         }
         int64_t next = queued < other ? queued : other;
         c->wake = next < c->wake ? next : c->wake;
@@ -423,7 +427,6 @@ static int claim_job(sqlite3 *db, void *arg)
             }
             c->a[i].dialed_ms = now;
             c->a[i].tries++;
-            rate_limit_record(&d->rl, now); /* counted even if lost: errs on the safe side */
         }
     }
     sqlite3_finalize(st);
@@ -470,6 +473,38 @@ static void final_result(struct result *res, struct dialer *d, const struct atte
                                   .final = true};
 }
 
+/*
+ * Exotel's limit, kept at the moment of sending: a batch claimed together is
+ * sent one request after another, and a slow request would otherwise bunch
+ * the next ones up. False when the dialer is stopping (nothing was sent).
+ */
+static bool rate_gate(struct dialer *d)
+{
+    for (;;) {
+        pthread_mutex_lock(&d->rl_lock);
+        int64_t now = clock_now_ms(), next = rate_limit_next(&d->rl, now);
+        if (next <= now) {
+            rate_limit_record(&d->rl, now);
+            pthread_mutex_unlock(&d->rl_lock);
+            return true;
+        }
+        pthread_mutex_unlock(&d->rl_lock);
+        metrics_counter_add("leadbus_rate_limit_waits_total",
+                            "Times due calls waited for the Exotel rate limit",
+                            "service=\"dialer\"", 1);
+        pthread_mutex_lock(&d->lock);
+        bool stopping = d->stopping;
+        if (!stopping) {
+            struct timespec dl = clock_deadline_in(next - now);
+            pthread_cond_timedwait(&d->cond, &d->lock, &dl);
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (stopping) {
+            return false;
+        }
+    }
+}
+
 static const char *lead_number(const struct attempt *a)
 {
     return a->dial[0] != '\0' ? a->dial : a->e164;
@@ -492,7 +527,7 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
     char callback[APP_URL_MAX + 256], custom[96];
     snprintf(callback, sizeof callback, "%s/exotel/callback?call=%s&attempt=%d&token=%s",
              d->public_base, a->call_id, a->attempt, d->cb_token);
-    snprintf(custom, sizeof custom, "%s", a->call_id);
+    snprintf(custom, sizeof custom, "%s:%d", a->call_id, a->attempt);
     struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
                               .to = d->flow_url[0] ? NULL : lead_number(a),
                               .flow_url = d->flow_url[0] ? d->flow_url : NULL,
@@ -504,6 +539,11 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
                               .status_callback = callback,
                               .custom_field = custom};
     struct exotel_connect_result *r = &res->r;
+    if (!rate_gate(d)) { /* stopping: never sent, so it simply waits for the next start */
+        res->kind = RES_REQUEUE;
+        res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "queued", NULL, 0};
+        return;
+    }
     exotel_connect(w->curl, &d->acct, &req, r);
     explicit_bzero(callback, sizeof callback);
     int64_t now = clock_now_ms();
@@ -583,6 +623,8 @@ static void log_result(const struct attempt *a, const struct result *r)
                      LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
                                 LOG_S("status", r->final.status), LOG_S("detail", r->detail)));
         }
+    } else if (strcmp(r->requeue.to_state, "queued") == 0 && r->requeue.detail == NULL) {
+        return; /* never sent: the dialer is stopping */
     } else if (strcmp(r->requeue.to_state, "queued") == 0) {
         log_warn("Exotel rate limit hit; the same attempt goes again",
                  LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("waitMs", r->wait_ms)));
@@ -877,24 +919,33 @@ static int recover_job(sqlite3 *db, void *arg)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The requests of the last window, so a restart keeps counting them. */
+/*
+ * The requests of the last window, so a restart keeps counting them. The store
+ * knows when attempts were claimed, not when each was sent: a claimed attempt
+ * may wait at the send gate up to a window, and behind the requests of its
+ * batch (each up to the HTTP timeout); a re-send after a 429 overwrites the
+ * time. So every send that may fall in the window counts as made now: a
+ * restart can only wait longer than needed, never burst.
+ */
 static int load_dialed_job(sqlite3 *db, void *arg)
 {
     struct dialer *d = arg;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT dialed_ms FROM (SELECT dialed_ms FROM attempts"
-            " WHERE dialed_ms > ?1 ORDER BY dialed_ms DESC LIMIT ?2) ORDER BY dialed_ms",
-            -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(tries), 0) FROM attempts WHERE dialed_ms > ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
-    sqlite3_bind_int64(st, 1, clock_now_ms() - d->rl.window_ms);
-    sqlite3_bind_int(st, 2, d->rl.limit);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        rate_limit_record(&d->rl, sqlite3_column_int64(st, 0));
-    }
+    int64_t now = clock_now_ms();
+    sqlite3_bind_int64(st, 1, now - 2 * d->rl.window_ms - CLAIM_MAX * d->acct.timeout_ms);
+    int64_t sends = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
+    for (int64_t i = 0; i < sends && i < d->rl.limit; i++) {
+        rate_limit_record(&d->rl, now);
+    }
+    if (sends > 0) {
+        log_info("Counting the requests of the last rate-limit window as made now",
+                 LOG_FIELDS(LOG_I("requests", sends), LOG_I("windowMs", d->rl.window_ms)));
+    }
     return 0;
 }
 
@@ -928,6 +979,7 @@ static void dialer_stop(void *state)
     store_close(d->store);
     tz_close(d->exotel_tz);
     rate_limit_free(&d->rl);
+    pthread_mutex_destroy(&d->rl_lock);
     explicit_bzero(&d->acct, sizeof d->acct);
     explicit_bzero(d->cb_token, sizeof d->cb_token);
     pthread_mutex_destroy(&d->lock);
@@ -1043,6 +1095,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->rl_lock, NULL);
     clock_cond_init(&d->cond);
     atomic_store(&d->rng, (uint64_t)clock_now_ms());
     if (read_settings(app, d, err) != 0) {

@@ -56,11 +56,13 @@ wait_pid() {
     return $rc
 }
 
-# A TCP port nothing listens on, from a range unlikely to clash with other tests.
+# A TCP port nothing listens on, below the kernel's ephemeral range (32768+): a port there
+# can be taken as the local end of an outgoing connection (even a dial to that very port,
+# which then connects to itself) while its service restarts.
 free_port() {
     local p
     for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 20000))
+        p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

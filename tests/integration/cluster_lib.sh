@@ -1,0 +1,92 @@
+# A leadbus cluster on loopback for the split-mode and chaos tests. The sandbox
+# always runs alone (Exotel's and Zoho's records must outlive every crash).
+# TOPOLOGY=split: two ingest replicas (each its own stream), zoho-sync,
+# call-scheduler, dialer and stats, one process each, over tcp://127.0.0.1.
+# TOPOLOGY=single: every service in one process. Settings in the environment
+# before sourcing this file override the defaults below.
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+KEY=test-key-0123456789abcdef
+TOPOLOGY=${TOPOLOGY:-split}
+declare -A PORT PID TARGET
+if [ "$TOPOLOGY" = split ]; then
+    SERVICES=(ingest ingest2 zoho-sync call-scheduler dialer stats)
+    for svc in "${SERVICES[@]}"; do TARGET[$svc]=${svc%2}; PORT[$svc]=$(free_port); done
+else
+    SERVICES=(core)
+    TARGET[core]=ingest,zoho-sync,call-scheduler,dialer,stats
+    PORT[core]=$(free_port)
+    for svc in ingest zoho-sync call-scheduler dialer stats; do PORT[$svc]=${PORT[core]}; done
+fi
+PORT[sandbox]=$(free_port)
+TARGET[sandbox]=sandbox
+SB="http://127.0.0.1:${PORT[sandbox]}"
+S="http://127.0.0.1:${PORT[stats]}"
+export API_KEYS=$KEY HTTP_BIND=127.0.0.1 CALL_HOURS=always EXOTEL_CALL_DELAY_MS=${EXOTEL_CALL_DELAY_MS:-500} \
+    SANDBOX_RING_MS=200 SANDBOX_ZOHO_MINT_LIMIT=1000 SANDBOX_HANG_MS=1500 SANDBOX_REQUEST_LOG=100000 \
+    EXOTEL_RECONCILE_DELAY_MS=300 EXOTEL_RECONCILE_WINDOW_MS=2500 EXOTEL_RETRY_DELAYS_MS=300 \
+    EXOTEL_CALLBACK_GRACE_MS=2000 EXOTEL_HTTP_TIMEOUT_MS=1000 ZOHO_TIMEOUT_MS=1000 ZOHO_BACKOFF_MAX_MS=1000 \
+    EXOTEL_BASE_URL="$SB/sandbox/exotel" ZOHO_ACCOUNTS_URL="$SB/sandbox/zoho" ZOHO_API_DOMAIN="$SB/sandbox/zoho" \
+    PUBLIC_BASE_URL="http://127.0.0.1:${PORT[dialer]}"
+bus=$(free_port)
+i=0
+for pub in INGEST ZOHO_SYNC CALL_SCHEDULER DIALER; do # every publisher's endpoints, as a pod's env
+    export "BUS_${pub}_PUB=tcp://127.0.0.1:$((bus + 2 * i))" "BUS_${pub}_REPLAY=tcp://127.0.0.1:$((bus + 2 * i + 1))"
+    i=$((i + 1))
+done
+# The second ingest replica listens on its own endpoints; everyone else dials both, in order.
+I0P=$BUS_INGEST_PUB I0R=$BUS_INGEST_REPLAY
+I1P="tcp://127.0.0.1:$((bus + 8))" I1R="tcp://127.0.0.1:$((bus + 9))"
+[ "$TOPOLOGY" = split ] && export BUS_INGEST_PUB="$I0P,$I1P" BUS_INGEST_REPLAY="$I0R,$I1R"
+
+up() { # SERVICE
+    local extra=()
+    case $1 in
+    ingest) extra=(BUS_INGEST_NAME=ingest-0 BUS_INGEST_PUB=$I0P BUS_INGEST_REPLAY=$I0R) ;;
+    ingest2) extra=(BUS_INGEST_NAME=ingest-1 BUS_INGEST_PUB=$I1P BUS_INGEST_REPLAY=$I1R) ;;
+    esac
+    start "$1" env PORT="${PORT[$1]}" DATA_DIR="$T/$1" "${extra[@]}" "$LEADBUS" --target="${TARGET[$1]}"
+    PID[$1]=$LAST_PID
+}
+cluster_up() {
+    for svc in sandbox "${SERVICES[@]}"; do up "$svc"; done
+    for svc in sandbox "${SERVICES[@]}"; do
+        wait_for 20 "$svc ready" curl -fsS "http://127.0.0.1:${PORT[$svc]}/readyz"
+    done
+}
+cluster_down() {
+    for svc in "${SERVICES[@]}"; do kill -TERM "${PID[$svc]}"; wait_pid 15 "${PID[$svc]}"; done
+}
+
+# poster N PHONE_PREFIX(5 digits): N leads, alternating between the ingest replicas, each
+# retried with its Idempotency-Key until accepted, POST_GAP_S apart; progress in $T/posted.
+poster() {
+    local ingests=(ingest)
+    [ "$TOPOLOGY" = split ] && ingests=(ingest ingest2)
+    for n in $(seq 1 "$1"); do
+        local tries=0 replica=${ingests[$((n % ${#ingests[@]}))]}
+        until curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
+            "http://127.0.0.1:${PORT[$replica]}/leads" -H "Content-Type: application/json" \
+            -H "X-API-Key: $KEY" -H "Idempotency-Key: lead-$n" \
+            -d "{\"name\":\"Lead $n\",\"phone\":\"$2$(printf '%04d' "$n")4\",\"email\":\"l$n@example.com\"}" |
+            grep -q 202; do
+            tries=$((tries + 1))
+            [ $tries -lt 600 ] || { echo "lead $n never accepted" >&2; exit 1; }
+            sleep 0.05 # the ingest replica is restarting: try again shortly
+        done
+        echo "$n" >"$T/posted"
+        [ -z "${POST_GAP_S:-}" ] || sleep "$POST_GAP_S" # pacing: leads keep arriving through the chaos
+    done
+}
+posted_at_least() { [ "$(cat "$T/posted" 2>/dev/null || echo 0)" -ge "$1" ]; }
+
+# The sandbox's own records.
+placed() { # "customField status" per call the simulated Exotel placed
+    curl -s "$SB/sandbox/exotel/placed" | grep -o '"customField":"[^"]*","status":"[^"]*"' |
+        sed -E 's/"customField":"([^"]*)","status":"([^"]*)"/\1 \2/'
+}
+connect_times() { # arrival ms of every connect request
+    curl -s "$SB/sandbox/requests?api=exotel" | grep -o '"ts":[0-9]*,"method":"POST","path":"[^"]*/Calls/connect' |
+        sed -E 's/"ts":([0-9]+),.*/\1/'
+}
+zoho_ids() { curl -s "$SB/sandbox/zoho/records?module=Leads" | grep -o '"Leadbus_Id":"ld_[0-9a-f]*"'; }
