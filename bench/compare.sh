@@ -7,6 +7,7 @@
 #   2. a backlog due at once under Exotel's rate limit (scaled to 50 calls per
 #      5 s, the sandbox enforcing it like Exotel's 200 per minute): 150 leads;
 #      how many calls get placed, and how fast;
+#   2b. 1,000 leads due at once with no limit: calls dispatched per second;
 #   3. kill -9 with 100 calls pending, then a restart: how many are ever placed.
 # Usage: bench/compare.sh [SECS]     (needs wrk, node and a build in ./build)
 set -euo pipefail
@@ -81,6 +82,18 @@ for s in leadbus baseline; do
     until [ "$(placed)" -ge 150 ] || [ $(($(date +%s) - t0)) -ge 25 ]; do sleep 0.5; done
     echo "   $s: $(placed) of 150 calls placed in $(($(date +%s) - t0)) s; $(refused) requests refused with 429 (never retried: lost)" |
         sed 's/; 0 requests refused with 429 (never retried: lost)//'
+    stop
+done
+
+echo "== 2b. 1,000 leads due at once, no rate limit: calls dispatched per second"
+for s in leadbus baseline; do
+    rm -rf "$T/lb"; sandbox 100000 1000; server $s 3000
+    post 1000 97000
+    t0=$(date +%s)
+    until [ "$(placed)" -ge 1000 ] || [ $(($(date +%s) - t0)) -ge 30 ]; do sleep 0.2; done
+    read -r first last <<<"$(curl -s "http://127.0.0.1:$PS/sandbox/exotel/placed" | grep -o '"createdMs":[0-9]*' |
+        cut -d: -f2 | sort -n | sed -n '1p;$p' | paste -sd' ')"
+    echo "   $s: $(placed) calls placed, first to last in $((last - first)) ms ($((1000 * $(placed) / (last - first + 1))) calls/s)"
     stop
 done
 
