@@ -6,7 +6,8 @@
 # Usage: bench/chaos.sh [LEADS]        (needs a build in ./build, or BUILD=...)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export BUILD=${BUILD:-$ROOT/build} CHAOS_LEADS=${1:-5000} POST_GAP_S=${POST_GAP_S:-0.01}
+export BUILD=${BUILD:-$ROOT/build} CHAOS_LEADS=${1:-5000} POST_GAP_S=${POST_GAP_S:-0.01} \
+    CHAOS_RATE_LIMIT=${CHAOS_RATE_LIMIT:-100} CHAOS_SETTLE_S=${CHAOS_SETTLE_S:-900}
 for topology in single split; do
     TOPOLOGY=$topology bash "$ROOT/tests/integration/chaos.sh" | grep -v '^20[0-9][0-9]-'
 done

@@ -13,7 +13,7 @@
 #   no rate-limit window is exceeded at the sandbox.
 TOPOLOGY=${TOPOLOGY:-split}
 N=${CHAOS_LEADS:-300}
-LIMIT=20 WINDOW=1000
+LIMIT=${CHAOS_RATE_LIMIT:-20} WINDOW=1000
 export SANDBOX_SEED=7 SANDBOX_FAULTS="exotel.500=10,exotel.429=5,exotel.timeout=2,zoho.500=10,zoho.429=5,zoho.timeout=2" \
     EXOTEL_RATE_LIMIT_CALLS=$LIMIT EXOTEL_RATE_LIMIT_WINDOW_MS=$WINDOW \
     SANDBOX_EXOTEL_RATE_LIMIT=$LIMIT SANDBOX_EXOTEL_RATE_WINDOW_MS=$WINDOW EXOTEL_MAX_RETRIES=3
@@ -38,7 +38,7 @@ echo "$TOPOLOGY: $N leads posted in $((SECONDS - t0)) s with $kills SIGKILLs ($S
 settled() {
     curl -s "$S/exotel/stats" | grep -q "\"pending\":0,\"total\":$N,.*\"unknown\":0},.*\"received\":$N,\"synced\":$N,\"syncFailed\":0"
 }
-wait_for 300 "every call final and every lead in Zoho, per stats" settled
+wait_for "${CHAOS_SETTLE_S:-300}" "every call final and every lead in Zoho, per stats" settled
 stats=$(curl -s "$S/exotel/stats")
 echo "stats: $stats"
 stat() { grep -o "\"$1\":[0-9][0-9]*" <<<"$stats" | head -1 | cut -d: -f2; }
