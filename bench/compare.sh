@@ -48,14 +48,9 @@ server() { # WHICH DELAY_MS [LIMIT WINDOW]: start leadbus or the baseline; sets 
 }
 stop() { kill -TERM "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null || true; }
 post() { # N PREFIX: N leads, 32 in parallel
-    awk -v n="$1" -v p="$2" -v url="$URL/leads" -v key=$LEADBUS_KEY 'BEGIN {
-        for (i = 1; i <= n; i++) {
-            printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
-            printf "data = \"{\\\"name\\\":\\\"Lead %d\\\",\\\"phone\\\":\\\"%s%04d4\\\"}\"\n", i, p, i
-            printf "output = \"/dev/null\"\n"
-            if (i < n) print "next"
-        }}' >"$T/post.cfg"
-    curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/post.cfg"
+    awk -v n="$1" -v prefix="$2" -v url="$URL/leads" -v key=$LEADBUS_KEY \
+        -f "$ROOT/tests/integration/lead_requests.awk" >"$T/post.cfg"
+    curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/post.cfg" >/dev/null
 }
 placed() { curl -s "http://127.0.0.1:$PS/sandbox/exotel/placed" | grep -o '"sid"' | wc -l; }
 refused() { # connect requests answered 429 by the sandbox's own limit (requests minus placed)

@@ -10,7 +10,7 @@
 #    lead arrives (ingest keeps running); call-scheduler+dialer start again:
 #    time from exec to the sandbox receiving that call's connect, median of 5,
 #    and the process's peak RSS with that many pending.
-# Usage: bench/dispatch_punctuality.sh [PENDING] [DUE] [RESTART_PENDING]
+# Usage: bench/dispatch_punctuality.sh [PENDING] [DUE] [RESTART_PENDING]   (DUE at most 9,999)
 # Needs wrk and a build in ./build (or BUILD=...). Traffic stays on 127.0.0.1.
 set -euo pipefail
 PENDING=${1:-100000}
@@ -50,13 +50,8 @@ post() { # N PREFIX PORT: about N leads (wrk, 2 threads); sets ACCEPTED to the 2
     [ "${ACCEPTED:-0}" -gt 0 ] || { echo "wrk counted no accepted lead (use N >= 1000)" >&2; exit 1; }
 }
 post_exact() { # N PREFIX PORT: exactly N leads (curl), paced to spread over one second
-    awk -v n="$1" -v p="$2" -v url="http://127.0.0.1:$3/leads" -v key=$LEADBUS_KEY 'BEGIN {
-        for (i = 1; i <= n; i++) {
-            printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
-            printf "data = \"{\\\"name\\\":\\\"Due %d\\\",\\\"phone\\\":\\\"%s%09d\\\"}\"\n", i, p, i
-            printf "output = \"/dev/null\"\nwrite-out = \"%%{http_code}\\\\n\"\n"
-            if (i < n) print "next"
-        }}' >"$T/post.cfg"
+    awk -v n="$1" -v prefix="$2" -v url="http://127.0.0.1:$3/leads" -v key=$LEADBUS_KEY \
+        -f "$ROOT/tests/integration/lead_requests.awk" >"$T/post.cfg"
     curl -s --no-progress-meter --rate "$1/s" -K "$T/post.cfg" >"$T/codes" # serial: --rate paces only those
     [ "$(grep -c '^202$' "$T/codes")" -eq "$1" ] || { echo "not all accepted" >&2; exit 1; }
 }
@@ -84,7 +79,7 @@ scheduled "$ACCEPTED"
 echo "   $ACCEPTED leads posted and scheduled in $(($(date +%s) - t)) s"
 kill -TERM $SVC; wait $SVC || true
 svc 3000
-post_exact "$DUE" 7 $PB
+post_exact "$DUE" 70000 $PB
 until [ "$(connects | wc -l)" -ge "$DUE" ]; do sleep 0.2; done
 # The burst's calls are the earliest due: the first DUE of the pending list (dispatched included).
 curl -s -H "X-API-Key: $LEADBUS_KEY" "http://127.0.0.1:$PB/calls?state=pending&limit=$DUE" |

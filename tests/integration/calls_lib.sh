@@ -1,7 +1,8 @@
 # Helpers for the call-scheduler/dialer tests: a sandbox in its own process
 # (Exotel's records outlive the service's crashes), the services in another,
 # and readers for what the sandbox received.
-. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
 cd "$T"
 KEY=test-key-0123456789abcdef
 PA=$(free_port); PB=$(free_port)
@@ -61,13 +62,8 @@ call_is() { call_json "$1" | grep -q "$2"; }
 # post_many N PREFIX: N leads in parallel, phones PREFIX (5 digits) + 4-digit index + 4
 # (the sandbox completes them); fails unless every one gets a 202.
 post_many() {
-    awk -v n="$1" -v p="$2" -v url="$SVC_URL/leads" -v key=$KEY 'BEGIN {
-        for (i = 1; i <= n; i++) {
-            printf "url = \"%s\"\nheader = \"Content-Type: application/json\"\nheader = \"X-API-Key: %s\"\n", url, key
-            printf "data = \"{\\\"name\\\":\\\"Bulk %d\\\",\\\"phone\\\":\\\"%s%04d4\\\"}\"\n", i, p, i
-            printf "output = \"/dev/null\"\nwrite-out = \"%%{http_code}\\\\n\"\n"
-            if (i < n) print "next"
-        }}' >"$T/bulk.cfg"
+    awk -v n="$1" -v prefix="$2" -v url="$SVC_URL/leads" -v key=$KEY \
+        -f "$HERE/lead_requests.awk" >"$T/bulk.cfg"
     curl -s --no-progress-meter --parallel --parallel-max 32 -K "$T/bulk.cfg" >"$T/codes"
     [ "$(grep -c '^202$' "$T/codes")" -eq "$1" ] || fail "not every lead was accepted: $(sort "$T/codes" | uniq -c)"
 }
