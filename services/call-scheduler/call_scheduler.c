@@ -46,7 +46,10 @@ struct sched {
     int64_t delay_ms, dedupe_ms;
     struct call_window window;
     struct retry_policy retry;
-    struct rate_limit rl; /* writer thread only */
+    /* Dispatches counted for Exotel's limit: read by dispatch_job on the writer thread while the
+     * timer thread waits in store_run; recorded by the timer thread only after that commit
+     * succeeded (a dispatch whose commit failed never reaches the dialer, so takes no slot). */
+    struct rate_limit rl;
     int64_t pruned_ms;
     int ningest; /* the first sources are ingest's replicas */
     pthread_t thread;
@@ -307,9 +310,7 @@ static int dispatch_job(sqlite3 *db, void *arg)
             }
             sqlite3_reset(upd);
             sqlite3_reset(log_st);
-            /* Counted even if this transaction is lost: the limiter errs on the safe side. */
-            rate_limit_record(&s->rl, now);
-            a->n++;
+            a->n++; /* counted by the timer once the transaction is durable, not before */
         }
     }
     sqlite3_finalize(sel);
@@ -367,6 +368,10 @@ static void *timer_main(void *arg)
             log_error("Cannot dispatch due calls; retrying in a second", NULL);
             a.wake = now + 1000;
         } else if (a.n > 0) {
+            for (int i = 0; i < a.n; i++) {
+                rate_limit_record(&s->rl, now);
+            }
+            a.wake = 0; /* look again at once: the wake above did not count these yet */
             log_debug("Calls due", LOG_FIELDS(LOG_I("count", a.n)));
         }
         wake = a.wake;

@@ -40,6 +40,23 @@ void rate_limit_record(struct rate_limit *rl, int64_t ts)
     }
 }
 
+int rate_limit_cancel(struct rate_limit *rl, int64_t ts)
+{
+    int i = rl->n - 1;
+    while (i >= 0 && rl->ring[(rl->head + i) % rl->limit] != ts) {
+        i--;
+    }
+    if (i < 0) {
+        return -1;
+    }
+    /* Later records move one place back: the ring stays in time order, oldest at head. */
+    for (; i + 1 < rl->n; i++) {
+        rl->ring[(rl->head + i) % rl->limit] = rl->ring[(rl->head + i + 1) % rl->limit];
+    }
+    rl->n--;
+    return 0;
+}
+
 int rate_limit_available(const struct rate_limit *rl, int64_t now)
 {
     /* Events at or before now - window no longer count; the ring is in time order. */

@@ -5,8 +5,10 @@
  * requests it sends, so a dialer that was down cannot burst its backlog.
  * It remembers the times of the last `limit` events; the oldest of them
  * decides when the next one may happen. Times are unix ms and must not go
- * backwards between records. Not thread-safe: the scheduler's writer thread
- * owns it. Memory: the ring is malloc'd; free with rate_limit_free().
+ * backwards between records. Only events that really happened count: a
+ * slot taken ahead of an event that then did not happen is given back with
+ * rate_limit_cancel(). Not thread-safe: the caller serialises access. Memory: the ring is malloc'd;
+ * free with rate_limit_free().
  */
 #ifndef LEADBUS_RATE_LIMIT_H
 #define LEADBUS_RATE_LIMIT_H
@@ -32,6 +34,12 @@ int rate_limit_init_exotel(struct rate_limit *rl, char err[CONFIG_ERR_MAX]);
 void rate_limit_free(struct rate_limit *rl);
 
 void rate_limit_record(struct rate_limit *rl, int64_t ts);
+/*
+ * Give back a slot recorded at `ts` for an event that did not happen after all
+ * (a request that never left, a dispatch whose commit failed): the most recent
+ * record at exactly `ts` is removed. 0 when one was found, -1 otherwise.
+ */
+int rate_limit_cancel(struct rate_limit *rl, int64_t ts);
 /* How many events may happen at `now` without breaking the limit. */
 int rate_limit_available(const struct rate_limit *rl, int64_t now);
 /* The earliest time >= now at which one more event is allowed. */

@@ -456,6 +456,7 @@ struct result {
     struct exotel_connect_result r;
     char detail[300];
     int64_t wait_ms;
+    bool unsent; /* the request never left: its try is not counted (see load_dialed_job) */
 };
 
 static void final_result(struct result *res, struct dialer *d, const struct attempt *a,
@@ -476,9 +477,11 @@ static void final_result(struct result *res, struct dialer *d, const struct atte
 /*
  * Exotel's limit, kept at the moment of sending: a batch claimed together is
  * sent one request after another, and a slow request would otherwise bunch
- * the next ones up. False when the dialer is stopping (nothing was sent).
+ * the next ones up. The slot is taken before the request (so concurrent
+ * workers cannot overshoot) at *slot; give it back with rate_slot_return()
+ * when the request never left. False when the dialer is stopping (no slot).
  */
-static bool rate_gate(struct dialer *d)
+static bool rate_gate(struct dialer *d, int64_t *slot)
 {
     for (;;) {
         pthread_mutex_lock(&d->rl_lock);
@@ -486,6 +489,7 @@ static bool rate_gate(struct dialer *d)
         if (next <= now) {
             rate_limit_record(&d->rl, now);
             pthread_mutex_unlock(&d->rl_lock);
+            *slot = now;
             return true;
         }
         pthread_mutex_unlock(&d->rl_lock);
@@ -503,6 +507,17 @@ static bool rate_gate(struct dialer *d)
             return false;
         }
     }
+}
+
+/* A request that never reached Exotel (no connection, no memory) takes no slot of its limit. */
+static void rate_slot_return(struct dialer *d, int64_t slot)
+{
+    pthread_mutex_lock(&d->rl_lock);
+    rate_limit_cancel(&d->rl, slot);
+    pthread_mutex_unlock(&d->rl_lock);
+    metrics_counter_add("leadbus_rate_limit_slots_returned_total",
+                        "Rate-limit slots given back because the request never reached Exotel",
+                        "service=\"dialer\"", 1);
 }
 
 static const char *lead_number(const struct attempt *a)
@@ -539,13 +554,19 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
                               .status_callback = callback,
                               .custom_field = custom};
     struct exotel_connect_result *r = &res->r;
-    if (!rate_gate(d)) { /* stopping: never sent, so it simply waits for the next start */
+    int64_t slot = 0;
+    if (!rate_gate(d, &slot)) { /* stopping: never sent, so it simply waits for the next start */
         res->kind = RES_REQUEUE;
+        res->unsent = true;
         res->requeue = (struct requeue){a->call_id, a->attempt, "dialing", "queued", NULL, 0};
         return;
     }
     exotel_connect(w->curl, &d->acct, &req, r);
     explicit_bzero(callback, sizeof callback);
+    if (r->outcome == EXOTEL_NOT_SENT) {
+        rate_slot_return(d, slot);
+        res->unsent = true;
+    }
     int64_t now = clock_now_ms();
     char detail[300];
     snprintf(detail, sizeof detail, "HTTP %ld: %s", r->http_status, r->message);
@@ -591,8 +612,26 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
 
 struct results {
     struct result *res;
+    const struct attempt *a;
     int n;
 };
+
+/* An attempt whose request never left: the claim's try is taken back. */
+static int unsent_job(sqlite3 *db, const struct attempt *a)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET tries = tries - 1"
+                           " WHERE call_id = ?1 AND attempt = ?2 AND tries > 0",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->attempt);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
 
 static int results_job(sqlite3 *db, void *arg)
 {
@@ -602,6 +641,9 @@ static int results_job(sqlite3 *db, void *arg)
         int rc = r->kind == RES_PLACED    ? placed_job(db, &r->placed)
                  : r->kind == RES_REQUEUE ? requeue_job(db, &r->requeue)
                                           : finalize_job(db, &r->final);
+        if (rc == 0 && r->unsent) {
+            rc = unsent_job(db, &b->a[i]);
+        }
         if (rc != 0) {
             return -1;
         }
@@ -642,7 +684,7 @@ static void dial_batch(struct worker *w, const struct claim *c)
     for (int i = 0; i < c->n; i++) {
         dial(w, &c->a[i], &res[i]);
     }
-    struct results b = {res, c->n};
+    struct results b = {res, c->a, c->n};
     if (store_run(d->store, results_job, &b) != 0) {
         /* Still `dialing` in the store: they are reconciled once no request can be pending. */
         log_error("Cannot record call results; they will be reconciled with Exotel",
