@@ -95,6 +95,15 @@ static const struct field call_status_fields[] = {
     FBOOL(struct proto_call_status, final, true),
 };
 
+static const struct field call_sync_failed_fields[] = {
+    FSTR(struct proto_call_sync_failed, lead_id, true),
+    FSTR(struct proto_call_sync_failed, call_id, true),
+    FI64(struct proto_call_sync_failed, attempt, true),
+    FSTR(struct proto_call_sync_failed, code, true),
+    FSTR(struct proto_call_sync_failed, message, false),
+    FBOOL(struct proto_call_sync_failed, permanent, true),
+};
+
 struct topic_desc {
     const char *name;
     const struct field *fields; /* NULL for the heartbeat, which has its own shape */
@@ -113,6 +122,7 @@ static const struct topic_desc topics[PROTO_TOPIC_COUNT] = {
     [PROTO_CALL_SKIPPED] = TOPIC("call.skipped", call_skipped_fields),
     [PROTO_CALL_DUE] = TOPIC("call.due", call_due_fields),
     [PROTO_CALL_STATUS] = TOPIC("call.status", call_status_fields),
+    [PROTO_CALL_SYNC_FAILED] = TOPIC("call.sync_failed", call_sync_failed_fields),
     [PROTO_HEARTBEAT] = {"_hb", NULL, 0},
 };
 

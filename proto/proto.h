@@ -32,6 +32,7 @@ enum proto_topic {
     PROTO_CALL_SKIPPED,
     PROTO_CALL_DUE,
     PROTO_CALL_STATUS,
+    PROTO_CALL_SYNC_FAILED,
     PROTO_HEARTBEAT,
     PROTO_TOPIC_COUNT
 };
@@ -102,6 +103,16 @@ struct proto_call_status {
     bool final;
 };
 
+/* zoho-sync could not write a call's outcome to the CRM (the lead is synced; its note is not). */
+struct proto_call_sync_failed {
+    char lead_id[40];
+    char call_id[64];
+    int64_t attempt;
+    char code[64];
+    char message[512];
+    bool permanent; /* Zoho refused the request (false: it kept failing until ZOHO_MAX_RETRY_MS) */
+};
+
 struct proto_hb_stream {
     char topic[PROTO_TOPIC_MAX];
     uint64_t last_seq;
@@ -120,6 +131,7 @@ union proto_data {
     struct proto_call_skipped call_skipped;
     struct proto_call_due call_due;
     struct proto_call_status call_status;
+    struct proto_call_sync_failed call_sync_failed;
     struct proto_heartbeat heartbeat;
 };
 

@@ -335,6 +335,10 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
         lead_id = d->call_status.lead_id;
         rc = on_status(db, ev);
         break;
+    case PROTO_CALL_SYNC_FAILED:
+        lead_id = d->call_sync_failed.lead_id;
+        rc = count_add(db, "outcomes.sync_failed", 1);
+        break;
     default:
         return 0;
     }
@@ -429,6 +433,9 @@ static void get_stats(struct http_req *req, void *arg)
     cJSON_AddNumberToObject(leads, "syncFailed", (double)failed);
     cJSON_AddNumberToObject(leads, "syncBacklog",
                             (double)(received > synced + failed ? received - synced - failed : 0));
+    /* call outcomes zoho-sync gave up writing to the CRM (each in its dead-letter list) */
+    cJSON_AddNumberToObject(leads, "outcomeSyncFailed",
+                            (double)count_of(db, "outcomes.sync_failed"));
     int64_t since = count_of(db, "since");
     if (since > 0) {
         char iso[32];

@@ -121,6 +121,71 @@ int zoho_parse_records(const char *body, size_t len, struct zoho_result *results
     return count;
 }
 
+bool zoho_refused(long http_status)
+{
+    return http_status >= 400 && http_status < 500 && http_status != 401 && http_status != 429;
+}
+
+/* Does record `rec` carry `marker` in its string `field`? */
+static bool carries(const cJSON *rec, const char *field, const char *marker)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, field);
+    return cJSON_IsString(v) && strstr(v->valuestring, marker) != NULL;
+}
+
+enum zoho_list_status zoho_parse_list(long http_status, const char *body, size_t len,
+                                      const char *field, const char *marker, char id_out[32],
+                                      bool *more, char code[64])
+{
+    *more = false;
+    code[0] = '\0';
+    if (http_status == 204) {
+        return ZOHO_LIST_NONE;
+    }
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    enum zoho_list_status st;
+    if (http_status != 200) {
+        copy_str(o, "code", code, 64);
+        if (code[0] == '\0') {
+            snprintf(code, 64, "HTTP_%ld", http_status);
+        }
+        st = zoho_refused(http_status) ? ZOHO_LIST_REFUSED : ZOHO_LIST_RETRY;
+        cJSON_Delete(o);
+        return st;
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    if (!cJSON_IsArray(data)) {
+        snprintf(code, 64, "UNREADABLE_LIST");
+        cJSON_Delete(o);
+        return ZOHO_LIST_REFUSED;
+    }
+    st = ZOHO_LIST_NONE;
+    for (const cJSON *rec = data->child; rec != NULL && st == ZOHO_LIST_NONE; rec = rec->next) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+        if (carries(rec, field, marker) && cJSON_IsString(id) && id->valuestring[0] != '\0') {
+            snprintf(id_out, 32, "%s", id->valuestring);
+            st = ZOHO_LIST_FOUND;
+        }
+    }
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(o, "info");
+    *more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(info, "more_records"));
+    cJSON_Delete(o);
+    return st;
+}
+
+int zoho_coql_calls_of_lead(const char *lead_id, int offset, char *out, size_t size)
+{
+    size_t n = strlen(lead_id);
+    if (n == 0 || n > 24 || strspn(lead_id, "0123456789") != n || offset < 0) {
+        return -1;
+    }
+    int w = snprintf(out, size,
+                     "select id, Subject from Calls where 'What_Id->Leads.id' = '%s'"
+                     " limit %d offset %d",
+                     lead_id, ZOHO_LIST_PAGE, offset);
+    return w > 0 && (size_t)w < size ? 0 : -1;
+}
+
 /* ---- HTTP ---- */
 
 static int zoho_send(CURL *curl, const char *method, const char *url, const char *token,
@@ -156,16 +221,10 @@ int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_m
                      r);
 }
 
-int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
-                   long timeout_ms, struct httpc_response *r)
+int zoho_send_json(CURL *curl, const char *method, const char *url, const char *token,
+                   const char *json, long timeout_ms, struct httpc_response *r)
 {
-    return zoho_send(curl, "POST", url, token, "application/json", json, timeout_ms, r);
-}
-
-int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
-                  struct httpc_response *r)
-{
-    return zoho_send(curl, "PUT", url, token, "application/json", json, timeout_ms, r);
+    return zoho_send(curl, method, url, token, "application/json", json, timeout_ms, r);
 }
 
 int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,

@@ -17,6 +17,9 @@
 #include <stdint.h>
 
 #define ZOHO_BATCH_MAX 100
+/* Records per page of a list read: the documented maximum of related records (and COQL's default).
+ */
+#define ZOHO_LIST_PAGE 200
 
 struct zoho_token {
     char access[256];
@@ -51,16 +54,40 @@ struct zoho_result {
  */
 int zoho_parse_records(const char *body, size_t len, struct zoho_result *results, int n);
 
+/*
+ * Is an answer's failure ours to fix? 4xx other than 401 (token) and 429
+ * (limits) means the request itself is wrong: sending it again cannot help.
+ */
+bool zoho_refused(long http_status);
+
+/*
+ * A list read, judged as Zoho documents it (docs/api-conformance.md, rows
+ * "related records" and "COQL"): 204 is an empty list, 200 carries data[] and
+ * info.more_records. `field` is the record field searched for `marker`.
+ */
+enum zoho_list_status {
+    ZOHO_LIST_NONE,    /* no record on this page carries the marker; *more says if pages follow */
+    ZOHO_LIST_FOUND,   /* id_out holds the record's id */
+    ZOHO_LIST_RETRY,   /* network, 429, 5xx, 401: try later */
+    ZOHO_LIST_REFUSED, /* any other 4xx, or a 200 we cannot read: code says why */
+};
+enum zoho_list_status zoho_parse_list(long http_status, const char *body, size_t len,
+                                      const char *field, const char *marker, char id_out[32],
+                                      bool *more, char code[64]);
+
+/*
+ * The COQL query that lists a lead's Calls records (Kaizen #81: What_Id lookups
+ * in COQL, only through 'What_Id->Leads.id' on Calls). `lead_id` must be a Zoho
+ * record id (digits only); returns -1 otherwise, or when `out` is too small.
+ */
+int zoho_coql_calls_of_lead(const char *lead_id, int offset, char *out, size_t size);
+
 /* POST form fields (already encoded) to url. */
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,
                    struct httpc_response *r);
-/* POST JSON with the Zoho-oauthtoken header. */
-int zoho_post_json(CURL *curl, const char *url, const char *token, const char *json,
-                   long timeout_ms, struct httpc_response *r);
-
-/* PUT JSON with the Zoho-oauthtoken header. */
-int zoho_put_json(CURL *curl, const char *url, const char *token, const char *json, long timeout_ms,
-                  struct httpc_response *r);
+/* POST or PUT JSON with the Zoho-oauthtoken header. */
+int zoho_send_json(CURL *curl, const char *method, const char *url, const char *token,
+                   const char *json, long timeout_ms, struct httpc_response *r);
 /* GET with the Zoho-oauthtoken header. */
 int zoho_get(CURL *curl, const char *url, const char *token, long timeout_ms,
              struct httpc_response *r);

@@ -1,76 +1,41 @@
 /* zoho-sync: the lead.created -> Zoho CRM worker. */
 #include "zoho_sync.h"
-#include "api_key.h"
-#include "bus_pub.h"
-#include "bus_sub.h"
 #include "clock.h"
 #include "log.h"
-#include "upstream.h"
-#include "zoho_client.h"
+#include "metrics.h"
+#include "zoho_sync_int.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BACKOFF_BASE_MS 1000
 
+/*
+ * A lead's way into Zoho (zoho_leads.state):
+ *
+ *   pending ──claimed by a worker──> sending ──upsert SUCCESS──> synced
+ *     ^                                 │ │
+ *     └── transient failure (backoff) ──┘ └──data error, or ZOHO_MAX_RETRY_MS──> dead
+ *   dead ──POST /zoho/failed/{leadId}/retry──> pending
+ *
+ * A claim (sending) that was never resolved, because the process died or its
+ * commit failed, is pending again at start and after 2 x timeout + 60 s.
+ */
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS zoho_token("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), access TEXT NOT NULL, obtained_ms INTEGER NOT NULL,"
     "  expires_ms INTEGER NOT NULL, api_domain TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS zoho_leads("
     "  lead_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, lead_json TEXT NOT NULL,"
-    "  state TEXT NOT NULL, zoho_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'synced', 'dead')),"
+    "  zoho_id TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
     "  first_try_ms INTEGER, next_try_ms INTEGER NOT NULL, code TEXT, message TEXT,"
     "  updated_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS zoho_leads_due ON zoho_leads(state, next_try_ms, seq);"
-    "UPDATE zoho_leads SET state = 'pending' WHERE state = 'sending';"
-    "CREATE TABLE IF NOT EXISTS zoho_outcomes("
-    "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, lead_id TEXT NOT NULL, status TEXT NOT "
-    "NULL,"
-    "  call_sid TEXT, duration_s INTEGER NOT NULL, recording TEXT, ended_ms INTEGER NOT NULL,"
-    "  note_id TEXT, call_rec_id TEXT, state TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,"
-    "  next_try_ms INTEGER NOT NULL, code TEXT, PRIMARY KEY(call_id, attempt));";
+    "UPDATE zoho_leads SET state = 'pending' WHERE state = 'sending';";
 
-struct zsync {
-    struct store *store;
-    struct bus_pub *pub;
-    struct bus_sub *sub;
-    struct api_keys *keys;
-    struct upstream up;
-    char client_id[160], client_secret[160], refresh_token[256];
-    char ext_field[64], dup_fields[128], default_company[256], call_result[64], status_field[64];
-    int64_t max_attempts;
-    int64_t max_retry_ms, timeout_ms, backoff_max_ms;
-    struct worker *workers;
-    int nworkers;
-    int ningest; /* the first sources are ingest's replicas */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t gen; /* bumped by every kick; a worker that has not seen it looks for work */
-    bool stopping;
-    atomic_bool fatal;
-    atomic_bool dirty; /* the bus handler added work; the next commit wakes the workers */
-    /* One token for all workers, refreshed by one of them at a time. */
-    pthread_mutex_t token_lock;
-    struct zoho_token token;
-    int64_t token_obtained_ms;
-    atomic_uint_fast64_t rng;
-};
-
-/* A worker sends its own batches (ZOHO_CONCURRENCY of them at once); worker 0 also writes call
- * outcomes. */
-struct worker {
-    struct zsync *z;
-    int index;
-    CURL *curl;
-    struct zoho_token tok; /* this worker's copy of the shared token */
-    pthread_t thread;
-    bool started;
-};
+enum lead_result { LEAD_RETRY, LEAD_SYNCED, LEAD_DEAD };
 
 struct pending {
     char lead_id[40];
@@ -78,12 +43,11 @@ struct pending {
     int attempts;
     int64_t first_try_ms;
     struct zoho_result result;
-    int outcome; /* 0 retry, 1 synced, 2 dead */
+    enum lead_result outcome;
 };
 
-static void kick(void *arg)
+void zsync_kick(struct zsync *z)
 {
-    struct zsync *z = arg;
     pthread_mutex_lock(&z->lock);
     z->gen++;
     pthread_cond_broadcast(&z->cond);
@@ -95,46 +59,18 @@ static void on_commit(void *arg)
 {
     struct zsync *z = arg;
     if (atomic_exchange(&z->dirty, false)) {
-        kick(z);
+        zsync_kick(z);
     }
 }
 
 /* ---- bus handler (writer thread) ---- */
-
-static int on_call_status(sqlite3 *db, const struct proto_event *ev)
-{
-    const struct proto_call_status *c = &ev->data.call_status;
-    if (!c->final) {
-        return 0; /* only an attempt's outcome goes to the CRM */
-    }
-    sqlite3_stmt *st;
-    int rc =
-        sqlite3_prepare_v2(db,
-                           "INSERT OR IGNORE INTO zoho_outcomes(call_id, attempt, lead_id, status,"
-                           " call_sid, duration_s, recording, ended_ms, state, next_try_ms)"
-                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending',0)",
-                           -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, c->attempt);
-        sqlite3_bind_text(st, 3, c->lead_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, c->status, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, c->call_sid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, c->duration_s);
-        sqlite3_bind_text(st, 7, c->recording_url, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, ev->ts);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-    }
-    return rc == SQLITE_DONE ? 0 : -1;
-}
 
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     struct zsync *z = arg;
     atomic_store(&z->dirty, true);
     if (ev->topic == PROTO_CALL_STATUS) {
-        return on_call_status(db, ev);
+        return zoho_outcomes_on_status(db, ev);
     }
     if (ev->topic != PROTO_LEAD_CREATED) {
         return 0;
@@ -271,7 +207,7 @@ struct commit_args {
     int64_t retry_after_ms;
 };
 
-static int64_t backoff(struct zsync *z, int attempts, int64_t retry_after_ms)
+int64_t zsync_backoff(struct zsync *z, int attempts, int64_t retry_after_ms)
 {
     int64_t d = BACKOFF_BASE_MS;
     for (int i = 1; i < attempts && d < z->backoff_max_ms; i++) {
@@ -306,7 +242,7 @@ static int commit_job(sqlite3 *db, void *arg)
         int64_t first = p->first_try_ms ? p->first_try_ms : now;
         const char *state = "pending";
         int64_t next = 0;
-        if (p->outcome == 1) {
+        if (p->outcome == LEAD_SYNCED) {
             state = "synced";
             struct proto_lead_synced ev;
             memset(&ev, 0, sizeof ev);
@@ -315,8 +251,8 @@ static int commit_job(sqlite3 *db, void *arg)
             snprintf(ev.action, sizeof ev.action, "%s",
                      strcmp(r->action, "update") == 0 ? "updated" : "created");
             rc = bus_pub_append(z->pub, db, PROTO_LEAD_SYNCED, &ev, NULL);
-        } else if (p->outcome == 2 || now - first >= z->max_retry_ms) {
-            bool gave_up = p->outcome != 2;
+        } else if (p->outcome == LEAD_DEAD || now - first >= z->max_retry_ms) {
+            bool gave_up = p->outcome != LEAD_DEAD;
             state = "dead";
             struct proto_lead_sync_failed ev;
             memset(&ev, 0, sizeof ev);
@@ -328,11 +264,11 @@ static int commit_job(sqlite3 *db, void *arg)
             ev.permanent = !gave_up;
             rc = bus_pub_append(z->pub, db, PROTO_LEAD_SYNC_FAILED, &ev, NULL);
         } else {
-            next = now + backoff(z, attempts, a->retry_after_ms);
+            next = now + zsync_backoff(z, attempts, a->retry_after_ms);
         }
         sqlite3_bind_text(st, 1, p->lead_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-        if (p->outcome == 1) {
+        if (p->outcome == LEAD_SYNCED) {
             sqlite3_bind_text(st, 3, r->id, -1, SQLITE_STATIC);
         }
         sqlite3_bind_int(st, 4, attempts);
@@ -418,7 +354,7 @@ static bool token_fresh(const struct zsync *z, int64_t now)
  * for everyone (single flight under the lock). `refused` is a token Zoho just
  * answered INVALID_TOKEN to: refresh unless another worker already has.
  */
-static int ensure_token(struct worker *w, const char *refused, int64_t *wait_ms)
+int zsync_token(struct worker *w, const char *refused, int64_t *wait_ms)
 {
     struct zsync *z = w->z;
     int rc = 0;
@@ -488,42 +424,65 @@ static char *build_body(struct zsync *z, struct pending *p, int n)
     return s;
 }
 
+static const char *api_domain(const struct worker *w)
+{
+    return w->z->up.zoho_api_domain[0] ? w->z->up.zoho_api_domain : w->tok.api_domain;
+}
+
+static bool token_refused(const struct httpc_response *r)
+{
+    struct zoho_result top;
+    return r->status == 401 && zoho_parse_records(r->body, r->len, &top, 1) < 0 &&
+           strcmp(top.code, "INVALID_TOKEN") == 0;
+}
+
+void zsync_crm(struct worker *w, const char *method, const char *path, const char *json,
+               struct httpc_response *r)
+{
+    struct zsync *z = w->z;
+    for (int round = 0; round < 2; round++) {
+        char url[APP_URL_MAX + 256];
+        snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(w), path);
+        if (json != NULL) {
+            zoho_send_json(w->curl, method, url, w->tok.access, json, (long)z->timeout_ms, r);
+        } else {
+            zoho_get(w->curl, url, w->tok.access, (long)z->timeout_ms, r);
+        }
+        if (round == 1 || !token_refused(r)) {
+            return;
+        }
+        /* Refresh once on INVALID_TOKEN (unless another worker already has), then send again. */
+        int64_t wait;
+        char refused[sizeof w->tok.access];
+        snprintf(refused, sizeof refused, "%s", w->tok.access);
+        if (zsync_token(w, refused, &wait) != 0) {
+            return; /* the 401 stands: a transient failure for the caller */
+        }
+        free(r->body);
+        r->body = NULL;
+    }
+}
+
 /* One upsert round for a batch; fills each pending's outcome. Returns Retry-After or -1. */
 static int64_t sync_batch(struct worker *w, struct pending *p, int n)
 {
     struct zsync *z = w->z;
     char *body = build_body(z, p, n);
-    const char *domain = z->up.zoho_api_domain[0] ? z->up.zoho_api_domain : w->tok.api_domain;
-    char url[APP_URL_MAX + 64];
-    snprintf(url, sizeof url, "%s/crm/v8/Leads/upsert", domain);
-    struct httpc_response r = {0};
+    struct httpc_response r = {.status = 0, .retry_after_ms = -1};
     struct zoho_result results[ZOHO_BATCH_MAX];
+    results[0].code[0] = '\0';
     int got = -1;
-    for (int round = 0; round < 2 && body != NULL; round++) {
-        zoho_post_json(w->curl, url, w->tok.access, body, (long)z->timeout_ms, &r);
+    if (body != NULL) {
+        zsync_crm(w, "POST", "Leads/upsert", body, &r);
         got = r.status != 0 ? zoho_parse_records(r.body, r.len, results, n) : -1;
-        bool expired = r.status == 401 && got < 0 && strcmp(results[0].code, "INVALID_TOKEN") == 0;
-        if (!expired || round == 1) {
-            break;
-        }
-        /* Refresh once on INVALID_TOKEN, then try once more. */
-        free(r.body);
-        r.body = NULL;
-        int64_t wait;
-        char refused[sizeof w->tok.access];
-        snprintf(refused, sizeof refused, "%s", w->tok.access);
-        if (ensure_token(w, refused, &wait) != 0) {
-            got = -1;
-            r.status = 0;
-            snprintf(r.error, sizeof r.error, "token refresh failed");
-            break;
-        }
+    } else {
+        snprintf(r.error, sizeof r.error, "out of memory");
     }
     for (int i = 0; i < n; i++) {
         struct zoho_result *res = &p[i].result;
         if (i < got) {
             *res = results[i];
-            p[i].outcome = res->ok ? 1 : res->permanent ? 2 : 0;
+            p[i].outcome = res->ok ? LEAD_SYNCED : res->permanent ? LEAD_DEAD : LEAD_RETRY;
         } else {
             memset(res, 0, sizeof *res);
             snprintf(res->code, sizeof res->code, "%s",
@@ -532,7 +491,7 @@ static int64_t sync_batch(struct worker *w, struct pending *p, int n)
                                                      : "HTTP");
             snprintf(res->message, sizeof res->message, "HTTP %ld %.200s", r.status,
                      r.status == 0 ? r.error : "");
-            p[i].outcome = 0;
+            p[i].outcome = LEAD_RETRY;
         }
     }
     if (got < 0) {
@@ -543,274 +502,6 @@ static int64_t sync_batch(struct worker *w, struct pending *p, int n)
     free(r.body);
     free(body);
     return r.retry_after_ms;
-}
-
-/* ---- call outcomes ---- */
-
-struct outcome {
-    char call_id[64], lead_id[40], status[24], call_sid[64], recording[512], zoho_id[32];
-    char note_id[32], call_rec_id[32];
-    int attempt, tries;
-    int64_t duration_s, ended_ms;
-};
-
-struct outcome_args {
-    struct outcome o[20];
-    int n;
-};
-
-/* Outcomes whose lead is already in Zoho: the rest wait for it. */
-static int load_outcomes_job(sqlite3 *db, void *arg)
-{
-    struct outcome_args *a = arg;
-    sqlite3_stmt *st;
-    a->n = 0;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT o.call_id, o.attempt, o.lead_id, o.status, o.call_sid, o.duration_s,"
-            " o.recording, o.ended_ms, o.note_id, o.call_rec_id, o.tries, l.zoho_id"
-            " FROM zoho_outcomes o JOIN zoho_leads l ON l.lead_id = o.lead_id"
-            " WHERE o.state = 'pending' AND l.state = 'synced' AND o.next_try_ms <= ?1"
-            " ORDER BY o.ended_ms LIMIT 20",
-            -1, &st, NULL) != SQLITE_OK) {
-        return -1;
-    }
-    sqlite3_bind_int64(st, 1, clock_now_ms());
-    while (sqlite3_step(st) == SQLITE_ROW && a->n < 20) {
-        struct outcome *o = &a->o[a->n++];
-        store_text(st, 0, o->call_id, sizeof o->call_id);
-        o->attempt = sqlite3_column_int(st, 1);
-        store_text(st, 2, o->lead_id, sizeof o->lead_id);
-        store_text(st, 3, o->status, sizeof o->status);
-        store_text(st, 4, o->call_sid, sizeof o->call_sid);
-        o->duration_s = sqlite3_column_int64(st, 5);
-        store_text(st, 6, o->recording, sizeof o->recording);
-        o->ended_ms = sqlite3_column_int64(st, 7);
-        store_text(st, 8, o->note_id, sizeof o->note_id);
-        store_text(st, 9, o->call_rec_id, sizeof o->call_rec_id);
-        o->tries = sqlite3_column_int(st, 10);
-        store_text(st, 11, o->zoho_id, sizeof o->zoho_id);
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-struct outcome_save {
-    const struct outcome *o;
-    const char *state;
-    int64_t next_try_ms;
-    const char *code;
-};
-
-static int save_outcome_job(sqlite3 *db, void *arg)
-{
-    struct outcome_save *s = arg;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(
-            db,
-            "UPDATE zoho_outcomes SET note_id = nullif(?3, ''), call_rec_id = nullif(?4, ''),"
-            " state = ?5, tries = ?6, next_try_ms = ?7, code = ?8"
-            " WHERE call_id = ?1 AND attempt = ?2",
-            -1, &st, NULL) != SQLITE_OK) {
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, s->o->call_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, s->o->attempt);
-    sqlite3_bind_text(st, 3, s->o->note_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, s->o->call_rec_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, s->state, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, s->o->tries);
-    sqlite3_bind_int64(st, 7, s->next_try_ms);
-    sqlite3_bind_text(st, 8, s->code, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void iso_utc(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
-}
-
-static const char *api_domain(const struct worker *w)
-{
-    return w->z->up.zoho_api_domain[0] ? w->z->up.zoho_api_domain : w->tok.api_domain;
-}
-
-/*
- * Has this outcome already been written to the lead's related list? Each note
- * and call record carries a marker, so a write whose answer was lost (a crash,
- * a 500 after the write) is found instead of repeated. -1: could not tell.
- */
-static int find_marked(struct worker *w, const struct outcome *o, const char *list,
-                       const char *marker, char id_out[32])
-{
-    char url[APP_URL_MAX + 128];
-    snprintf(url, sizeof url, "%s/crm/v8/Leads/%s/%s", api_domain(w), o->zoho_id, list);
-    struct httpc_response r;
-    zoho_get(w->curl, url, w->tok.access, (long)w->z->timeout_ms, &r);
-    int found = -1;
-    if (r.status == 204) {
-        found = 0;
-    } else if (r.status == 200) {
-        found = 0;
-        cJSON *root = cJSON_ParseWithLength(r.body, r.len);
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-        for (const cJSON *rec = cJSON_IsArray(data) ? data->child : NULL; rec != NULL;
-             rec = rec->next) {
-            char *text = cJSON_PrintUnformatted(rec);
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
-            if (text != NULL && strstr(text, marker) != NULL && cJSON_IsString(id)) {
-                snprintf(id_out, 32, "%s", id->valuestring);
-                found = 1;
-            }
-            free(text);
-        }
-        cJSON_Delete(root);
-    }
-    free(r.body);
-    return found;
-}
-
-/* POST (or PUT) one record; 1 written (id_out set), 0 transient failure, -1 refused for good. */
-static int write_record(struct worker *w, bool put, const char *path, cJSON *rec, char id_out[32],
-                        char code[64])
-{
-    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
-    cJSON_AddItemToArray(data, rec);
-    char *body = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    char url[APP_URL_MAX + 128];
-    snprintf(url, sizeof url, "%s/crm/v8/%s", api_domain(w), path);
-    struct httpc_response r;
-    (put ? zoho_put_json : zoho_post_json)(w->curl, url, w->tok.access, body ? body : "{}",
-                                           (long)w->z->timeout_ms, &r);
-    free(body);
-    struct zoho_result res;
-    int got = r.status != 0 ? zoho_parse_records(r.body, r.len, &res, 1) : -1;
-    free(r.body);
-    snprintf(code, 64, "%s", got == 1 ? res.code : r.status == 0 ? "NETWORK" : "HTTP");
-    if (got == 1 && res.ok) {
-        snprintf(id_out, 32, "%s", res.id);
-        return 1;
-    }
-    return got == 1 && res.permanent ? -1 : 0;
-}
-
-static int write_outcome(struct worker *w, struct outcome *o, char code[64])
-{
-    struct zsync *z = w->z;
-    char marker[128], title[128], when[32];
-    snprintf(marker, sizeof marker, "[leadbus call %s attempt %d]", o->call_id, o->attempt);
-    snprintf(title, sizeof title, "Auto-call attempt %d/%lld: %s", o->attempt,
-             (long long)z->max_attempts, o->status);
-    iso_utc(o->ended_ms, when);
-    if (o->note_id[0] == '\0') {
-        int found = find_marked(w, o, "Notes", marker, o->note_id);
-        if (found < 0) {
-            snprintf(code, 64, "LOOKUP");
-            return 0;
-        }
-        if (found == 0) {
-            char content[1024];
-            snprintf(content, sizeof content,
-                     "%s\nEnded: %s\nDuration: %lld s\nExotel Sid: %s\nRecording: %s\n%s", title,
-                     when, (long long)o->duration_s, o->call_sid[0] ? o->call_sid : "-",
-                     o->recording[0] ? o->recording : "-", marker);
-            cJSON *note = cJSON_CreateObject();
-            cJSON_AddStringToObject(note, "Note_Title", title);
-            cJSON_AddStringToObject(note, "Note_Content", content);
-            cJSON *parent = cJSON_AddObjectToObject(note, "Parent_Id");
-            cJSON_AddStringToObject(cJSON_AddObjectToObject(parent, "module"), "api_name", "Leads");
-            cJSON_AddStringToObject(parent, "id", o->zoho_id);
-            char path[96];
-            snprintf(path, sizeof path, "Leads/%s/Notes", o->zoho_id);
-            int rc = write_record(w, false, path, note, o->note_id, code);
-            if (rc != 1) {
-                return rc;
-            }
-        }
-    }
-    /* A Calls record only for a connected call: Zoho refuses a zero duration. */
-    bool connected = strcmp(o->status, "completed") == 0 && o->duration_s > 0;
-    if (connected && o->call_rec_id[0] == '\0') {
-        int found = find_marked(w, o, "Calls", marker, o->call_rec_id);
-        if (found < 0) {
-            snprintf(code, 64, "LOOKUP");
-            return 0;
-        }
-        if (found == 0) {
-            char start[32], dur[48], desc[768];
-            iso_utc(o->ended_ms - o->duration_s * 1000, start);
-            snprintf(dur, sizeof dur, "%02lld:%02lld", (long long)(o->duration_s / 60),
-                     (long long)(o->duration_s % 60));
-            snprintf(desc, sizeof desc, "Exotel Sid: %s\nRecording: %s\n%s", o->call_sid,
-                     o->recording[0] ? o->recording : "-", marker);
-            cJSON *call = cJSON_CreateObject();
-            cJSON_AddStringToObject(call, "Subject", title);
-            cJSON_AddStringToObject(call, "Call_Type", "Outbound");
-            cJSON_AddStringToObject(call, "Outbound_Call_Status", "Completed");
-            cJSON_AddStringToObject(call, "Call_Start_Time", start);
-            cJSON_AddStringToObject(call, "Call_Duration", dur);
-            if (z->call_result[0] != '\0') {
-                cJSON_AddStringToObject(call, "Call_Result", z->call_result);
-            }
-            cJSON_AddStringToObject(call, "Description", desc);
-            cJSON_AddStringToObject(cJSON_AddObjectToObject(call, "What_Id"), "id", o->zoho_id);
-            cJSON_AddStringToObject(call, "$se_module", "Leads");
-            int rc = write_record(w, false, "Calls", call, o->call_rec_id, code);
-            if (rc != 1) {
-                return rc;
-            }
-        }
-    }
-    if (z->status_field[0] != '\0') {
-        /* The latest outcome on the lead itself; a PUT of the same value is harmless to repeat. */
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddStringToObject(rec, "id", o->zoho_id);
-        cJSON_AddStringToObject(rec, z->status_field, o->status);
-        char updated_id[32];
-        int rc = write_record(w, true, "Leads", rec, updated_id, code);
-        if (rc != 1) {
-            return rc;
-        }
-    }
-    return 1;
-}
-
-static void sync_outcomes(struct worker *w)
-{
-    struct zsync *z = w->z;
-    struct outcome_args *a = calloc(1, sizeof *a);
-    int64_t wait;
-    if (a == NULL || store_run(z->store, load_outcomes_job, a) != 0 || a->n == 0 ||
-        ensure_token(w, NULL, &wait) != 0) {
-        free(a);
-        return;
-    }
-    for (int i = 0; i < a->n; i++) {
-        struct outcome *o = &a->o[i];
-        char code[64] = "";
-        int rc = write_outcome(w, o, code);
-        o->tries++;
-        struct outcome_save s = {o, rc == 1 ? "done" : rc < 0 ? "dead" : "pending", 0, code};
-        if (rc == 0) {
-            s.next_try_ms = clock_now_ms() + backoff(z, o->tries, -1);
-        }
-        store_run(z->store, save_outcome_job, &s);
-        if (rc == 1) {
-            log_info("Call outcome written to Zoho",
-                     LOG_FIELDS(LOG_S("leadId", o->lead_id), LOG_S("callId", o->call_id),
-                                LOG_I("attempt", o->attempt), LOG_S("status", o->status)));
-        } else if (rc < 0) {
-            log_warn("Zoho refused a call outcome",
-                     LOG_FIELDS(LOG_S("callId", o->call_id), LOG_S("code", code)));
-        }
-    }
-    free(a);
 }
 
 static void *worker_main(void *arg)
@@ -837,7 +528,7 @@ static void *worker_main(void *arg)
         if (!atomic_load(&z->fatal) && store_run(z->store, load_due_job, &due) == 0 && due.n > 0) {
             int64_t wait = 0;
             struct commit_args c = {.z = z, .p = batch, .n = due.n};
-            if (ensure_token(w, NULL, &wait) == 0) {
+            if (zsync_token(w, NULL, &wait) == 0) {
                 c.retry_after_ms = sync_batch(w, batch, due.n);
                 wake = 0; /* there may be more due right away */
             } else {
@@ -845,7 +536,7 @@ static void *worker_main(void *arg)
                 for (int i = 0; i < due.n; i++) {
                     memset(&batch[i].result, 0, sizeof batch[i].result);
                     snprintf(batch[i].result.code, sizeof batch[i].result.code, "NO_TOKEN");
-                    batch[i].outcome = 0;
+                    batch[i].outcome = LEAD_RETRY;
                     batch[i].attempts--; /* not an attempt at Zoho */
                 }
                 c.retry_after_ms = wait;
@@ -857,12 +548,12 @@ static void *worker_main(void *arg)
                           NULL);
             }
             for (int i = 0; i < due.n; i++) {
-                if (batch[i].outcome == 1) {
+                if (batch[i].outcome == LEAD_SYNCED) {
                     log_info("Lead synced to Zoho",
                              LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
                                         LOG_S("zohoId", batch[i].result.id),
                                         LOG_S("action", batch[i].result.action)));
-                } else if (batch[i].outcome == 2) {
+                } else if (batch[i].outcome == LEAD_DEAD) {
                     log_warn("Zoho refused a lead; it is in the dead-letter list",
                              LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
                                         LOG_S("code", batch[i].result.code),
@@ -876,7 +567,7 @@ static void *worker_main(void *arg)
             free(batch[i].lead_json);
         }
         if (w->index == 0 && !atomic_load(&z->fatal)) {
-            sync_outcomes(w); /* one writer of outcomes keeps each lead's notes in order */
+            zoho_outcomes_sync(w); /* one writer of outcomes keeps each lead's notes in order */
         }
         pthread_mutex_lock(&z->lock);
     }
@@ -923,7 +614,9 @@ static void get_failed(struct http_req *req, void *arg)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON *list = cJSON_AddArrayToObject(o, "failed");
-    if (store_run(z->store, list_failed_job, list) != 0) {
+    cJSON *outcomes = cJSON_AddArrayToObject(o, "outcomes");
+    if (store_run(z->store, list_failed_job, list) != 0 ||
+        store_run(z->store, zoho_outcomes_list_dead, outcomes) != 0) {
         cJSON_Delete(o);
         http_reply_error(req, 503, "unavailable", "the store could not be read; retry", NULL);
         return;
@@ -962,18 +655,22 @@ static void post_retry(struct http_req *req, void *arg)
         return;
     }
     struct retry_args a = {req->params[0], 0};
-    if (store_run(z->store, retry_job, &a) != 0) {
+    struct zoho_outcomes_retry b = {req->params[0], 0};
+    if (store_run(z->store, retry_job, &a) != 0 ||
+        store_run(z->store, zoho_outcomes_retry_job, &b) != 0) {
         http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
         return;
     }
-    if (a.changed == 0) {
+    if (a.changed == 0 && b.changed == 0) {
         http_reply_error(req, 404, "not_found", "no such lead in the dead-letter list", NULL);
         return;
     }
-    kick(z);
+    zsync_kick(z);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON_AddStringToObject(o, "leadId", req->params[0]);
+    cJSON_AddBoolToObject(o, "lead", a.changed > 0);
+    cJSON_AddNumberToObject(o, "outcomes", b.changed);
     http_reply_json(req, 202, o);
 }
 
@@ -993,6 +690,18 @@ static bool ready(void *arg)
     return !atomic_load(&z->fatal);
 }
 
+/*
+ * Not ready while Zoho refuses every call outcome (OUTCOME_REFUSALS_UNREADY
+ * in a row, none written between): the requests are wrong for this org, and
+ * only an operator can fix that. One outcome written makes it ready again.
+ */
+#define OUTCOME_REFUSALS_UNREADY 5
+static bool outcomes_ready(void *arg)
+{
+    struct zsync *z = arg;
+    return atomic_load(&z->outcome_refusals_in_row) < OUTCOME_REFUSALS_UNREADY;
+}
+
 /* ---- module ---- */
 
 static void zsync_stop(void *state)
@@ -1001,6 +710,7 @@ static void zsync_stop(void *state)
     if (z == NULL) {
         return;
     }
+    metrics_collector_remove(zoho_outcomes_collect, z);
     bus_sub_close(z->sub);
     pthread_mutex_lock(&z->lock);
     z->stopping = true;
@@ -1044,27 +754,21 @@ static int start_workers(struct zsync *z)
     return 0;
 }
 
-static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+static int read_settings(struct zsync *z, struct app *app, char err[CONFIG_ERR_MAX])
 {
-    struct zsync *z = calloc(1, sizeof *z);
-    if (z == NULL) {
-        return -1;
-    }
-    pthread_mutex_init(&z->lock, NULL);
-    pthread_mutex_init(&z->token_lock, NULL);
-    clock_cond_init(&z->cond);
+    int64_t concurrency;
     if (upstream_resolve(app, &z->up, err) != 0 ||
         config_int("ZOHO_MAX_RETRY_MS", 6 * 3600 * 1000, 1000, INT64_MAX / 2, &z->max_retry_ms,
                    err) != 0 ||
         config_int("ZOHO_TIMEOUT_MS", 30000, 100, 600000, &z->timeout_ms, err) != 0 ||
-        config_int("ZOHO_BACKOFF_MAX_MS", 300000, 1000, 3600000, &z->backoff_max_ms, err) != 0) {
-        zsync_stop(z);
+        config_int("ZOHO_BACKOFF_MAX_MS", 300000, 1000, 3600000, &z->backoff_max_ms, err) != 0 ||
+        config_int("ZOHO_OUTCOME_MAX_TRIES", 5, 1, 1000, &z->outcome_max_tries, err) != 0 ||
+        config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &z->max_attempts, err) != 0 ||
+        config_int("ZOHO_CONCURRENCY", 4, 1, 16, &concurrency, err) != 0) {
         return -1;
     }
-    int64_t concurrency;
-    if (config_int("ZOHO_CONCURRENCY", 4, 1, 16, &concurrency, err) != 0 ||
-        (z->workers = calloc((size_t)concurrency, sizeof *z->workers)) == NULL) {
-        zsync_stop(z);
+    z->workers = calloc((size_t)concurrency, sizeof *z->workers);
+    if (z->workers == NULL) {
         return -1;
     }
     z->nworkers = (int)concurrency;
@@ -1081,46 +785,72 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     snprintf(z->call_result, sizeof z->call_result, "%s", config_str("ZOHO_CALL_RESULT", ""));
     snprintf(z->status_field, sizeof z->status_field, "%s",
              config_str("ZOHO_CALL_STATUS_FIELD", ""));
-    if (config_int("EXOTEL_MAX_RETRIES", 3, 1, 20, &z->max_attempts, err) != 0) {
-        zsync_stop(z);
-        return -1;
-    }
-    atomic_store(&z->rng, (uint64_t)clock_now_ms());
+    return 0;
+}
+
+/* The store, then the publisher, the workers and the subscriber, each needing the one before. */
+static int open_store_and_bus(struct zsync *z, struct app *app, char err[CONFIG_ERR_MAX])
+{
     char pub[APP_URL_MAX], replay[APP_URL_MAX];
-    app_bus_endpoints(app, "zoho-sync", pub, replay);
     struct app_sources *src = calloc(1, sizeof *src);
-    if (src == NULL || (z->ningest = app_sources_add(app, src, "ingest", err)) < 0 ||
-        app_sources_add(app, src, "dialer", err) < 0) {
-        free(src);
-        zsync_stop(z);
-        return -1;
+    int rc = -1;
+    if (src == NULL || app_bus_endpoints(app, "zoho-sync", pub, replay) != 0) {
+        goto out;
+    }
+    z->ningest = app_sources_add(app, src, "ingest", err);
+    if (z->ningest < 0 || app_sources_add(app, src, "dialer", err) < 0 ||
+        app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
+        store_exec_schema(z->store, zoho_outcomes_schema) != 0 ||
+        store_run(z->store, zoho_outcomes_migrate, NULL) != 0 ||
+        store_run(z->store, load_token_job, z) != 0) {
+        goto out;
     }
     struct bus_pub_opts po = {.name = "zoho-sync",
                               .pub_url = pub,
                               .replay_url = replay,
-                              .retention_days = app->retention_days};
-    const char *topics[] = {"lead.created", "call.status"};
+                              .retention_days = app->retention_days,
+                              .store = z->store};
+    if (bus_pub_open(&po, &z->pub) != 0 || store_on_commit(z->store, on_commit, z) != 0 ||
+        start_workers(z) != 0) {
+        goto out;
+    }
+    const char *topics[] = {proto_topic_name(PROTO_LEAD_CREATED),
+                            proto_topic_name(PROTO_CALL_STATUS)};
     struct bus_sub_opts so = {.name = "zoho-sync",
                               .sources = src->src,
                               .nsources = src->n,
                               .topics = topics,
                               .ntopics = 2,
                               .handler = on_event,
-                              .arg = z};
-    if (api_keys_load(app->data_dir, &z->keys, err) != 0 ||
-        app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
-        store_run(z->store, load_token_job, z) != 0 ||
-        (po.store = z->store, bus_pub_open(&po, &z->pub)) != 0 ||
-        store_on_commit(z->store, on_commit, z) != 0 || start_workers(z) != 0 ||
-        (so.store = z->store, bus_sub_open(&so, &z->sub)) != 0 ||
+                              .arg = z,
+                              .store = z->store};
+    rc = bus_sub_open(&so, &z->sub);
+out:
+    free(src);
+    return rc;
+}
+
+static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
+{
+    struct zsync *z = calloc(1, sizeof *z);
+    if (z == NULL) {
+        return -1;
+    }
+    pthread_mutex_init(&z->lock, NULL);
+    pthread_mutex_init(&z->token_lock, NULL);
+    clock_cond_init(&z->cond);
+    atomic_store(&z->rng, (uint64_t)clock_now_ms());
+    if (read_settings(z, app, err) != 0 || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
+        open_store_and_bus(z, app, err) != 0 ||
+        metrics_collector_add(zoho_outcomes_collect, z) != 0 ||
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
-        http_ready_check(app->http, "zoho-sync", ready, z) != 0) {
-        free(src);
+        http_ready_check(app->http, "zoho-sync", ready, z) != 0 ||
+        http_ready_check(app->http, "zoho-sync: Zoho refuses call outcomes", outcomes_ready, z) !=
+            0) {
         zsync_stop(z);
         return -1;
     }
-    free(src);
     *state = z;
     return 0;
 }

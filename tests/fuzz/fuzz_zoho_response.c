@@ -1,4 +1,4 @@
-/* libFuzzer target: Zoho's token and records answers as zoho-sync parses them. */
+/* libFuzzer target: Zoho's token, records and list answers as zoho-sync parses them. */
 #include "zoho_client.h"
 
 #include <stdlib.h>
@@ -18,6 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (results[i].ok && (results[i].permanent || results[i].id[0] == '\0')) {
             abort(); /* a success has an id and is never a permanent failure */
         }
+    }
+    char id[32], code[64];
+    bool more;
+    static const long statuses[] = {200, 204, 400, 401, 429, 500};
+    long status = statuses[size % (sizeof statuses / sizeof statuses[0])];
+    enum zoho_list_status ls = zoho_parse_list(status, (const char *)data, size, "Note_Content",
+                                               "[leadbus", id, &more, code);
+    if (ls == ZOHO_LIST_FOUND && (status != 200 || id[0] == '\0')) {
+        abort(); /* a record is found only in a 200 answer, and always with its id */
+    }
+    if (status != 200 && status != 204 && code[0] == '\0') {
+        abort(); /* a failed read always names its code */
     }
     return 0;
 }

@@ -10,6 +10,9 @@
 #   than EXOTEL_MAX_RETRIES attempts;
 #   every call ends in a final state;
 #   /exotel/stats agrees with the sandbox's own records;
+#   every final attempt has exactly one note on its lead in Zoho, and every
+#   connected call exactly one Calls record (found again, not rewritten, after
+#   500s, timeouts and kills);
 #   no rate-limit window is exceeded at the sandbox.
 TOPOLOGY=${TOPOLOGY:-split}
 N=${CHAOS_LEADS:-300}
@@ -63,6 +66,16 @@ for st in completed busy no-answer failed; do
     [ "$(outcome "$st")" -eq "$in_sandbox" ] || fail "stats and the sandbox disagree on $st"
 done
 [ "$(stat success)" -eq "$p_calls" ] || fail "stats count $(stat success) calls placed, the sandbox $p_calls"
+# Call outcomes in the CRM: one note per final attempt, one Calls record per connected call.
+attempts=$(stat attempts)
+connected=$(grep -c ' completed$' "$T/placed" || true)
+markers() { curl -s "$SB/sandbox/zoho/records?module=$1" | grep -o '\[leadbus call [^]]*\]'; }
+outcomes_written() { [ "$(markers Notes | wc -l)" -ge "$attempts" ] && [ "$(markers Calls | wc -l)" -ge "$connected" ]; }
+wait_for "${CHAOS_SETTLE_S:-300}" "$attempts notes and $connected call records in Zoho" outcomes_written
+notes=$(markers Notes | sort); calls=$(markers Calls | sort)
+echo "invariant: Zoho holds $(wc -l <<<"$notes") notes for $attempts final attempts ($(uniq <<<"$notes" | wc -l) distinct), $(wc -l <<<"$calls") Calls records for $connected connected calls ($(uniq <<<"$calls" | wc -l) distinct)"
+[ "$(wc -l <<<"$notes")" -eq "$attempts" ] && [ -z "$(uniq -d <<<"$notes")" ] || fail "notes lost or written twice"
+[ "$(wc -l <<<"$calls")" -eq "$connected" ] && [ -z "$(uniq -d <<<"$calls")" ] || fail "call records lost or written twice"
 connect_times | sort -n >"$T/connects"
 read -r span from to <<<"$(awk -v l=$LIMIT '{t[NR]=$1} END {m=-1; for (i=1; i+l<=NR; i++) {d=t[i+l]-t[i]; if (m<0||d<m) {m=d; a=t[i]; b=t[i+l]}}; print m, a, b}' "$T/connects")"
 echo "invariant: $(connect_times | wc -l) connect requests; the tightest $((LIMIT + 1)) span ${span} ms (limit $LIMIT per $WINDOW ms)"

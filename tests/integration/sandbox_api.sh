@@ -144,8 +144,8 @@ must '^200 {"data":\[{.*"Last_Name":"Lead"' "$(call "${ZH[@]}" "$ZO/crm/v8/Leads
 must '^204 $' "$(call "${ZH[@]}" "$ZO/crm/v8/Leads/1234567890123456789")"
 
 # --- Zoho: notes and calls
-must '^201 .*SUCCESS' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads/$LEAD/Notes" -d '{"data":[{"Note_Title":"Call","Note_Content":"completed, 73 s"}]}')"
-must '^400 .*related id given seems to be invalid' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads/999/Notes" -d '{"data":[{"Note_Content":"x"}]}')"
+must '^201 .*SUCCESS' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads/$LEAD/Notes" -d '{"data":[{"Note_Title":"Call","Note_Content":"completed, 73 s","Parent_Id":{"module":{"api_name":"Leads"},"id":"'$LEAD'"}}]}')"
+must '^400 .*related id given seems to be invalid' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads/999/Notes" -d '{"data":[{"Note_Content":"x","Parent_Id":{"module":{"api_name":"Leads"},"id":"999"}}]}')"
 CALLREC='"Subject":"Auto-call","Call_Type":"Outbound","Outbound_Call_Status":"Completed","Call_Start_Time":"2026-11-24T10:00:00+05:30","$se_module":"Leads","What_Id":{"id":"'$LEAD'"}'
 must '^400 .*DEPENDENT_MISMATCH' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Calls" -d "{\"data\":[{$CALLREC,\"Call_Duration\":\"00:00\"}]}")"
 must '^201 .*SUCCESS' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Calls" -d "{\"data\":[{$CALLREC,\"Call_Duration\":\"01:13\"}]}")"

@@ -135,6 +135,35 @@ echo "zoho-sync published lead.synced for $synced leads, lead.sync_failed $faile
 grep -q "sandbox-secret\|sandbox-refresh\|1000\.[0-9a-f]\{32\}" "$T/svc.log" && fail "a secret reached the log"
 kill -TERM "$SVC"; wait_pid 10 "$SVC"
 
+# --- an outcome Zoho refuses for good (a status field this org does not have): written once as a
+# note, then dead after ZOHO_OUTCOME_MAX_TRIES, loudly: ERROR line, /zoho/failed, /metrics,
+# call.sync_failed, and /readyz once every write is refused; a retry after the fix completes it
+ZOHO_CALL_STATUS_FIELD=No_Such_Field ZOHO_OUTCOME_MAX_TRIES=2 start_svc
+for a in 1 2 3; do echo "$first c9 $a busy 0" >>"$T/outcomes"; done
+dead_outcomes() { failed | grep -o '"callId":"c9","attempt":[0-9],"status":"busy","code":"INVALID_DATA"' | wc -l; }
+three_dead() { [ "$(dead_outcomes)" -eq 3 ]; }
+wait_for 60 "three refused outcomes in the dead-letter list" three_dead
+[ "$(grep -c 'A call outcome could not be written to Zoho.*callId: .c9.' "$T/svc.log")" -eq 3 ] \
+    || fail "expected one ERROR line per dead outcome"
+curl -s "http://127.0.0.1:$PB/metrics" | grep -q '^leadbus_zoho_outcomes{state="dead"} 3$' \
+    || fail "dead outcomes not in /metrics: $(curl -s "http://127.0.0.1:$PB/metrics" | grep zoho_outcome)"
+refusing() { curl -s "http://127.0.0.1:$PB/readyz" | grep -q 'zoho-sync: Zoho refuses call outcomes'; }
+wait_for 10 "/readyz to say Zoho refuses every outcome" refusing
+timeout 30 "$LEADBUS" tap --topic=call.sync_failed --count=3 "$BUS_ZOHO_SYNC_PUB,$BUS_ZOHO_SYNC_REPLAY" >"$T/sf"
+[ "$(grep -c '"lead_id":"'"$first"'","call_id":"c9".*"code":"INVALID_DATA".*"permanent":true' "$T/sf")" -eq 3 ] \
+    || fail "call.sync_failed events: $(cat "$T/sf")"
+[ "$(notes_with 'leadbus call c9 attempt')" -eq 3 ] || fail "the refused outcomes' notes: $(notes_with 'leadbus call c9 attempt')"
+kill -TERM "$SVC"; wait_pid 10 "$SVC"
+start_svc # the operator fixes ZOHO_CALL_STATUS_FIELD and retries the lead's outcomes
+code=$(curl -s -o "$T/retry" -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed/$first/retry")
+[ "$code" = 202 ] && grep -q '"outcomes":3' "$T/retry" || fail "retry of dead outcomes: $code $(cat "$T/retry")"
+none_dead() { [ "$(dead_outcomes)" -eq 0 ] && grep -q "Call outcome written to Zoho.*callId: 'c9', attempt: 3" "$T/svc.log"; }
+wait_for 30 "the retried outcomes to be written" none_dead
+curl -fsS "http://127.0.0.1:$PB/readyz" >/dev/null || fail "not ready after the outcomes were written"
+[ "$(notes_with 'leadbus call c9 attempt')" -eq 3 ] || fail "a retried outcome wrote its note again"
+echo "refused outcomes: 3 dead-lettered loudly, then written after the fix, 3 notes in all"
+kill -TERM "$SVC"; wait_pid 10 "$SVC"
+
 # --- rejected credentials stop syncing with one clear line and a /readyz failure, not a retry storm
 rm -rf "$T/svc"
 before=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)

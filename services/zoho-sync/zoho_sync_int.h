@@ -1,0 +1,120 @@
+/*
+ * zoho_sync_int.h: what the files of zoho-sync share. Not for use outside
+ * services/zoho-sync (the module's contract is zoho_sync.h).
+ *
+ * zoho_sync.c owns the module: the lead worker, the token, the dead-letter
+ * routes. zoho_outcomes.c writes call outcomes back to the lead (a Note per
+ * attempt, a Calls record per connected call) with its own state machine.
+ *
+ * Threads: `struct zsync` is shared by the bus handler (store writer thread),
+ * the workers and civetweb's threads; the fields under `lock` and
+ * `token_lock` say so, the rest is set before the workers start.
+ */
+#ifndef LEADBUS_ZOHO_SYNC_INT_H
+#define LEADBUS_ZOHO_SYNC_INT_H
+
+#include "api_key.h"
+#include "bus_pub.h"
+#include "bus_sub.h"
+#include "http_client.h"
+#include "proto.h"
+#include "store.h"
+#include "upstream.h"
+#include "zoho_client.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct worker;
+
+struct zsync {
+    struct store *store;
+    struct bus_pub *pub;
+    struct bus_sub *sub;
+    struct api_keys *keys;
+    struct upstream up;
+    char client_id[160], client_secret[160], refresh_token[256];
+    char ext_field[64], dup_fields[128], default_company[256], call_result[64], status_field[64];
+    int64_t max_attempts;
+    int64_t max_retry_ms, timeout_ms, backoff_max_ms;
+    int64_t outcome_max_tries; /* ZOHO_OUTCOME_MAX_TRIES: a refused outcome dies on this try */
+    struct worker *workers;
+    int nworkers;
+    int ningest; /* the first sources are ingest's replicas */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t gen; /* bumped by every kick; a worker that has not seen it looks for work */
+    bool stopping;
+    atomic_bool fatal;
+    atomic_bool dirty; /* the bus handler added work; the next commit wakes the workers */
+    /* Outcome writes Zoho refused in a row: a systemic refusal (every write wrong) is not ready. */
+    atomic_int outcome_refusals_in_row;
+    /* One token for all workers, refreshed by one of them at a time. */
+    pthread_mutex_t token_lock;
+    struct zoho_token token;
+    int64_t token_obtained_ms;
+    atomic_uint_fast64_t rng;
+};
+
+/* A worker sends its own batches (ZOHO_CONCURRENCY of them at once); worker 0 also writes call
+ * outcomes. */
+struct worker {
+    struct zsync *z;
+    int index;
+    CURL *curl;
+    struct zoho_token tok; /* this worker's copy of the shared token */
+    pthread_t thread;
+    bool started;
+};
+
+/* ---- zoho_sync.c ---- */
+
+/* Exponential backoff with jitter, at least retry_after_ms (-1: none). */
+int64_t zsync_backoff(struct zsync *z, int attempts, int64_t retry_after_ms);
+
+/*
+ * One CRM request: `path` below {api_domain}/crm/v8/ (with its query string),
+ * `json` the body or NULL. An INVALID_TOKEN answer refreshes the shared token
+ * once and sends again. The caller frees r->body.
+ */
+void zsync_crm(struct worker *w, const char *method, const char *path, const char *json,
+               struct httpc_response *r);
+
+/*
+ * Give w a usable token: the shared one while it is fresh, else one refresh
+ * for everyone. `refused` is a token Zoho just answered INVALID_TOKEN to (or
+ * NULL). Returns -1 with *wait_ms when there is none to be had now.
+ */
+int zsync_token(struct worker *w, const char *refused, int64_t *wait_ms);
+
+/* Wake the workers. */
+void zsync_kick(struct zsync *z);
+
+/* ---- zoho_outcomes.c ---- */
+
+extern const char zoho_outcomes_schema[];
+
+/* Bring an older store's outcome table up to date (store writer thread). */
+int zoho_outcomes_migrate(sqlite3 *db, void *arg);
+
+/* The bus handler's part for call.status: remember a final attempt's outcome. */
+int zoho_outcomes_on_status(sqlite3 *db, const struct proto_event *ev);
+
+/* Write the due outcomes of leads already in Zoho (worker 0). */
+void zoho_outcomes_sync(struct worker *w);
+
+/* Store jobs for the dead-letter routes: list dead outcomes (arg: cJSON array) and make a lead's
+ * dead outcomes pending again (arg: struct zoho_outcomes_retry). */
+int zoho_outcomes_list_dead(sqlite3 *db, void *arg);
+struct zoho_outcomes_retry {
+    const char *lead_id;
+    int changed;
+};
+int zoho_outcomes_retry_job(sqlite3 *db, void *arg);
+
+/* /metrics: outcomes by state. */
+void zoho_outcomes_collect(void *arg);
+
+#endif
