@@ -20,7 +20,6 @@
 #include <sys/random.h>
 
 #define CALLBACK_BODY_MAX (64 * 1024)
-#define RECONCILE_MAX 20
 #define MAX_SLEEP_MS 60000
 
 static const char schema[] =
@@ -721,19 +720,92 @@ static void finish(struct dialer *d, const struct attempt *a, const char *status
     }
 }
 
-/* Is this Sid already some attempt's? Then a reconciliation must not adopt it again. */
-static int sid_taken_job(sqlite3 *db, void *arg)
+/* Bulk call details pages read per reconciliation at most: 10,000 calls of one number. */
+#define RECONCILE_PAGES 100
+
+/* Which call of a page a reconciliation may adopt: finished, the attempt's number, not yet any
+ * attempt's (a Sid already adopted stays with its attempt). One transaction per page. */
+struct adopt {
+    const struct exotel_call *calls;
+    int n;
+    int found; /* out: index into calls, or -1 */
+};
+
+static int adopt_job(sqlite3 *db, void *arg)
 {
-    const char *sid = arg;
+    struct adopt *p = arg;
     sqlite3_stmt *st;
+    p->found = -1;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM attempts WHERE sid = ?1", -1, &st, NULL) !=
         SQLITE_OK) {
         return -1;
     }
-    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < p->n && p->found < 0; i++) {
+        const struct exotel_call *c = &p->calls[i];
+        if (!exotel_status_terminal(c->status)) {
+            continue;
+        }
+        sqlite3_bind_text(st, 1, c->sid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) {
+            p->found = i;
+        } else if (rc != SQLITE_ROW) {
+            break;
+        }
+    }
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 1 : 0;
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Keep a page's calls of the lead's number only (Exotel filters on it; the check costs nothing). */
+static int own_calls(struct exotel_call *calls, int n, const struct attempt *a, bool flow)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        const char *number = flow ? calls[i].from : calls[i].to;
+        /* A call with no readable number stays: Exotel matched it, and dropping it could make
+         * a placed call look absent. */
+        if (number[0] == '\0' || exotel_same_number(number, a->e164) ||
+            exotel_same_number(number, a->dial)) {
+            calls[kept++] = calls[i];
+        }
+    }
+    return kept;
+}
+
+/*
+ * Every page of Exotel's bulk call details for the attempt's number and time: 1 with *call set
+ * when one of them is a finished call no attempt has, 0 when the last page was read without one,
+ * -1 when a page could not be read (nothing may be concluded then).
+ */
+static int search_calls(struct worker *w, const struct attempt *a, const char *gte, const char *lte,
+                        struct exotel_call *call, int *pages)
+{
+    struct dialer *d = w->d;
+    char numbers[64];
+    /* Exotel may store the number 0-prefixed or in E.164: ask for both spellings. */
+    snprintf(numbers, sizeof numbers, "%s%s%s", a->dial, a->dial[0] && a->e164[0] ? "," : "",
+             a->e164);
+    struct exotel_search q = {
+        .field = d->flow_url[0] ? "From" : "To", .numbers = numbers, .gte = gte, .lte = lte};
+    struct exotel_call *calls = malloc(EXOTEL_PAGE_MAX * sizeof *calls);
+    int rc = calls != NULL ? 0 : -1;
+    while (rc == 0 && !q.done) {
+        int n =
+            q.pages < RECONCILE_PAGES ? exotel_find_calls_page(w->curl, &d->acct, &q, calls) : -1;
+        struct adopt p = {calls, n >= 0 ? own_calls(calls, n, a, d->flow_url[0]) : 0, -1};
+        if (n < 0 || store_run(d->store, adopt_job, &p) != 0) {
+            rc = -1;
+        } else if (p.found >= 0) {
+            *call = calls[p.found];
+            rc = 1;
+        }
+    }
+    *pages = q.pages;
+    free(calls);
+    return rc;
 }
 
 /* An attempt whose request may or may not have dialed: ask Exotel which calls exist. */
@@ -741,30 +813,31 @@ static void reconcile(struct worker *w, const struct attempt *a)
 {
     struct dialer *d = w->d;
     int64_t now = clock_now_ms();
-    char gte[20], lte[20], numbers[64];
+    char gte[20], lte[20];
     tz_format(d->exotel_tz, a->dialed_ms - 120000, gte);
     tz_format(d->exotel_tz, now + 60000, lte);
-    /* Exotel may store the number 0-prefixed or in E.164: ask for both spellings. */
-    snprintf(numbers, sizeof numbers, "%s%s%s", a->dial, a->dial[0] && a->e164[0] ? "," : "",
-             a->e164);
-    struct exotel_call calls[RECONCILE_MAX];
-    int n = exotel_find_calls(w->curl, &d->acct, d->flow_url[0] ? "From" : "To", numbers, gte, lte,
-                              calls, RECONCILE_MAX);
-    for (int i = 0; i < n; i++) {
-        if (store_run(d->store, sid_taken_job, calls[i].sid) == 0 &&
-            exotel_status_terminal(calls[i].status)) {
-            log_info("Reconciled: Exotel placed the call",
-                     LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", calls[i].sid)));
-            finish(d, a, calls[i].status, calls[i].sid, calls[i].duration_s, calls[i].recording_url,
-                   "found by reconciliation");
-            return;
-        }
+    struct exotel_call c;
+    int pages = 0;
+    int found = search_calls(w, a, gte, lte, &c, &pages);
+    if (found == 1) {
+        log_info("Reconciled: Exotel placed the call",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", c.sid),
+                            LOG_I("pages", pages)));
+        finish(d, a, c.status, c.sid, c.duration_s, c.recording_url, "found by reconciliation");
+        return;
     }
-    if (n >= 0 && now - a->dialed_ms >= d->reconcile_window_ms) {
+    if (found == 0 && now - a->dialed_ms >= d->reconcile_window_ms) {
         log_info("Reconciled: Exotel never placed the call",
-                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt)));
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_I("pages", pages)));
         finish(d, a, "failed-api", "", 0, "", "not placed (no such call at Exotel)");
         return;
+    }
+    if (found < 0) {
+        log_warn("Cannot read Exotel's call details; the attempt stays unknown and is looked up "
+                 "again",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_I("pagesRead", pages)));
     }
     struct requeue q = {a->call_id, a->attempt, "unknown",
                         "unknown",  NULL,       now + d->reconcile_delay_ms};

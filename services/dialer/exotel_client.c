@@ -141,22 +141,116 @@ int exotel_parse_call(const char *body, size_t len, struct exotel_call *c)
     return valid_sid(c->sid) ? 0 : -1;
 }
 
+static int read_calls(const cJSON *o, struct exotel_call *calls, int max)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "Calls");
+    if (!cJSON_IsArray(list)) {
+        return -1;
+    }
+    int n = 0;
+    for (const cJSON *el = list->child; el != NULL && n < max; el = el->next) {
+        if (cJSON_IsObject(el)) {
+            read_call(el, &calls[n]);
+            n += valid_sid(calls[n].sid);
+        }
+    }
+    return n;
+}
+
 int exotel_parse_calls(const char *body, size_t len, struct exotel_call *calls, int max)
 {
     cJSON *o = parse(body, len);
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(o, "Calls");
-    int n = -1;
-    if (cJSON_IsArray(list)) {
-        n = 0;
-        for (const cJSON *el = list->child; el != NULL && n < max; el = el->next) {
-            if (cJSON_IsObject(el)) {
-                read_call(el, &calls[n]);
-                n += valid_sid(calls[n].sid);
+    int n = read_calls(o, calls, max);
+    cJSON_Delete(o);
+    return n;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* The After parameter of a page URI, percent-decoded; -1 when absent, empty, odd or too long. */
+static int after_cursor(const char *uri, char out[EXOTEL_CURSOR_MAX])
+{
+    const char *q = strchr(uri, '?');
+    const char *p = q;
+    while (p != NULL && strncmp(p + 1, "After=", 6) != 0) {
+        p = strchr(p + 1, '&');
+    }
+    if (p == NULL) {
+        return -1;
+    }
+    p += 7;
+    size_t n = 0;
+    for (; *p != '\0' && *p != '&' && *p != '#'; p++) {
+        int c = (unsigned char)*p;
+        if (c == '%') {
+            int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+            if (lo < 0) {
+                return -1;
             }
+            c = hi * 16 + lo;
+            p += 2;
         }
+        if (n + 1 >= EXOTEL_CURSOR_MAX || c < 0x21 || c > 0x7e) {
+            return -1; /* a cursor is printable ASCII; anything else is not one we can send back */
+        }
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return n > 0 ? 0 : -1;
+}
+
+int exotel_parse_calls_page(const char *body, size_t len, struct exotel_call *calls, int max,
+                            struct exotel_page *page)
+{
+    memset(page, 0, sizeof *page);
+    page->total = -1;
+    cJSON *o = parse(body, len);
+    int n = read_calls(o, calls, max);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "Metadata");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(meta, "NextPageUri");
+    const cJSON *total = cJSON_GetObjectItemCaseSensitive(meta, "Total");
+    if (cJSON_IsNumber(total) && total->valuedouble >= 0 && total->valuedouble < 1e12) {
+        page->total = (int64_t)total->valuedouble;
+    }
+    bool more = cJSON_IsString(next) && next->valuestring != NULL && next->valuestring[0] != '\0';
+    if (n >= 0 && more && after_cursor(next->valuestring, page->after) != 0) {
+        n = -1;
     }
     cJSON_Delete(o);
     return n;
+}
+
+/* The last (up to) 10 digits of a number; how many. */
+static size_t last_digits(const char *s, char out[10])
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++) {
+        if (isdigit((unsigned char)*s)) {
+            out[n % 10] = *s;
+            n++;
+        }
+    }
+    if (n > 10) { /* the ring wrapped: rotate the oldest kept digit to the front */
+        char tmp[10];
+        for (size_t i = 0; i < 10; i++) {
+            tmp[i] = out[(n + i) % 10];
+        }
+        memcpy(out, tmp, 10);
+    }
+    return n < 10 ? n : 10;
+}
+
+bool exotel_same_number(const char *a, const char *b)
+{
+    char da[10], db[10];
+    size_t na = last_digits(a, da), nb = last_digits(b, db);
+    return na >= 8 && na == nb && memcmp(da, db, na) == 0;
 }
 
 int exotel_parse_number(const char *body, size_t len, bool *dnd)
@@ -268,7 +362,7 @@ char *exotel_connect_form(CURL *curl, const struct exotel_dial *d)
 static int request(CURL *curl, const struct exotel_account *a, const char *method, const char *path,
                    const char *form, struct httpc_response *r)
 {
-    char url[1024];
+    char url[2048];
     snprintf(url, sizeof url, "%s/v1/Accounts/%s/%s", a->base, a->sid, path);
     struct curl_slist *h =
         form ? curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded") : NULL;
@@ -322,23 +416,37 @@ int exotel_get_call(CURL *curl, const struct exotel_account *a, const char *sid,
     return rc;
 }
 
-int exotel_find_calls(CURL *curl, const struct exotel_account *a, const char *field,
-                      const char *numbers, const char *gte, const char *lte,
-                      struct exotel_call *calls, int max)
+int exotel_find_calls_page(CURL *curl, const struct exotel_account *a, struct exotel_search *q,
+                           struct exotel_call *calls)
 {
     char range[96];
-    snprintf(range, sizeof range, "gte:%s;lte:%s", gte, lte);
-    char *n = curl_easy_escape(curl, numbers, 0), *d = curl_easy_escape(curl, range, 0);
-    char path[512];
-    snprintf(path, sizeof path,
-             "Calls.json?%s=%s&DateCreated=%s&PageSize=100&SortBy=DateCreated:asc", field,
-             n ? n : "", d ? d : "");
+    snprintf(range, sizeof range, "gte:%s;lte:%s", q->gte, q->lte);
+    char *n = curl_easy_escape(curl, q->numbers, 0), *d = curl_easy_escape(curl, range, 0);
+    char *c = q->after[0] ? curl_easy_escape(curl, q->after, 0) : NULL;
+    char path[1400];
+    int len = snprintf(
+        path, sizeof path, "Calls.json?%s=%s&DateCreated=%s&PageSize=%d&SortBy=%s%s%s", q->field,
+        n ? n : "", d ? d : "", EXOTEL_PAGE_MAX, "DateCreated:asc", c ? "&After=" : "", c ? c : "");
+    bool escaped = n != NULL && d != NULL && (q->after[0] == '\0' || c != NULL);
     curl_free(n);
     curl_free(d);
+    curl_free(c);
+    if (!escaped || len < 0 || (size_t)len >= sizeof path) {
+        return -1;
+    }
     struct httpc_response r;
     request(curl, a, "GET", path, NULL, &r);
-    int got = r.status == 200 ? exotel_parse_calls(r.body, r.len, calls, max) : -1;
+    struct exotel_page page;
+    int got = r.status == 200
+                  ? exotel_parse_calls_page(r.body, r.len, calls, EXOTEL_PAGE_MAX, &page)
+                  : -1;
     free(r.body);
+    if (got < 0 || (page.after[0] != '\0' && strcmp(page.after, q->after) == 0)) {
+        return -1; /* unreadable, or the same page again: nothing can be concluded */
+    }
+    q->pages++;
+    snprintf(q->after, sizeof q->after, "%s", page.after);
+    q->done = page.after[0] == '\0';
     return got;
 }
 

@@ -58,6 +58,30 @@ void exotel_classify_connect(long status, bool maybe_sent, int64_t retry_after_m
 int exotel_parse_call(const char *body, size_t len, struct exotel_call *c);
 /* {"Calls":[…]}: fills up to max calls; the number read, or -1 when the body is not that. */
 int exotel_parse_calls(const char *body, size_t len, struct exotel_call *calls, int max);
+
+/*
+ * Bulk call details come in pages (exotel.md §7; developer.exotel.com/docs/voice-v1/api-reference/
+ * call-details): `PageSize` (default 50, max 100), and `Metadata.NextPageUri`, null on the last
+ * page, whose `After` query parameter is the cursor of the next page.
+ */
+#define EXOTEL_PAGE_MAX 100
+#define EXOTEL_CURSOR_MAX 256
+
+struct exotel_page {
+    char after[EXOTEL_CURSOR_MAX]; /* the next page's After cursor, decoded; "" on the last page */
+    int64_t total;                 /* Metadata.Total, or -1 when absent */
+};
+
+/*
+ * One page: its calls (as exotel_parse_calls) and the cursor of the next one. -1 when the body is
+ * not a page, or when NextPageUri is set but carries no usable After cursor (the rest of the
+ * answer cannot be read, so no caller may conclude a call is absent).
+ */
+int exotel_parse_calls_page(const char *body, size_t len, struct exotel_call *calls, int max,
+                            struct exotel_page *page);
+
+/* The same phone number in Exotel's spellings (0-prefixed, E.164, bare): the last 10 digits. */
+bool exotel_same_number(const char *a, const char *b);
 /* {"Numbers":{"DND":"Yes"|"No",…}}: 0 with *dnd set, -1 when unreadable. */
 int exotel_parse_number(const char *body, size_t len, bool *dnd);
 
@@ -83,12 +107,21 @@ int exotel_get_call(CURL *curl, const struct exotel_account *a, const char *sid,
                     struct exotel_call *c);
 /*
  * Bulk call details: calls whose `field` (To or From) is one of `numbers`
- * (comma-separated) created between the two local times. Finished calls only,
- * as Exotel leaves out ongoing ones. Returns the number read, or -1.
+ * (comma-separated, at most 5) created between the two local times, oldest
+ * first, EXOTEL_PAGE_MAX a page. Finished calls only, as Exotel leaves out
+ * ongoing ones. Call exotel_find_calls_page() until `done`: each call reads
+ * the next page (the same filters again, plus After=<cursor>).
  */
-int exotel_find_calls(CURL *curl, const struct exotel_account *a, const char *field,
-                      const char *numbers, const char *gte, const char *lte,
-                      struct exotel_call *calls, int max);
+struct exotel_search {
+    const char *field, *numbers, *gte, *lte;
+    char after[EXOTEL_CURSOR_MAX]; /* "" for the first page */
+    int pages;                     /* pages read so far */
+    bool done;                     /* the last page has been read */
+};
+
+/* The next page into calls (room for EXOTEL_PAGE_MAX): the number read, or -1 (nothing learnt). */
+int exotel_find_calls_page(CURL *curl, const struct exotel_account *a, struct exotel_search *q,
+                           struct exotel_call *calls);
 /* 0 with *dnd set, -1 could not tell. */
 int exotel_number_dnd(CURL *curl, const struct exotel_account *a, const char *number, bool *dnd);
 

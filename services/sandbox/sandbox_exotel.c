@@ -3,6 +3,7 @@
  * describes it: connect (JSON or XML), call details (single and bulk), the
  * 200/minute rate limit, and StatusCallbacks after a simulated ring.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "api_key.h"
 #include "clock.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_OUTCOMES 8
 
@@ -56,6 +58,7 @@ struct sandbox_exotel {
     int64_t *placed; /* ring of the last rate_limit placement times */
     int nplaced, placed_head;
     struct pending_cb *pending; /* sorted by due */
+    uint64_t cursor_key;        /* masks the call index in bulk page cursors */
     pthread_t ringer;
     pthread_cond_t cond;
     bool stopping;
@@ -447,21 +450,6 @@ static void get_call(struct http_req *req, void *arg)
     reply_call(req, ex, &copy);
 }
 
-/* "gte:2026-11-24 10:00:00;lte:2026-11-24 11:00:00" -> bounds as IST strings (lexical order works).
- */
-static void date_bounds(const char *spec, char gte[20], char lte[20])
-{
-    gte[0] = '\0';
-    snprintf(lte, 20, "9999-99-99 99:99:99");
-    const char *g = strstr(spec, "gte:"), *l = strstr(spec, "lte:");
-    if (g != NULL) {
-        snprintf(gte, 20, "%.19s", g + 4);
-    }
-    if (l != NULL) {
-        snprintf(lte, 20, "%.19s", l + 4);
-    }
-}
-
 static bool in_list(const char *list, const char *number)
 {
     if (list[0] == '\0') {
@@ -477,42 +465,259 @@ static bool in_list(const char *list, const char *number)
     return false;
 }
 
+/*
+ * Bulk call details as developer.exotel.com/api/call-details-bulk and
+ * …/docs/voice-v1/api-reference/call-details describe them (exotel.md §7): filters To/From
+ * (at most 5 numbers each), Status, DateCreated (gte/lte, at most a month; the last 31 days
+ * when absent), PageSize (default 50, at most 100), SortBy (DateCreated:asc, default desc),
+ * and Before/After cursors taken from Metadata.PrevPageUri/NextPageUri. Ongoing calls are
+ * left out.
+ */
+#define BULK_PAGE_DEFAULT 50
+#define BULK_PAGE_MAX 100
+#define BULK_NUMBERS_MAX 5
+#define BULK_RANGE_MAX_S (31LL * 86400)
+
+struct bulk_query {
+    char from[256], to[256], status[32], gte[20], lte[20];
+    int page_size;
+    int dir;            /* +1 DateCreated:asc, -1 desc */
+    long after, before; /* the call index a cursor names, or -1 */
+    char filters[768];  /* the query without After/Before, for the page URIs */
+};
+
+/* "2026-11-24 10:00:00" -> seconds (as if UTC: only differences matter); -1 when malformed. */
+static int64_t exotel_date_s(const char *s)
+{
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+    return end != NULL && *end == '\0' ? (int64_t)timegm(&tm) : -1;
+}
+
+static int count_numbers(const char *list)
+{
+    int n = list[0] != '\0';
+    for (; *list; list++) {
+        n += *list == ',';
+    }
+    return n;
+}
+
+/* A cursor: the call's index, masked with a per-sandbox key so clients cannot build one. */
+static void cursor_format(const struct sandbox_exotel *ex, long idx, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)((uint64_t)idx ^ ex->cursor_key));
+}
+
+/* The call index a cursor names; -2 when it is not one of ours. */
+static long cursor_parse(const struct sandbox_exotel *ex, const char *s)
+{
+    if (strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16) {
+        return -2;
+    }
+    uint64_t idx = (uint64_t)strtoull(s, NULL, 16) ^ ex->cursor_key;
+    return idx < (uint64_t)ex->ncalls ? (long)idx : -2;
+}
+
+/* DateCreated "gte:…;lte:…" into q; NULL when fine, else why not. */
+static const char *bulk_dates(struct bulk_query *q, const char *spec)
+{
+    static const char bad[] =
+        "DateCreated: expected gte:YYYY-MM-DD HH:MM:SS;lte:YYYY-MM-DD HH:MM:SS";
+    int64_t now = clock_now_ms();
+    sandbox_exotel_time(now - BULK_RANGE_MAX_S * 1000, q->gte);
+    sandbox_exotel_time(now, q->lte);
+    if (spec[0] == '\0') {
+        return NULL; /* the last 31 days */
+    }
+    const char *g = strstr(spec, "gte:"), *l = strstr(spec, "lte:");
+    if (g == NULL && l == NULL) {
+        return bad;
+    }
+    if (g != NULL) {
+        snprintf(q->gte, sizeof q->gte, "%.19s", g + 4);
+    }
+    if (l != NULL) {
+        snprintf(q->lte, sizeof q->lte, "%.19s", l + 4);
+    }
+    int64_t a = exotel_date_s(q->gte), b = exotel_date_s(q->lte);
+    if (a < 0 || b < 0) {
+        return bad;
+    }
+    return b - a > BULK_RANGE_MAX_S ? "DateCreated: the range can be at most 1 month" : NULL;
+}
+
+/* The raw query without After and Before: what the page URIs repeat. */
+static void bulk_filters(const char *query, char *out, size_t size)
+{
+    char copy[768], *save = NULL;
+    size_t n = 0;
+    out[0] = '\0';
+    snprintf(copy, sizeof copy, "%s", query ? query : "");
+    for (char *t = strtok_r(copy, "&", &save); t != NULL; t = strtok_r(NULL, "&", &save)) {
+        if (strncmp(t, "After=", 6) != 0 && strncmp(t, "Before=", 7) != 0 && n < size) {
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "&" : "", t);
+        }
+    }
+}
+
+/* Read and check the query (lock held: cursors name calls); NULL when fine, else why not. */
+static const char *bulk_parse(struct http_req *req, const struct sandbox_exotel *ex,
+                              struct bulk_query *q)
+{
+    char date[96] = "", size[16] = "", sort[32] = "", after[64] = "", before[64] = "";
+    memset(q, 0, sizeof *q);
+    http_query(req, "From", q->from, sizeof q->from);
+    http_query(req, "To", q->to, sizeof q->to);
+    http_query(req, "Status", q->status, sizeof q->status);
+    http_query(req, "DateCreated", date, sizeof date);
+    bool has_size = http_query(req, "PageSize", size, sizeof size) >= 0;
+    http_query(req, "SortBy", sort, sizeof sort);
+    bool has_after = http_query(req, "After", after, sizeof after) >= 0;
+    bool has_before = http_query(req, "Before", before, sizeof before) >= 0;
+    char *end = NULL;
+    long ps = has_size ? strtol(size, &end, 10) : BULK_PAGE_DEFAULT;
+    if (has_size && (size[0] == '\0' || *end != '\0' || ps < 1 || ps > BULK_PAGE_MAX)) {
+        return "PageSize must be a number from 1 to 100";
+    }
+    q->page_size = (int)ps;
+    if (sort[0] != '\0' && strcmp(sort, "DateCreated:asc") != 0 &&
+        strcmp(sort, "DateCreated:desc") != 0) {
+        return "SortBy: expected DateCreated:asc or DateCreated:desc";
+    }
+    q->dir = strcmp(sort, "DateCreated:asc") == 0 ? 1 : -1;
+    if (count_numbers(q->to) > BULK_NUMBERS_MAX || count_numbers(q->from) > BULK_NUMBERS_MAX) {
+        return "To and From take at most 5 numbers each";
+    }
+    const char *bad_date = bulk_dates(q, date);
+    if (bad_date != NULL) {
+        return bad_date;
+    }
+    q->after = has_after ? cursor_parse(ex, after) : -1;
+    q->before = has_before ? cursor_parse(ex, before) : -1;
+    if ((has_after && has_before) || q->after == -2 || q->before == -2) {
+        return "Invalid page cursor: use After or Before as given in NextPageUri or PrevPageUri";
+    }
+    bulk_filters(req->query, q->filters, sizeof q->filters);
+    return NULL;
+}
+
+static bool bulk_match(const struct bulk_query *q, const struct call *c)
+{
+    char created[20];
+    sandbox_exotel_time(c->created, created);
+    /* Bulk call details leave out calls still in progress, as Exotel's does. */
+    return c->end != 0 && in_list(q->from, c->from) && in_list(q->to, c->to) &&
+           strcmp(created, q->gte) >= 0 && strcmp(created, q->lte) <= 0 &&
+           (q->status[0] == '\0' || strcmp(q->status, c->status) == 0);
+}
+
+/* The first match from index i on, stepping dir; -1 when none. Lock held. */
+static long bulk_next(const struct sandbox_exotel *ex, const struct bulk_query *q, long i, int dir)
+{
+    for (; i >= 0 && i < ex->ncalls; i += dir) {
+        if (bulk_match(q, &ex->calls[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* A page URI as Exotel writes them (no host); null for a page that does not exist. */
+static void page_uri(cJSON *meta, const char *key, const struct sandbox_exotel *ex,
+                     const struct bulk_query *q, const char *cursor_name, long idx)
+{
+    char uri[1024], cur[17] = "";
+    if (cursor_name != NULL && idx < 0) {
+        cJSON_AddNullToObject(meta, key);
+        return;
+    }
+    if (cursor_name != NULL) {
+        cursor_format(ex, idx, cur);
+    }
+    snprintf(uri, sizeof uri, "/v1/Accounts/%s/Calls.json?%s%s%s%s%s", ex->sid, q->filters,
+             q->filters[0] && cursor_name ? "&" : "", cursor_name ? cursor_name : "",
+             cursor_name ? "=" : "", cur);
+    cJSON_AddStringToObject(meta, key, uri);
+}
+
+/* The calls of the page q asks for, in its sort order, into idx; how many. Lock held. */
+static int bulk_select(const struct sandbox_exotel *ex, const struct bulk_query *q,
+                       long idx[BULK_PAGE_MAX])
+{
+    /* Before walks back from its cursor; the page then reads in the sort order again. */
+    int step = q->before >= 0 ? -q->dir : q->dir, n = 0;
+    long from = q->after >= 0    ? q->after + q->dir
+                : q->before >= 0 ? q->before - q->dir
+                : q->dir > 0     ? 0
+                                 : ex->ncalls - 1;
+    for (long i = bulk_next(ex, q, from, step); i >= 0 && n < q->page_size;
+         i = bulk_next(ex, q, i + step, step)) {
+        idx[n++] = i;
+    }
+    for (int a = 0, b = n - 1; step != q->dir && a < b; a++, b--) {
+        long t = idx[a];
+        idx[a] = idx[b];
+        idx[b] = t;
+    }
+    return n;
+}
+
+/* One page of calls and its Metadata into o. Lock held. */
+static void bulk_page(const struct sandbox_exotel *ex, const struct bulk_query *q, cJSON *o)
+{
+    long idx[BULK_PAGE_MAX];
+    int total = 0;
+    for (long i = bulk_next(ex, q, 0, 1); i >= 0; i = bulk_next(ex, q, i + 1, 1)) {
+        total++;
+    }
+    int n = bulk_select(ex, q, idx);
+    cJSON *meta = cJSON_AddObjectToObject(o, "Metadata");
+    cJSON *list = cJSON_AddArrayToObject(o, "Calls");
+    for (int k = 0; k < n; k++) {
+        cJSON_AddItemToArray(list, call_json(ex, &ex->calls[idx[k]]));
+    }
+    long first = n ? idx[0] : -1, last = n ? idx[n - 1] : -1;
+    cJSON_AddNumberToObject(meta, "Total", total);
+    cJSON_AddNumberToObject(meta, "PageSize", q->page_size);
+    page_uri(meta, "FirstPageUri", ex, q, NULL, 0);
+    page_uri(meta, "PrevPageUri", ex, q, "Before",
+             n && bulk_next(ex, q, first - q->dir, -q->dir) >= 0 ? first : -1);
+    page_uri(meta, "NextPageUri", ex, q, "After",
+             n && bulk_next(ex, q, last + q->dir, q->dir) >= 0 ? last : -1);
+}
+
 static void get_calls(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
     struct sandbox_exotel *ex = sb->exotel;
-    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, req->query ? req->query : "");
+    char to[256] = "", from[256] = "", size[16] = "", mt[16] = "", mf[16] = "", summary[256];
+    http_query(req, "To", to, sizeof to);
+    http_query(req, "From", from, sizeof from);
+    http_query(req, "PageSize", size, sizeof size);
+    log_mask_phone(to, mt, sizeof mt);
+    log_mask_phone(from, mf, sizeof mf);
+    snprintf(summary, sizeof summary, "To=%s From=%s PageSize=%s%s", to[0] ? mt : "",
+             from[0] ? mf : "", size,
+             req->query != NULL && strstr(req->query, "After=") != NULL ? " After=(set)" : "");
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, summary);
     if (!authorized(req, ex)) {
         rest_exception(req, 401, "Authentication is required to view this page.");
         return;
     }
-    char from[256] = "", to[256] = "", date[96] = "", status[32] = "", gte[20], lte[20];
-    http_query(req, "From", from, sizeof from);
-    http_query(req, "To", to, sizeof to);
-    http_query(req, "DateCreated", date, sizeof date);
-    http_query(req, "Status", status, sizeof status);
-    date_bounds(date, gte, lte);
-    cJSON *o = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(o, "Metadata");
-    cJSON *list = cJSON_AddArrayToObject(o, "Calls");
-    int total = 0;
+    struct bulk_query q;
+    cJSON *o = cJSON_CreateObject();
     pthread_mutex_lock(&sb->lock);
-    for (int i = 0; i < ex->ncalls && total < 100; i++) {
-        const struct call *c = &ex->calls[i];
-        char created[20];
-        sandbox_exotel_time(c->created, created);
-        /* Bulk call details leave out calls still in progress, as Exotel's does. */
-        if (c->end == 0 || !in_list(from, c->from) || !in_list(to, c->to) ||
-            strcmp(created, gte) < 0 || strcmp(created, lte) > 0 ||
-            (status[0] && strcmp(status, c->status) != 0)) {
-            continue;
-        }
-        cJSON_AddItemToArray(list, call_json(ex, c));
-        total++;
+    const char *refusal = bulk_parse(req, ex, &q);
+    if (refusal == NULL) {
+        bulk_page(ex, &q, o);
     }
     pthread_mutex_unlock(&sb->lock);
-    cJSON_AddNumberToObject(meta, "Total", total);
-    cJSON_AddNumberToObject(meta, "PageSize", 100);
-    cJSON_AddNullToObject(meta, "NextPageUri");
+    if (refusal != NULL) {
+        cJSON_Delete(o);
+        rest_exception(req, 400, refusal);
+        return;
+    }
     http_reply_json(req, 200, o);
 }
 
@@ -751,6 +956,9 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     ex->rate_limit = (int)limit;
     ex->rate_window_ms = window;
     ex->by_last_digit = mode == 1;
+    pthread_mutex_lock(&sb->lock);
+    ex->cursor_key = sandbox_rand(sb, 0);
+    pthread_mutex_unlock(&sb->lock);
     snprintf(ex->dnd, sizeof ex->dnd, "%s", config_str("SANDBOX_DND_NUMBERS", ""));
     snprintf(ex->invalid, sizeof ex->invalid, "%s", config_str("SANDBOX_INVALID_NUMBERS", ""));
     /* The sandbox accepts the credentials leadbus is configured with, or the sandbox defaults. */

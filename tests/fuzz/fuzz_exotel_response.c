@@ -37,6 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+    struct exotel_page page;
+    n = exotel_parse_calls_page(body, len, calls, 100, &page);
+    if (n > 100 || (n >= 0 && strlen(page.after) >= sizeof page.after)) {
+        abort();
+    }
+    for (size_t i = 0; page.after[i] != '\0'; i++) {
+        if (page.after[i] < 0x21 || page.after[i] > 0x7e) {
+            abort(); /* a cursor goes back into a URL: printable ASCII only */
+        }
+    }
     bool dnd;
     exotel_parse_number(body, len, &dnd);
     return 0;

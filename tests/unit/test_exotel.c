@@ -121,6 +121,63 @@ static void test_call_details(void **state)
     assert_int_equal(exotel_parse_number("{\"Numbers\":{}}", 14, &dnd), -1);
 }
 
+static void test_bulk_pages(void **state)
+{
+    (void)state;
+    struct exotel_call calls[4];
+    struct exotel_page page;
+    /* Exotel's documented page (call-details.mdx): a NextPageUri whose After is the cursor. */
+    const char *first =
+        "{\"Metadata\":{\"Total\":1027,\"PageSize\":2,\"FirstPageUri\":\"/v1/Accounts/a/"
+        "Calls.json?To=0987\",\"PrevPageUri\":null,\"NextPageUri\":\"/v1/Accounts/a/"
+        "Calls.json?To=0987&PageSize=2&After=xyz%2B1%3D\"},\"Calls\":[{\"Sid\":"
+        "\"aaaaaaaaaaaaaaaa\",\"Status\":\"busy\"},{\"Sid\":\"bbbbbbbbbbbbbbbb\"}]}";
+    assert_int_equal(exotel_parse_calls_page(first, strlen(first), calls, 4, &page), 2);
+    assert_string_equal(page.after, "xyz+1="); /* decoded: it is escaped again when sent */
+    assert_int_equal(page.total, 1027);
+    /* The last page: NextPageUri null, "" or absent. */
+    const char *last = "{\"Metadata\":{\"Total\":3,\"NextPageUri\":null},\"Calls\":[{\"Sid\":"
+                       "\"cccccccccccccccc\",\"Status\":\"completed\"}]}";
+    assert_int_equal(exotel_parse_calls_page(last, strlen(last), calls, 4, &page), 1);
+    assert_string_equal(page.after, "");
+    assert_string_equal(calls[0].sid, "cccccccccccccccc");
+    const char *empty = "{\"Metadata\":{\"NextPageUri\":\"\"},\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(empty, strlen(empty), calls, 4, &page), 0);
+    assert_string_equal(page.after, "");
+    assert_int_equal(page.total, -1);
+    assert_int_equal(exotel_parse_calls_page("{\"Calls\":[]}", 12, calls, 4, &page), 0);
+    /* A next page we cannot ask for: the answer is unusable, not "no more calls". */
+    const char *no_cursor = "{\"Metadata\":{\"NextPageUri\":\"/v1/Accounts/a/Calls.json?Page=2\"},"
+                            "\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(no_cursor, strlen(no_cursor), calls, 4, &page), -1);
+    const char *bad_escape = "{\"Metadata\":{\"NextPageUri\":\"/v1/Calls.json?After=%zz\"},"
+                             "\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(bad_escape, strlen(bad_escape), calls, 4, &page), -1);
+    const char *ctrl = "{\"Metadata\":{\"NextPageUri\":\"/v1/Calls.json?After=a%0Ab\"},"
+                       "\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(ctrl, strlen(ctrl), calls, 4, &page), -1);
+    /* "After=" must be a parameter of its own, not the tail of another one. */
+    const char *tail = "{\"Metadata\":{\"NextPageUri\":\"/v1/Calls.json?NotAfter=x\"},"
+                       "\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(tail, strlen(tail), calls, 4, &page), -1);
+    const char *second = "{\"Metadata\":{\"NextPageUri\":\"/v1/Calls.json?a=1&After=c2&b=2\"},"
+                         "\"Calls\":[]}";
+    assert_int_equal(exotel_parse_calls_page(second, strlen(second), calls, 4, &page), 0);
+    assert_string_equal(page.after, "c2");
+    assert_int_equal(exotel_parse_calls_page("[]", 2, calls, 4, &page), -1);
+}
+
+static void test_same_number(void **state)
+{
+    (void)state;
+    assert_true(exotel_same_number("09876543210", "+919876543210"));
+    assert_true(exotel_same_number("919876543210", "+91 98765-43210"));
+    assert_true(exotel_same_number("9876543210", "09876543210"));
+    assert_false(exotel_same_number("09876543211", "+919876543210"));
+    assert_false(exotel_same_number("", "+919876543210"));
+    assert_false(exotel_same_number("1234", "1234")); /* too short to be a phone number */
+}
+
 static void test_connect_form(void **state)
 {
     (void)state;
@@ -219,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_connect_placed), cmocka_unit_test(test_connect_not_placed_or_unknown),
         cmocka_unit_test(test_call_details),   cmocka_unit_test(test_connect_form),
         cmocka_unit_test(test_callback_json),  cmocka_unit_test(test_callback_forms),
+        cmocka_unit_test(test_bulk_pages),     cmocka_unit_test(test_same_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
