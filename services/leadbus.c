@@ -5,6 +5,7 @@
 #include "log.h"
 #include "call-scheduler/call_scheduler.h"
 #include "dialer/dialer.h"
+#include "health/health.h"
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
 #include "stats/stats.h"
@@ -33,6 +34,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: leadbus --target=NAME[,NAME...]   run these targets in one process\n"
                "       leadbus tap [options] ENDPOINT...   print bus events as JSON lines\n"
+               "       leadbus health [PATH] | sleep SECONDS   probe this container; preStop pause\n"
                "       leadbus --help | --version\n"
                "targets: all");
     for (int i = 0; modules[i] != NULL; i++) {
@@ -137,6 +139,9 @@ static void log_banner(const struct app *app)
 int main(int argc, char **argv)
 {
     const char *target = NULL;
+    if (argc > 1 && health_is_command(argv[1])) {
+        return health_main(argc - 1, argv + 1);
+    }
     if (argc > 1 && strcmp(argv[1], "tap") == 0) {
         char err[CONFIG_ERR_MAX];
         if (config_load(".env", err) != 0) {
