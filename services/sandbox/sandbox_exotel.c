@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_OUTCOMES 8
@@ -276,96 +277,154 @@ static bool in_list(const char *list, const char *number);
 
 /* ---- handlers ---- */
 
-static void post_connect(struct http_req *req, void *arg)
+/* ---- connect: the request as Exotel reads it ---- */
+
+/* A connect body: urlencoded, or multipart/form-data (exotel.md §1: both are used against
+ * production). */
+struct form {
+    const char *body;
+    size_t len;
+    bool multipart;
+    char delim[80]; /* "\r\n--<boundary>" */
+};
+
+static int form_open(struct form *f, const char *ctype, const char *body, size_t len)
 {
-    struct sandbox *sb = arg;
-    struct sandbox_exotel *ex = sb->exotel;
-    char *body = NULL;
-    size_t len = 0;
-    if (http_read_body(req, 16 * 1024, &body, &len) != 0) {
-        return;
+    memset(f, 0, sizeof *f);
+    f->body = body;
+    f->len = len;
+    if (ctype != NULL && strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
+        return 0;
     }
-    char from[64] = "", to[64] = "", caller[64] = "", url[512] = "", cb[512] = "", ctype[64] = "",
-         custom[160] = "";
-    mg_get_var(body, len, "From", from, sizeof from);
-    mg_get_var(body, len, "To", to, sizeof to);
-    mg_get_var(body, len, "CallerId", caller, sizeof caller);
-    mg_get_var(body, len, "Url", url, sizeof url);
-    mg_get_var(body, len, "StatusCallback", cb, sizeof cb);
-    mg_get_var(body, len, "StatusCallbackContentType", ctype, sizeof ctype);
-    mg_get_var(body, len, "CustomField", custom, sizeof custom);
-    free(body);
-    char summary[512];
-    char mf[16], mt[16];
-    log_mask_phone(from, mf, sizeof mf);
-    log_mask_phone(to, mt, sizeof mt);
-    snprintf(summary, sizeof summary,
-             "From=%s To=%s CallerId=%s%s StatusCallback=%s CustomField=%s", mf, mt, caller,
-             url[0] ? " Url=(flow)" : "", cb[0] ? "(set)" : "", custom);
-    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, summary);
-    /* Logged first: the request's arrival time is the one that counts, even if it then hangs. */
-    enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
-    if (fault == FAULT_DOWN) {
-        rest_exception(req, 503, "Service Unavailable");
-        return;
+    const char *b = ctype != NULL && strncasecmp(ctype, "multipart/form-data", 19) == 0
+                        ? strcasestr(ctype, "boundary=")
+                        : NULL;
+    if (b == NULL) {
+        return -1;
     }
-    if (fault == FAULT_429) {
-        rest_exception(req, 429, "Too Many Requests");
-        return;
+    b += 9;
+    size_t n = *b == '"' ? strcspn(b + 1, "\"") : strcspn(b, "; \t");
+    const char *start = *b == '"' ? b + 1 : b;
+    if (n == 0 || n > 70) {
+        return -1;
     }
-    if (fault == FAULT_500 || fault == FAULT_TIMEOUT) {
-        rest_exception(req, fault == FAULT_500 ? 500 : 504, "Internal Server Error");
-        return;
+    f->multipart = true;
+    snprintf(f->delim, sizeof f->delim, "\r\n--%.*s", (int)n, start);
+    return 0;
+}
+
+/* A field's value into out: its length, -1 when absent, -2 when longer than out. */
+static int form_get(const struct form *f, const char *name, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!f->multipart) {
+        return mg_get_var(f->body, f->len, name, out, size);
     }
-    if (!authorized(req, ex)) {
-        rest_exception(req, 401, "Authentication is required to view this page.");
-        return;
+    char needle[96];
+    snprintf(needle, sizeof needle, "name=\"%s\"", name);
+    const char *end = f->body + f->len;
+    const char *p = memmem(f->body, f->len, needle, strlen(needle));
+    const char *v = p ? memmem(p, (size_t)(end - p), "\r\n\r\n", 4) : NULL;
+    const char *e = v ? memmem(v + 4, (size_t)(end - v - 4), f->delim, strlen(f->delim)) : NULL;
+    if (e == NULL) {
+        return -1;
     }
-    const char *missing = from[0] == '\0'                     ? "From"
-                          : caller[0] == '\0'                 ? "CallerId"
-                          : (to[0] == '\0' && url[0] == '\0') ? "To or Url"
-                                                              : NULL;
+    size_t n = (size_t)(e - v - 4);
+    if (n >= size) {
+        return -2;
+    }
+    memcpy(out, v + 4, n);
+    out[n] = '\0';
+    return (int)n;
+}
+
+struct connect_req {
+    char from[64], to[64], caller[64], url[512], cb[512], ctype[64], custom[160];
+    char call_type[16], time_limit[16], time_out[16], events[4][24];
+};
+
+static void read_connect(const struct form *f, struct connect_req *c)
+{
+    static const char *const ev_names[] = {"StatusCallbackEvents[0]", "StatusCallbackEvents[1]",
+                                           "StatusCallbackEvents[]", "StatusCallbackEvents"};
+    memset(c, 0, sizeof *c);
+    form_get(f, "From", c->from, sizeof c->from);
+    form_get(f, "To", c->to, sizeof c->to);
+    form_get(f, "CallerId", c->caller, sizeof c->caller);
+    form_get(f, "Url", c->url, sizeof c->url);
+    form_get(f, "StatusCallback", c->cb, sizeof c->cb);
+    form_get(f, "StatusCallbackContentType", c->ctype, sizeof c->ctype);
+    form_get(f, "CustomField", c->custom, sizeof c->custom);
+    form_get(f, "CallType", c->call_type, sizeof c->call_type);
+    form_get(f, "TimeLimit", c->time_limit, sizeof c->time_limit);
+    form_get(f, "TimeOut", c->time_out, sizeof c->time_out);
+    for (int i = 0; i < 4; i++) {
+        form_get(f, ev_names[i], c->events[i], sizeof c->events[i]);
+    }
+}
+
+/* "" or a whole number in [lo, hi]. */
+static bool int_in(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = s[0] ? strtol(s, &end, 10) : lo;
+    return s[0] == '\0' || (*end == '\0' && v >= lo && v <= hi);
+}
+
+static bool http_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* Why Exotel would refuse these parameters (HTTP 400), or NULL. See docs/api-conformance.md. */
+static const char *connect_refusal(const struct connect_req *c, char *msg, size_t size)
+{
+    const char *missing = c->from[0] == '\0'                        ? "From"
+                          : c->caller[0] == '\0'                    ? "CallerId"
+                          : (c->to[0] == '\0' && c->url[0] == '\0') ? "To or Url"
+                                                                    : NULL;
     if (missing != NULL) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "Missing parameter: %s", missing);
-        rest_exception(req, 400, msg);
-        return;
+        snprintf(msg, size, "Missing parameter: %s", missing);
+        return msg;
     }
-    if (!valid_number(from) || !valid_number(caller) || (to[0] && !valid_number(to))) {
-        rest_exception(req, 400,
-                       "Invalid phone number: use E.164 (+919876543210) or 0 + 10 digits");
-        return;
+    if (!valid_number(c->from) || !valid_number(c->caller) || (c->to[0] && !valid_number(c->to))) {
+        return "Invalid phone number: use E.164 (+919876543210) or 0 + 10 digits";
     }
-    const char *callee = to[0] ? to : from;
-    if (ex->dnd[0] != '\0' && in_list(ex->dnd, callee)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "Call to [%s] cannot be made because of TRAI NDNC regulations",
-                 to[0] ? mt : mf);
-        rest_exception(req, 403, msg);
-        return;
+    if (c->url[0] && !http_url(c->url)) {
+        return "Url: expected http://my.exotel.com/<sid>/exoml/start_voice/<app_id>";
     }
-    if (ex->invalid[0] != '\0' && in_list(ex->invalid, callee)) {
-        rest_exception(req, 400, "Invalid 'To' number: the number does not exist");
-        return;
+    if (c->call_type[0] && strcmp(c->call_type, "trans") != 0) {
+        return "CallType: only trans is supported (promotional calls are not)";
     }
-    if (strlen(custom) > 128) {
-        rest_exception(req, 400, "CustomField is longer than 128 characters");
-        return;
+    if (!int_in(c->time_limit, 1, 14400) || !int_in(c->time_out, 1, 60)) {
+        return "TimeLimit is 1 to 14400 seconds, TimeOut 1 to 60";
     }
-    int64_t now = clock_now_ms();
-    pthread_mutex_lock(&sb->lock);
-    if (rate_limited(ex, now)) {
-        pthread_mutex_unlock(&sb->lock);
-        rest_exception(req, 429, "Too Many Requests");
-        return;
+    if (c->cb[0] && !http_url(c->cb)) {
+        return "StatusCallback: expected an http:// or https:// URL";
     }
+    if (c->ctype[0] && strcmp(c->ctype, "multipart/form-data") != 0 &&
+        strcmp(c->ctype, "application/json") != 0) {
+        return "StatusCallbackContentType: expected multipart/form-data or application/json";
+    }
+    for (int i = 0; i < 4; i++) {
+        if (c->events[i][0] && strcmp(c->events[i], "terminal") != 0 &&
+            strcmp(c->events[i], "answered") != 0) {
+            return "StatusCallbackEvents: expected terminal or answered";
+        }
+    }
+    return strlen(c->custom) > 128 ? "CustomField is longer than 128 characters" : NULL;
+}
+
+/* Under the lock: the call, ringing; *fail_after when the client is to see a 504 anyway. */
+static int place_call(struct sandbox *sb, const struct connect_req *r, int64_t now,
+                      struct call *copy, bool *fail_after)
+{
+    struct sandbox_exotel *ex = sb->exotel;
     if (ex->ncalls == ex->cap) {
         int ncap = ex->cap ? ex->cap * 2 : 256;
         struct call *grown = realloc(ex->calls, (size_t)ncap * sizeof *grown);
         if (grown == NULL) {
-            pthread_mutex_unlock(&sb->lock);
-            rest_exception(req, 500, "Internal Server Error");
-            return;
+            return -1;
         }
         ex->calls = grown;
         ex->cap = ncap;
@@ -376,30 +435,111 @@ static void post_connect(struct http_req *req, void *arg)
     memset(c, 0, sizeof *c);
     snprintf(c->sid, sizeof c->sid, "%016llx%016llx", (unsigned long long)sandbox_rand(sb, 0),
              (unsigned long long)sandbox_rand(sb, 0));
-    snprintf(c->from, sizeof c->from, "%s", from);
-    snprintf(c->to, sizeof c->to, "%s", to);
-    snprintf(c->caller_id, sizeof c->caller_id, "%s", caller);
-    snprintf(c->custom, sizeof c->custom, "%s", custom);
+    snprintf(c->from, sizeof c->from, "%.31s", r->from);
+    snprintf(c->to, sizeof c->to, "%.31s", r->to);
+    snprintf(c->caller_id, sizeof c->caller_id, "%.31s", r->caller);
+    snprintf(c->custom, sizeof c->custom, "%.128s", r->custom);
     snprintf(c->status, sizeof c->status, "in-progress");
     c->created = c->updated = c->start = now;
-    pick_outcome(sb, ex, to[0] ? to : from, c->outcome);
-    c->cb_json = strcmp(ctype, "application/json") == 0;
-    if (cb[0] != '\0' && loopback_url(cb)) {
-        snprintf(c->callback, sizeof c->callback, "%s", cb);
-    } else if (cb[0] != '\0') {
+    pick_outcome(sb, ex, r->to[0] ? r->to : r->from, c->outcome);
+    c->cb_json = strcmp(r->ctype, "application/json") == 0;
+    if (r->cb[0] != '\0' && loopback_url(r->cb)) {
+        snprintf(c->callback, sizeof c->callback, "%s", r->cb);
+    } else if (r->cb[0] != '\0') {
         log_warn("Sandbox sends callbacks to loopback addresses only", NULL);
     }
     /* The call always ends; its callback may be late, doubled or lost (faults). */
     schedule_cb(ex, idx, now + ex->ring_ms);
-    struct call copy = *c;
-    bool fail_after = (int)sandbox_rand(sb, 100) < sb->faults[SANDBOX_EXOTEL].p504_after_place;
-    pthread_mutex_unlock(&sb->lock);
-    if (fail_after) {
-        /* The nasty case: the call rings, yet the client sees an error. */
-        rest_exception(req, 504, "Gateway Timeout");
+    *copy = *c;
+    *fail_after = (int)sandbox_rand(sb, 100) < sb->faults[SANDBOX_EXOTEL].p504_after_place;
+    return 0;
+}
+
+static void log_connect(struct sandbox *sb, struct http_req *req, const struct connect_req *r)
+{
+    char summary[512], mf[16], mt[16];
+    log_mask_phone(r->from, mf, sizeof mf);
+    log_mask_phone(r->to, mt, sizeof mt);
+    snprintf(summary, sizeof summary,
+             "From=%s To=%s CallerId=%s%s StatusCallback=%s CustomField=%s", mf, mt, r->caller,
+             r->url[0] ? " Url=(flow)" : "", r->cb[0] ? "(set)" : "", r->custom);
+    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, summary);
+}
+
+/* Faults, auth and the request's form (the refusals a client can cause); 0 when it may go on. */
+static int connect_checks(struct sandbox *sb, struct http_req *req, bool form_ok)
+{
+    enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
+    int status = fault == FAULT_DOWN            ? 503
+                 : fault == FAULT_429           ? 429
+                 : fault == FAULT_500           ? 500
+                 : fault != FAULT_NONE          ? 504
+                 : !authorized(req, sb->exotel) ? 401
+                 : !form_ok                     ? 400
+                                                : 0;
+    const char *msg = status == 503   ? "Service Unavailable"
+                      : status == 429 ? "Too Many Requests"
+                      : status == 401 ? "Authentication is required to view this page."
+                      : status == 400 ? "Content-Type: expected application/x-www-form-urlencoded "
+                                        "or multipart/form-data"
+                                      : "Internal Server Error";
+    if (status != 0) {
+        rest_exception(req, status, msg);
+    }
+    return status;
+}
+
+static void post_connect(struct http_req *req, void *arg)
+{
+    struct sandbox *sb = arg;
+    struct sandbox_exotel *ex = sb->exotel;
+    char *body = NULL, msg[96];
+    size_t len = 0;
+    if (http_read_body(req, 16 * 1024, &body, &len) != 0) {
         return;
     }
-    reply_call(req, ex, &copy);
+    struct form f;
+    struct connect_req r;
+    bool form_ok = form_open(&f, http_header(req, "Content-Type"), body, len) == 0;
+    read_connect(&f, &r);
+    free(body);
+    /* Logged first: the request's arrival time is the one that counts, even if it then hangs. */
+    log_connect(sb, req, &r);
+    if (connect_checks(sb, req, form_ok) != 0) {
+        return;
+    }
+    const char *refusal = connect_refusal(&r, msg, sizeof msg);
+    const char *callee = r.to[0] ? r.to : r.from;
+    if (refusal == NULL && ex->dnd[0] != '\0' && in_list(ex->dnd, callee)) {
+        char masked[16], dnd[128];
+        log_mask_phone(callee, masked, sizeof masked);
+        snprintf(dnd, sizeof dnd, "Call to [%s] cannot be made because of TRAI NDNC regulations",
+                 masked);
+        rest_exception(req, 403, dnd);
+        return;
+    }
+    if (refusal == NULL && ex->invalid[0] != '\0' && in_list(ex->invalid, callee)) {
+        refusal = "Invalid 'To' number: the number does not exist";
+    }
+    if (refusal != NULL) {
+        rest_exception(req, 400, refusal);
+        return;
+    }
+    int64_t now = clock_now_ms();
+    struct call copy;
+    bool fail_after = false;
+    pthread_mutex_lock(&sb->lock);
+    int rc = rate_limited(ex, now) ? 429 : place_call(sb, &r, now, &copy, &fail_after);
+    pthread_mutex_unlock(&sb->lock);
+    if (rc != 0) {
+        rest_exception(req, rc == 429 ? 429 : 500,
+                       rc == 429 ? "Too Many Requests" : "Internal Server Error");
+    } else if (fail_after) {
+        /* The nasty case: the call rings, yet the client sees an error. */
+        rest_exception(req, 504, "Gateway Timeout");
+    } else {
+        reply_call(req, ex, &copy);
+    }
 }
 
 static struct call *find_call(struct sandbox_exotel *ex, const char *sid)
@@ -428,6 +568,12 @@ static void get_call(struct http_req *req, void *arg)
     }
     if (!authorized(req, ex)) {
         rest_exception(req, 401, "Authentication is required to view this page.");
+        return;
+    }
+    char validity[16] = "";
+    if (http_query(req, "RecordingUrlValidity", validity, sizeof validity) >= 0 &&
+        (validity[0] == '\0' || !int_in(validity, 5, 60))) {
+        rest_exception(req, 400, "RecordingUrlValidity must be from 5 to 60 (minutes)");
         return;
     }
     char sid[64];

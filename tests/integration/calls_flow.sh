@@ -64,7 +64,7 @@ wait_for 15 "the connect that gets a 500" has_connects "$c5" 1
 faults reset
 wait_for 20 "the retried call to complete" done_with "$c5" completed
 [ "$(connects_of "$c5")" -eq 2 ] && call_is "$c5" '"attempt":2' || fail "500: $(connects_of "$c5") connects, $(call_json "$c5")"
-grep -q "Reconciled: Exotel never placed the call { callId: '$c5', attempt: 1 }" "$T/svc.log" || fail "no reconciliation line"
+grep -q "Reconciled: Exotel never placed the call { callId: '$c5', attempt: 1, pages: 1 }" "$T/svc.log" || fail "no reconciliation line"
 
 # --- a 504 after Exotel placed the call, and its callback lost: reconciliation adopts it, no redial
 faults "exotel.504_after_place=100,exotel.cb_drop=100"
