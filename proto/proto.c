@@ -214,8 +214,8 @@ static void pack_data(msgpack_packer *pk, enum proto_topic t, const void *st)
     }
 }
 
-int proto_frame_encode(enum proto_topic t, const char *src, uint64_t seq, int64_t ts,
-                       const void *topic_struct, uint8_t **out, size_t *out_len)
+int proto_frame_encode(enum proto_topic t, const char *src, uint64_t epoch, uint64_t seq,
+                       int64_t ts, const void *topic_struct, uint8_t **out, size_t *out_len)
 {
     if ((unsigned)t >= PROTO_TOPIC_COUNT) {
         return PROTO_ETOPIC;
@@ -232,7 +232,7 @@ int proto_frame_encode(enum proto_topic t, const char *src, uint64_t seq, int64_
     msgpack_sbuffer_write(&sb, name, strlen(name) + 1);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, epoch != 0 ? 8 : 7);
     pack_str(&pk, "v");
     msgpack_pack_int(&pk, PROTO_VERSION);
     pack_str(&pk, "type");
@@ -241,6 +241,10 @@ int proto_frame_encode(enum proto_topic t, const char *src, uint64_t seq, int64_
     pack_str(&pk, src);
     pack_str(&pk, "seq");
     msgpack_pack_uint64(&pk, seq);
+    if (epoch != 0) {
+        pack_str(&pk, "epoch");
+        msgpack_pack_uint64(&pk, epoch);
+    }
     pack_str(&pk, "id");
     pack_str(&pk, id);
     pack_str(&pk, "ts");
@@ -575,6 +579,9 @@ static int decode_envelope(const msgpack_object *root, const char *topic, struct
             bit = 64;
         }
         if (rc != PROTO_OK) {
+        } else if (key_is(k, "epoch")) {
+            rc = get_u64(val, &ev->epoch); /* optional: older publishers do not send it */
+            bit = 128;
             return rc;
         }
         if (seen & bit) {
@@ -582,7 +589,7 @@ static int decode_envelope(const msgpack_object *root, const char *topic, struct
         }
         seen |= bit;
     }
-    if (seen != 127) {
+    if ((seen & 127) != 127) {
         return PROTO_EMISSING;
     }
     /* Version 1 decoders read any v1 envelope; a new major version may change meaning. */
@@ -771,18 +778,23 @@ int proto_replay_req_decode(const uint8_t *buf, size_t len, struct proto_replay_
     return seen == 15 ? PROTO_OK : PROTO_EMISSING;
 }
 
-int proto_replay_streams_encode(const char *src, const struct proto_heartbeat *streams,
-                                uint8_t **out, size_t *out_len)
+int proto_replay_streams_encode(const char *src, uint64_t epoch,
+                                const struct proto_heartbeat *streams, uint8_t **out,
+                                size_t *out_len)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
+    msgpack_pack_map(&pk, epoch != 0 ? 3 : 2);
     pack_str(&pk, "src");
     pack_str(&pk, src);
     pack_str(&pk, "streams"); /* the same map as a heartbeat's */
     msgpack_pack_map(&pk, (size_t)streams->count);
+    if (epoch != 0) {
+        pack_str(&pk, "epoch");
+        msgpack_pack_uint64(&pk, epoch);
+    }
     for (int i = 0; i < streams->count; i++) {
         pack_str(&pk, streams->streams[i].topic);
         msgpack_pack_uint64(&pk, streams->streams[i].last_seq);
@@ -790,14 +802,18 @@ int proto_replay_streams_encode(const char *src, const struct proto_heartbeat *s
     return finish(&sb, out, out_len);
 }
 
-int proto_replay_events_encode(const uint8_t *const *frames, const size_t *lens, size_t n,
-                               uint8_t **out, size_t *out_len)
+int proto_replay_events_encode(uint64_t epoch, const uint8_t *const *frames, const size_t *lens,
+                               size_t n, uint8_t **out, size_t *out_len)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
+    msgpack_pack_map(&pk, epoch != 0 ? 2 : 1);
+    if (epoch != 0) {
+        pack_str(&pk, "epoch");
+        msgpack_pack_uint64(&pk, epoch);
+    }
     pack_str(&pk, "events");
     msgpack_pack_array(&pk, n);
     for (size_t i = 0; i < n; i++) {
@@ -808,7 +824,20 @@ int proto_replay_events_encode(const uint8_t *const *frames, const size_t *lens,
 }
 
 int proto_replay_rep_decode(const uint8_t *buf, size_t len, bool *is_streams,
-                            char src[PROTO_SRC_MAX], struct proto_heartbeat *streams,
+                            char src[PROTO_SRC_MAX], uint64_t *epoch,
+                            struct proto_heartbeat *streams,
+/* A reply's optional "epoch" (0 when absent). */
+static int reply_epoch(const msgpack_object *map, uint64_t *epoch)
+{
+    *epoch = 0;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        if (key_is(&map->via.map.ptr[i].key, "epoch")) {
+            return get_u64(&map->via.map.ptr[i].val, epoch);
+        }
+    }
+    return PROTO_OK;
+}
+
                             int (*on_frame)(const uint8_t *frame, size_t len, void *arg), void *arg)
 {
     msgpack_unpacked up;
@@ -817,6 +846,13 @@ int proto_replay_rep_decode(const uint8_t *buf, size_t len, bool *is_streams,
     *is_streams = false;
     if (rc == PROTO_OK) {
         rc = PROTO_EMISSING;
+    uint64_t ep = 0;
+    if (rc == PROTO_OK) {
+        rc = reply_epoch(&up.data, &ep);
+    }
+    if (epoch != NULL) {
+        *epoch = ep;
+    }
         for (uint32_t i = 0; i < up.data.via.map.size; i++) {
             const msgpack_object *k = &up.data.via.map.ptr[i].key;
             const msgpack_object *v = &up.data.via.map.ptr[i].val;

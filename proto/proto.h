@@ -142,6 +142,7 @@ struct proto_event {
     char src[PROTO_SRC_MAX];
     uint64_t seq;
     char id[PROTO_ID_MAX];
+    uint64_t epoch; /* the publisher's stream epoch; 0: the frame has none (an older publisher) */
     int64_t ts;
     union proto_data data;
 };
@@ -166,10 +167,12 @@ int proto_topic_from_name(const char *name);
 
 /*
  * Encode a whole frame: topic, NUL, envelope whose data is `topic_struct`
- * (a struct proto_<topic> matching `t`). On success *out is malloc'd.
+ * (a struct proto_<topic> matching `t`). `epoch` is the publisher's stream
+ * epoch (0 leaves the key out, as publishers before it did). On success *out
+ * is malloc'd.
  */
-int proto_frame_encode(enum proto_topic t, const char *src, uint64_t seq, int64_t ts,
-                       const void *topic_struct, uint8_t **out, size_t *out_len);
+int proto_frame_encode(enum proto_topic t, const char *src, uint64_t epoch, uint64_t seq,
+                       int64_t ts, const void *topic_struct, uint8_t **out, size_t *out_len);
 
 /*
  * Decode a whole frame strictly: the topic prefix must equal the envelope's
@@ -190,8 +193,10 @@ char *proto_data_to_json(enum proto_topic t, const void *topic_struct);
 /*
  * Replay: a publisher answers REQ/REP requests on its replay endpoint.
  * Request (msgpack map): {"op":"streams"} or {"op":"events","topic":T,"from":N,"max":M}.
- * Reply: {"streams":{topic:last_seq,...}} or {"events":[bin frame,...]}: frames of
- * topic T with seq >= N in order, at most M, possibly fewer (size cap).
+ * Reply: {"src":name,"epoch":E,"streams":{topic:last_seq,...}} or
+ * {"epoch":E,"events":[bin frame,...]}: frames of topic T with seq >= N in
+ * order, at most M, possibly fewer (size cap). "epoch" is absent from older
+ * publishers' replies (decoded as 0).
  */
 #define PROTO_REPLAY_MAX_EVENTS 2000
 #define PROTO_REPLAY_MAX_BYTES (2 * 1024 * 1024)
@@ -206,18 +211,21 @@ struct proto_replay_req {
 int proto_replay_req_encode(const struct proto_replay_req *req, uint8_t **out, size_t *out_len);
 int proto_replay_req_decode(const uint8_t *buf, size_t len, struct proto_replay_req *req);
 
-/* The streams reply also names the publisher ("src"), so a subscriber learns it. */
-int proto_replay_streams_encode(const char *src, const struct proto_heartbeat *streams,
-                                uint8_t **out, size_t *out_len);
-int proto_replay_events_encode(const uint8_t *const *frames, const size_t *lens, size_t n,
-                               uint8_t **out, size_t *out_len);
+/* The streams reply also names the publisher ("src") and its epoch, so a subscriber learns them. */
+int proto_replay_streams_encode(const char *src, uint64_t epoch,
+                                const struct proto_heartbeat *streams, uint8_t **out,
+                                size_t *out_len);
+int proto_replay_events_encode(uint64_t epoch, const uint8_t *const *frames, const size_t *lens,
+                               size_t n, uint8_t **out, size_t *out_len);
 /*
  * Decode a reply: a streams reply fills *streams (and sets *is_streams); an
  * events reply calls on_frame for each frame in order, stopping at its first
- * non-zero return, which is returned.
+ * non-zero return, which is returned. *epoch (may be NULL) receives the
+ * reply's "epoch", 0 when absent; it is set before the first on_frame call.
  */
 int proto_replay_rep_decode(const uint8_t *buf, size_t len, bool *is_streams,
-                            char src[PROTO_SRC_MAX], struct proto_heartbeat *streams,
+                            char src[PROTO_SRC_MAX], uint64_t *epoch,
+                            struct proto_heartbeat *streams,
                             int (*on_frame)(const uint8_t *frame, size_t len, void *arg),
                             void *arg);
 

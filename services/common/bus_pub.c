@@ -20,6 +20,7 @@
 
 struct bus_pub {
     char name[PROTO_SRC_MAX];
+    uint64_t epoch; /* the store's stream epoch (outbox_epoch), fixed for the publisher's life */
     struct store *store;
     struct outbox *ob;
     nng_socket pub, rep;
@@ -100,8 +101,8 @@ static void send_heartbeat(struct bus_pub *p, sqlite3 *db)
     }
     uint8_t *frame;
     size_t len;
-    if (proto_frame_encode(PROTO_HEARTBEAT, p->name, 0, clock_now_ms(), &hb, &frame, &len) ==
-        PROTO_OK) {
+    if (proto_frame_encode(PROTO_HEARTBEAT, p->name, p->epoch, 0, clock_now_ms(), &hb, &frame,
+                           &len) == PROTO_OK) {
         nng_send(p->pub, frame, len, 0);
         free(frame);
     }
@@ -177,10 +178,10 @@ static void answer(struct bus_pub *p, sqlite3 *db, const uint8_t *buf, size_t le
     if (rc == PROTO_OK && req.streams) {
         struct proto_heartbeat hb;
         rc = outbox_streams(db, &hb) == 0
-                 ? proto_replay_streams_encode(p->name, &hb, &reply, &reply_len)
+                 ? proto_replay_streams_encode(p->name, p->epoch, &hb, &reply, &reply_len)
                  : -1;
     } else if (rc == PROTO_OK) {
-        rc = outbox_replay(db, req.topic, req.from, req.max, &reply, &reply_len);
+        rc = outbox_replay(db, p->epoch, req.topic, req.from, req.max, &reply, &reply_len);
     }
     if (rc != 0) {
         /* An empty map: the requester's decoder reports it as an error and retries later. */
@@ -230,6 +231,13 @@ static int listen_on(nng_socket s, const char *url, const char *what, const char
     return 0;
 }
 
+static int epoch_job(sqlite3 *db, void *arg)
+{
+    uint64_t *epoch = arg;
+    *epoch = outbox_epoch(db);
+    return *epoch != 0 ? 0 : -1;
+}
+
 int bus_pub_open(const struct bus_pub_opts *o, struct bus_pub **out)
 {
     if (store_exec_schema(o->store, outbox_schema) != 0) {
@@ -248,7 +256,15 @@ int bus_pub_open(const struct bus_pub_opts *o, struct bus_pub **out)
     clock_cond_init(&p->cond);
 
     bool pub_open = false, rep_open = false;
-    if (p->ob == NULL || nng_pub0_open(&p->pub) != 0) {
+    if (p->ob == NULL || store_run(p->store, epoch_job, &p->epoch) != 0) {
+        log_error("Cannot read or create the stream epoch",
+                  LOG_FIELDS(LOG_S("publisher", o->name)));
+        goto fail;
+    }
+    char epoch_hex[24];
+    snprintf(epoch_hex, sizeof epoch_hex, "%016llx", (unsigned long long)p->epoch);
+    log_info("Publishing", LOG_FIELDS(LOG_S("publisher", o->name), LOG_S("epoch", epoch_hex)));
+    if (nng_pub0_open(&p->pub) != 0) {
         goto fail;
     }
     pub_open = true;
@@ -320,6 +336,11 @@ int bus_pub_append(struct bus_pub *p, sqlite3 *db, enum proto_topic t, const voi
                    uint64_t *seq)
 {
     return outbox_append(p->ob, db, t, data, seq);
+}
+
+uint64_t bus_pub_epoch(const struct bus_pub *p)
+{
+    return p->epoch;
 }
 
 void bus_pub_get_stats(struct bus_pub *p, struct bus_pub_stats *st)

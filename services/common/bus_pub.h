@@ -6,7 +6,9 @@
  * does. After every commit the sender thread sends the new outbox rows on the
  * PUB socket; every heartbeat interval it sends `_hb` with each stream's last
  * seq; a replay thread answers REQ/REP requests from the outbox. Events older
- * than the retention are pruned hourly.
+ * than the retention are pruned hourly. Every frame, heartbeat and replay
+ * answer carries the store's epoch (see outbox.h), so subscribers notice a
+ * store that was replaced, and two publishers that share a name.
  *
  * Memory: the publisher copies the options' strings; close it before its store.
  */
@@ -35,6 +37,9 @@ void bus_pub_close(struct bus_pub *p);
 /* Only inside a store_run() function of p's store. */
 int bus_pub_append(struct bus_pub *p, sqlite3 *db, enum proto_topic t, const void *data,
                    uint64_t *seq);
+
+/* The stream epoch of p's store. */
+uint64_t bus_pub_epoch(const struct bus_pub *p);
 
 struct bus_pub_stats {
     uint64_t sent;     /* event frames sent live */

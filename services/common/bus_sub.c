@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define MAX_SOURCES 16
+#define MAX_IDENTS 32
 #define MAX_CURSORS 128
 #define MAX_TOPICS 16
 #define BATCH_MAX 128
@@ -22,11 +23,14 @@
 #define REQ_TIMEOUT_MS 3000
 #define RESYNC_MS 1000
 #define CLOSE_TIMEOUT_MS 1000
+#define CONFLICT_LOG_MS 1000
 
+/* epoch: the publisher's stream epoch the cursor belongs to (0: not known; cursors from before
+ * epochs existed get the column with 0 through load_job). */
 static const char cursor_schema[] =
     "CREATE TABLE IF NOT EXISTS bus_cursors("
     "  src TEXT NOT NULL, topic TEXT NOT NULL, seq INTEGER NOT NULL,"
-    "  PRIMARY KEY(src, topic)) WITHOUT ROWID;";
+    "  epoch INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(src, topic)) WITHOUT ROWID;";
 
 struct cursor {
     char src[PROTO_SRC_MAX];
@@ -35,10 +39,19 @@ struct cursor {
     uint64_t queued; /* applied, or waiting in the batch */
 };
 
+/* A publisher name's stream identity (sub thread only). */
+struct ident_slot {
+    char src[PROTO_SRC_MAX];
+    struct bus_ident id;
+    bool conflict;         /* reported as a conflict (counted in nconflicts) */
+    int64_t last_error_ms; /* the last conflict ERROR line */
+};
+
 struct source {
     char *pub_url;
     char *replay_url;
     char name[PROTO_SRC_MAX]; /* learned from the replay endpoint or the first frame */
+    uint64_t epoch;           /* learned from the replay endpoint; 0: not known */
     nng_socket req;
     bool synced;
     atomic_bool ready; /* synced, as other threads may read it */
@@ -60,6 +73,13 @@ struct bus_sub {
     atomic_bool stopping, ready;
     struct cursor cur[MAX_CURSORS];
     int ncur;
+    struct ident_slot idents[MAX_IDENTS];
+    int nidents;
+    const struct source *replaying; /* the source catch_up is reading from, or NULL */
+    int64_t next_resync_all;        /* rate limit of resyncs for a name no source has */
+    int64_t next_tick;              /* of idents_tick */
+    atomic_int nconflicts;          /* idents in conflict */
+    char check_name[128];           /* of the /readyz check, fixed at open */
     struct proto_event *batch;
     int nbatch;
     sqlite3_stmt *upsert; /* prepared on the store's writer connection */
@@ -104,18 +124,26 @@ static struct cursor *cursor_find(struct bus_sub *s, const char *src, const char
     return c;
 }
 
-static struct source *source_named(struct bus_sub *s, const char *name)
+/* The source publishing `name`; with two of that name, the one whose epoch is `epoch`. */
+static struct source *source_for(struct bus_sub *s, const char *name, uint64_t epoch)
 {
-    struct source *unnamed = NULL;
+    struct source *unnamed = NULL, *named = NULL;
     int n_unnamed = 0;
     for (int i = 0; i < s->nsrc; i++) {
         if (strcmp(s->src[i].name, name) == 0) {
-            return &s->src[i];
+            if (epoch == 0 || s->src[i].epoch == epoch) {
+                return &s->src[i];
+            }
+            named = named != NULL ? named : &s->src[i];
+            continue;
         }
         if (s->src[i].name[0] == '\0') {
             unnamed = &s->src[i];
             n_unnamed++;
         }
+    }
+    if (named != NULL) {
+        return named;
     }
     /* Without a replay endpoint a source is named by the first frame it sends;
      * that is only unambiguous when a single source is still unnamed. */
@@ -126,18 +154,174 @@ static struct source *source_named(struct bus_sub *s, const char *name)
     return NULL;
 }
 
+/* ---- stream identity: the decision (pure) ---- */
+
+const char *bus_verdict_name(enum bus_verdict v)
+{
+    switch (v) {
+    case BUS_APPLY:
+        return "apply";
+    case BUS_DUPLICATE:
+        return "duplicate";
+    case BUS_GAP:
+        return "gap";
+    case BUS_HOLD:
+        return "hold";
+    case BUS_RESET:
+        return "reset";
+    case BUS_CONFLICT:
+        return "conflict";
+    }
+    return "?";
+}
+
+static enum bus_verdict seq_verdict(uint64_t cursor, uint64_t seq, bool head)
+{
+    if (head) { /* a publisher's last seq never goes back: one that does is a restored store */
+        return seq < cursor ? BUS_RESET : seq == cursor ? BUS_DUPLICATE : BUS_GAP;
+    }
+    return seq <= cursor ? BUS_DUPLICATE : seq == cursor + 1 ? BUS_APPLY : BUS_GAP;
+}
+
+enum bus_verdict bus_stream_decide(struct bus_ident *id, uint64_t cursor, uint64_t epoch,
+                                   uint64_t seq, bool head, int64_t now_ms)
+{
+    if (epoch == 0 || id->epoch == 0 || epoch == id->epoch) {
+        if (epoch != 0) {
+            id->epoch = epoch; /* adopted when none was known: a new or pre-epoch cursor */
+            id->seen_ms = now_ms;
+        }
+        return seq_verdict(cursor, seq, head);
+    }
+    if (id->rival != epoch) {
+        id->rival = epoch;
+        id->rival_first_ms = now_ms;
+    }
+    id->rival_seen_ms = now_ms;
+    bool followed_since = id->seen_ms != 0 && id->seen_ms >= id->rival_first_ms;
+    if (followed_since && now_ms - id->seen_ms < BUS_CONFLICT_WINDOW_MS) {
+        return BUS_CONFLICT;
+    }
+    if (now_ms - id->rival_first_ms < BUS_RESET_SETTLE_MS) {
+        return BUS_HOLD;
+    }
+    id->epoch = epoch;
+    id->seen_ms = now_ms;
+    id->rival = 0;
+    id->rival_first_ms = id->rival_seen_ms = 0;
+    return BUS_RESET;
+}
+
+bool bus_ident_conflict(const struct bus_ident *id, int64_t now_ms)
+{
+    return id->rival != 0 && id->seen_ms != 0 && id->seen_ms >= id->rival_first_ms &&
+           now_ms - id->seen_ms < BUS_CONFLICT_WINDOW_MS &&
+           now_ms - id->rival_seen_ms < BUS_CONFLICT_WINDOW_MS;
+}
+
+bool bus_ident_expire(struct bus_ident *id, int64_t now_ms)
+{
+    if (id->rival == 0 || now_ms - id->rival_seen_ms < BUS_CONFLICT_WINDOW_MS) {
+        return false;
+    }
+    id->rival = 0;
+    id->rival_first_ms = id->rival_seen_ms = 0;
+    return true;
+}
+
+/* ---- stream identity: the subscriber's side ---- */
+
+static struct ident_slot *ident_find(struct bus_sub *s, const char *src)
+{
+    for (int i = 0; i < s->nidents; i++) {
+        if (strcmp(s->idents[i].src, src) == 0) {
+            return &s->idents[i];
+        }
+    }
+    if (s->nidents == MAX_IDENTS) {
+        return NULL;
+    }
+    struct ident_slot *is = &s->idents[s->nidents++];
+    memset(is, 0, sizeof *is);
+    snprintf(is->src, sizeof is->src, "%s", src);
+    return is;
+}
+
+/* Also called on the writer thread while the sub thread waits in store_run: finds, never adds. */
+static uint64_t epoch_of(const struct bus_sub *s, const char *src)
+{
+    for (int i = 0; i < s->nidents; i++) {
+        if (strcmp(s->idents[i].src, src) == 0) {
+            return s->idents[i].id.epoch;
+        }
+    }
+    return 0;
+}
+
+static void hex64(uint64_t v, char out[24])
+{
+    snprintf(out, 24, "%016llx", (unsigned long long)v);
+}
+
+static void conflict_seen(struct bus_sub *s, struct ident_slot *is, int64_t now)
+{
+    char labels[160];
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\"", s->name, is->src);
+    if (!is->conflict) {
+        is->conflict = true;
+        atomic_fetch_add(&s->nconflicts, 1);
+        metrics_gauge_set("leadbus_bus_stream_conflict",
+                          "1 while two live publishers share a stream name (one is refused)",
+                          labels, 1);
+    }
+    if (now - is->last_error_ms < CONFLICT_LOG_MS) {
+        return;
+    }
+    is->last_error_ms = now;
+    char followed[24], other[24];
+    hex64(is->id.epoch, followed);
+    hex64(is->id.rival, other);
+    log_error("Two live publishers share one stream name: following the first, refusing the "
+              "other's events until one of them is renamed",
+              LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src),
+                         LOG_S("epoch", followed), LOG_S("otherEpoch", other)));
+}
+
+/* Once a second or so: forget rivals gone silent, end conflicts that are over. */
+static void idents_tick(struct bus_sub *s, int64_t now)
+{
+    for (int i = 0; i < s->nidents; i++) {
+        struct ident_slot *is = &s->idents[i];
+        bus_ident_expire(&is->id, now);
+        if (!is->conflict || bus_ident_conflict(&is->id, now)) {
+            continue;
+        }
+        is->conflict = false;
+        atomic_fetch_sub(&s->nconflicts, 1);
+        char labels[160];
+        snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\"", s->name, is->src);
+        metrics_gauge_set("leadbus_bus_stream_conflict",
+                          "1 while two live publishers share a stream name (one is refused)",
+                          labels, 0);
+        log_warn("Only one publisher of the name is left alive",
+                 LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src)));
+    }
+}
+
 /* ---- applying ---- */
 
 static int upsert_cursor(struct bus_sub *s, sqlite3 *db, const char *src, const char *topic,
-                         uint64_t seq)
+                         uint64_t seq, uint64_t epoch)
 {
     if (s->upsert_db != db) {
         sqlite3_finalize(s->upsert);
         s->upsert = NULL;
-        if (sqlite3_prepare_v3(db,
-                               "INSERT INTO bus_cursors(src, topic, seq) VALUES(?1,?2,?3) "
-                               "ON CONFLICT(src, topic) DO UPDATE SET seq = excluded.seq",
-                               -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(
+                db,
+                "INSERT INTO bus_cursors(src, topic, seq, epoch) VALUES(?1,?2,?3,?4) "
+                "ON CONFLICT(src, topic) DO UPDATE SET seq = excluded.seq,"
+                " epoch = excluded.epoch",
+                -1, SQLITE_PREPARE_PERSISTENT, &s->upsert, NULL) != SQLITE_OK) {
             return -1;
         }
         s->upsert_db = db;
@@ -145,6 +329,7 @@ static int upsert_cursor(struct bus_sub *s, sqlite3 *db, const char *src, const 
     sqlite3_bind_text(s->upsert, 1, src, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->upsert, 2, topic, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->upsert, 3, (sqlite3_int64)seq);
+    sqlite3_bind_int64(s->upsert, 4, (sqlite3_int64)epoch);
     int rc = sqlite3_step(s->upsert);
     sqlite3_reset(s->upsert);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -168,7 +353,7 @@ static int apply_job(sqlite3 *db, void *arg)
         const struct proto_event *next = i + 1 < s->nbatch ? &s->batch[i + 1] : NULL;
         if (db != NULL &&
             (next == NULL || next->topic != ev->topic || strcmp(next->src, ev->src))) {
-            if (upsert_cursor(s, db, ev->src, topic_of(ev), ev->seq) != 0) {
+            if (upsert_cursor(s, db, ev->src, topic_of(ev), ev->seq, epoch_of(s, ev->src)) != 0) {
                 log_error("Cannot store cursor", LOG_FIELDS(LOG_S("error", sqlite3_errmsg(db))));
                 return -1;
             }
@@ -250,6 +435,7 @@ static void catch_up(struct bus_sub *s, struct source *src, struct cursor *c, ui
     if (src == NULL || src->replay_url == NULL) {
         return;
     }
+    s->replaying = src;
     while (c->queued < target && !atomic_load(&s->stopping)) {
         uint64_t before = c->queued;
         struct proto_replay_req req = {
@@ -264,35 +450,136 @@ static void catch_up(struct bus_sub *s, struct source *src, struct cursor *c, ui
         bool is_streams;
         char name[PROTO_SRC_MAX];
         struct proto_heartbeat unused;
-        int rc = proto_replay_rep_decode(rep, rep_len, &is_streams, name, &unused, replay_frame, s);
+        int rc = proto_replay_rep_decode(rep, rep_len, &is_streams, name, NULL, &unused,
+                                         replay_frame, s);
         nng_free(rep, rep_len);
         if (rc != PROTO_OK || is_streams || c->queued == before) {
             break;
         }
     }
+    s->replaying = NULL;
     flush(s);
 }
 
+/* Resynchronise every source with a replay endpoint that publishes `name` (NULL: all of them). */
+static void resync_sources(struct bus_sub *s, const char *name)
+{
+    for (int i = 0; i < s->nsrc; i++) {
+        struct source *src = &s->src[i];
+        if (src->replay_url != NULL && (name == NULL || strcmp(src->name, name) == 0)) {
+            src->synced = false;
+            src->next_sync = 0;
+        }
+    }
+}
+
+struct reset_args {
+    struct bus_sub *s;
+    const char *src;
+    uint64_t epoch;
+};
+
+static int reset_job(sqlite3 *db, void *arg)
+{
+    struct reset_args *a = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "UPDATE bus_cursors SET seq = 0, epoch = ?2 WHERE src = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->src, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)a->epoch);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Publisher `is->src` was reset (its epoch is now is->id.epoch; it was `old`): say so, forget its
+ * cursors and read its streams again from seq 1. `why` is the stream head that went back, if any.
+ */
+static void stream_reset(struct bus_sub *s, struct ident_slot *is, uint64_t old,
+                         const struct proto_hb_stream *why, uint64_t cursor)
+{
+    flush(s);
+    char was[24], now[24], labels[160];
+    hex64(old, was);
+    hex64(is->id.epoch, now);
+    if (why == NULL) {
+        log_error("Publisher stream reset: a new epoch under a known name (its store was replaced "
+                  "or deleted); applying its events from seq 1",
+                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src),
+                             LOG_S("oldEpoch", was), LOG_S("newEpoch", now)));
+    } else {
+        log_error("Publisher stream went back (its store was restored from an older copy?); "
+                  "applying its events again from seq 1",
+                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src),
+                             LOG_S("oldEpoch", was), LOG_S("newEpoch", now),
+                             LOG_S("topic", why->topic), LOG_I("cursor", (long long)cursor),
+                             LOG_I("lastSeq", (long long)why->last_seq)));
+    }
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\"", s->name, is->src);
+    metrics_counter_add("leadbus_bus_stream_resets_total",
+                        "Publisher streams found reset (new epoch, or a stream gone back)", labels,
+                        1);
+    for (int i = 0; i < s->ncur; i++) {
+        if (strcmp(s->cur[i].src, is->src) == 0) {
+            s->cur[i].seq = s->cur[i].queued = 0;
+        }
+    }
+    struct reset_args a = {s, is->src, is->id.epoch};
+    if (s->store != NULL && store_run(s->store, reset_job, &a) != 0) {
+        log_error("Cannot store reset cursors; they are kept in memory",
+                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src)));
+    }
+    resync_sources(s, is->src);
+}
+
+/*
+ * The identity half of a heartbeat or stream list: true if its streams may be read (the epoch
+ * is the one followed), false if it was held back, refused, or a reset was started.
+ */
+static bool ident_ok(struct bus_sub *s, struct ident_slot *is, uint64_t epoch)
+{
+    uint64_t old = is->id.epoch;
+    switch (bus_stream_decide(&is->id, 0, epoch, 0, true, clock_mono_ms())) {
+    case BUS_RESET:
+        stream_reset(s, is, old, NULL, 0);
+        return false;
+    case BUS_CONFLICT:
+        conflict_seen(s, is, clock_mono_ms());
+        return false;
+    case BUS_HOLD:
+        return false;
+    default:
+        return true;
+    }
+}
+
 static void persist_start(struct bus_sub *s, struct cursor *c);
+static void sync_source(struct bus_sub *s, struct source *src);
 
 /*
  * A publisher says stream (src, topic) ends at last_seq (heartbeat or stream
  * list): start a "from now" cursor there, or replay what this subscriber lacks.
+ * Returns false if the stream is behind the cursor: a stream list then says
+ * the publisher's streams were reset; a heartbeat may only be older than a
+ * replay answer already applied, so the stream list is asked for.
  */
-static void stream_seen(struct bus_sub *s, struct source *src, const char *name,
-                        const struct proto_hb_stream *stream, bool count_gap)
+static bool stream_seen(struct bus_sub *s, struct source *src, struct ident_slot *is,
+                        const struct proto_hb_stream *stream, bool heartbeat)
 {
     if (!topic_wanted(s, stream->topic)) {
-        return;
+        return true;
     }
     bool created;
-    struct cursor *c = cursor_find(s, name, stream->topic, &created);
+    struct cursor *c = cursor_find(s, is->src, stream->topic, &created);
     if (c == NULL) {
-        return;
+        return true;
     }
-    char labels[160];
+    char labels[200];
     snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\",topic=\"%s\"", s->name,
-             name, stream->topic);
+             is->src, stream->topic);
     metrics_gauge_set(
         "leadbus_bus_subscriber_lag_events",
         "Events a publisher has that the subscriber has not applied (at its heartbeat)", labels,
@@ -300,13 +587,28 @@ static void stream_seen(struct bus_sub *s, struct source *src, const char *name,
     if (created && s->from_now) {
         c->seq = c->queued = stream->last_seq;
         persist_start(s, c);
-    } else if (stream->last_seq > c->queued) {
-        if (count_gap) {
+        return true;
+    }
+    enum bus_verdict v = bus_stream_decide(&is->id, c->queued, is->id.epoch, stream->last_seq, true,
+                                           clock_mono_ms());
+    if (v == BUS_RESET && heartbeat) {
+        if (src != NULL && src->replay_url != NULL) {
+            sync_source(s, src);
+        }
+        return false;
+    }
+    if (v == BUS_RESET) {
+        stream_reset(s, is, is->id.epoch, stream, c->queued);
+        return false;
+    }
+    if (v == BUS_GAP) {
+        if (heartbeat) {
             atomic_fetch_add(&s->gaps, 1);
         }
         flush(s);
         catch_up(s, src, c, stream->last_seq);
     }
+    return true;
 }
 
 static void handle_heartbeat(struct bus_sub *s, const struct proto_event *ev)
@@ -314,10 +616,41 @@ static void handle_heartbeat(struct bus_sub *s, const struct proto_event *ev)
     struct proto_heartbeat hb = ev->data.heartbeat;
     char from[PROTO_SRC_MAX];
     snprintf(from, sizeof from, "%s", ev->src);
-    struct source *src = source_named(s, from);
-    for (int i = 0; i < hb.count; i++) {
-        stream_seen(s, src, from, &hb.streams[i], true);
+    struct ident_slot *is = ident_find(s, from);
+    if (is == NULL || !ident_ok(s, is, ev->epoch)) {
+        return;
     }
+    struct source *src = source_for(s, from, is->id.epoch);
+    int64_t now = clock_mono_ms();
+    if (src == NULL && now >= s->next_resync_all) {
+        /* A name no source has: a publisher was renamed. Ask every replay endpoint again. */
+        s->next_resync_all = now + RESYNC_MS;
+        resync_sources(s, NULL);
+    }
+    for (int i = 0; i < hb.count; i++) {
+        if (!stream_seen(s, src, is, &hb.streams[i], true)) {
+            return;
+        }
+    }
+}
+
+/* An event's identity and position: what to do with it. */
+static enum bus_verdict frame_verdict(struct bus_sub *s, const struct proto_event *ev,
+                                      const struct cursor *c)
+{
+    struct ident_slot *is = ident_find(s, ev->src);
+    if (is == NULL) {
+        return seq_verdict(c->queued, ev->seq, false);
+    }
+    uint64_t old = is->id.epoch;
+    enum bus_verdict v =
+        bus_stream_decide(&is->id, c->queued, ev->epoch, ev->seq, false, clock_mono_ms());
+    if (v == BUS_RESET) {
+        stream_reset(s, is, old, NULL, 0);
+    } else if (v == BUS_CONFLICT) {
+        conflict_seen(s, is, clock_mono_ms());
+    }
+    return v;
 }
 
 static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool from_replay)
@@ -342,6 +675,10 @@ static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool
     if (!topic_wanted(s, topic_of(ev))) {
         return;
     }
+    if (from_replay && s->replaying != NULL && s->replaying->name[0] != '\0') {
+        /* A renamed publisher's older events carry its old name: they are its stream's. */
+        snprintf(ev->src, sizeof ev->src, "%s", s->replaying->name);
+    }
     bool created;
     struct cursor *c = cursor_find(s, ev->src, topic_of(ev), &created);
     if (c == NULL) {
@@ -350,23 +687,30 @@ static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool
     if (created && s->from_now) {
         c->seq = c->queued = ev->seq - 1;
     }
-    if (ev->seq <= c->queued) {
+    switch (frame_verdict(s, ev, c)) {
+    case BUS_DUPLICATE:
         atomic_fetch_add(&s->duplicates, 1);
         return;
-    }
-    if (ev->seq > c->queued + 1) {
+    case BUS_HOLD:
+    case BUS_CONFLICT:
+    case BUS_RESET: /* the reset replays the stream from seq 1, this event included */
+        return;
+    case BUS_GAP:
         if (!from_replay) {
             /* Live gap: everything up to and including this event is in the outbox. */
             atomic_fetch_add(&s->gaps, 1);
             uint64_t target = ev->seq;
             flush(s);
-            catch_up(s, source_named(s, ev->src), c, target);
+            catch_up(s, source_for(s, ev->src, ev->epoch), c, target);
             return;
         }
         log_warn("Events no longer retained by the publisher were skipped",
                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("src", ev->src),
                             LOG_S("topic", c->topic), LOG_I("from", (long long)c->queued + 1),
                             LOG_I("to", (long long)ev->seq - 1)));
+        break;
+    case BUS_APPLY:
+        break;
     }
     c->queued = ev->seq;
     s->nbatch++;
@@ -385,7 +729,7 @@ struct persist_args {
 static int persist_job(sqlite3 *db, void *arg)
 {
     struct persist_args *a = arg;
-    return upsert_cursor(a->s, db, a->c->src, a->c->topic, a->c->seq);
+    return upsert_cursor(a->s, db, a->c->src, a->c->topic, a->c->seq, epoch_of(a->s, a->c->src));
 }
 
 static void persist_start(struct bus_sub *s, struct cursor *c)
@@ -396,12 +740,27 @@ static void persist_start(struct bus_sub *s, struct cursor *c)
     }
 }
 
+/* Cursors stored before epochs existed lack the column: add it (their epoch is then unknown). */
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT epoch FROM bus_cursors LIMIT 0", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    return sqlite3_exec(db, "ALTER TABLE bus_cursors ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : -1;
+}
+
 static int load_job(sqlite3 *db, void *arg)
 {
     struct bus_sub *s = arg;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT src, topic, seq FROM bus_cursors", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (migrate(db) != 0 || sqlite3_prepare_v2(db, "SELECT src, topic, seq, epoch FROM bus_cursors",
+                                               -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     while (sqlite3_step(st) == SQLITE_ROW && s->ncur < MAX_CURSORS) {
@@ -409,6 +768,10 @@ static int load_job(sqlite3 *db, void *arg)
         snprintf(c->src, sizeof c->src, "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(c->topic, sizeof c->topic, "%s", (const char *)sqlite3_column_text(st, 1));
         c->seq = c->queued = (uint64_t)sqlite3_column_int64(st, 2);
+        struct ident_slot *is = ident_find(s, c->src);
+        if (is != NULL && is->id.epoch == 0) {
+            is->id.epoch = (uint64_t)sqlite3_column_int64(st, 3);
+        }
     }
     sqlite3_finalize(st);
     return 0;
@@ -437,16 +800,25 @@ static void sync_source(struct bus_sub *s, struct source *src)
     bool is_streams = false;
     struct proto_heartbeat hb;
     char name[PROTO_SRC_MAX];
-    int rc = proto_replay_rep_decode(rep, rep_len, &is_streams, name, &hb, NULL, NULL);
+    uint64_t epoch = 0;
+    int rc = proto_replay_rep_decode(rep, rep_len, &is_streams, name, &epoch, &hb, NULL, NULL);
     nng_free(rep, rep_len);
-    if (rc != PROTO_OK || !is_streams || name[0] == '\0') {
+    bool named = rc == PROTO_OK && is_streams && name[0] != '\0';
+    struct ident_slot *is = named ? ident_find(s, name) : NULL;
+    if (is == NULL) {
         src->next_sync = clock_mono_ms() + RESYNC_MS;
         return;
     }
     snprintf(src->name, sizeof src->name, "%s", name);
+    src->epoch = epoch;
     src->synced = true;
+    if (!ident_ok(s, is, epoch)) {
+        return; /* held back or refused (synced: heartbeats go on), or reset (resynced) */
+    }
     for (int i = 0; i < hb.count && src->synced; i++) {
-        stream_seen(s, src, name, &hb.streams[i], false);
+        if (!stream_seen(s, src, is, &hb.streams[i], false)) {
+            return;
+        }
     }
     if (!src->synced) {
         src->next_sync = clock_mono_ms() + RESYNC_MS;
@@ -473,6 +845,10 @@ static void *sub_main(void *arg)
             all = all && ok;
         }
         atomic_store(&s->ready, all);
+        if (now >= s->next_tick) {
+            s->next_tick = now + RECV_POLL_MS;
+            idents_tick(s, now);
+        }
 
         void *buf;
         size_t len;
@@ -581,6 +957,8 @@ int bus_sub_open(const struct bus_sub_opts *o, struct bus_sub **out)
         return -1;
     }
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "subscriber");
+    snprintf(s->check_name, sizeof s->check_name, "%s: two live publishers share a bus stream name",
+             s->name);
     s->store = o->store;
     s->handler = o->handler;
     s->arg = o->arg;
@@ -622,6 +1000,17 @@ void bus_sub_close(struct bus_sub *s)
 bool bus_sub_ready(struct bus_sub *s)
 {
     return atomic_load(&s->ready);
+}
+
+bool bus_sub_streams_ok(void *sub)
+{
+    struct bus_sub *s = sub;
+    return atomic_load(&s->nconflicts) == 0;
+}
+
+const char *bus_sub_streams_check(struct bus_sub *s)
+{
+    return s->check_name;
 }
 
 bool bus_sub_source_ready(struct bus_sub *s, int index)

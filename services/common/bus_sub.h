@@ -8,6 +8,16 @@
  * live stream, a heartbeat that is ahead, or a (re)start makes it replay from
  * cursor+1; duplicates (seq <= cursor) are dropped.
  *
+ * Streams have identity: a publisher's frames, heartbeats and replay answers
+ * carry its store's epoch, stored with the cursors. A new epoch under a known
+ * name that stays alone for BUS_RESET_SETTLE_MS, or a stream list behind the
+ * cursor (a heartbeat behind it makes the subscriber ask for the list), is a reset: an ERROR,
+ * leadbus_bus_stream_resets_total, and the stream is applied again from seq 1 (handlers must be
+ * idempotent per entity, which they are anyway for at-least-once replay). Two epochs alive under
+ * one name within BUS_CONFLICT_WINDOW_MS are two publishers sharing a name: the epoch followed
+ * first is kept, the other is refused (an ERROR per second, leadbus_bus_stream_conflict = 1,
+ * bus_sub_streams_ok() false) until one of them has been silent for the window.
+ *
  * The handler runs on the store's writer thread inside the transaction (or on
  * the subscriber's own thread with db == NULL when no store is given: cursors
  * then live in memory, as for `leadbus tap`). It returns < 0 for a transient
@@ -62,5 +72,54 @@ struct bus_sub_stats {
     uint64_t gaps;       /* gaps noticed (live or heartbeat) */
 };
 void bus_sub_get_stats(struct bus_sub *s, struct bus_sub_stats *st);
+
+/*
+ * Stream identity, for /readyz: bus_sub_streams_ok(sub) is false while two live
+ * publishers share a name; bus_sub_streams_check(sub) is a name for that check,
+ * "<subscriber>: two live publishers share a bus stream name" (the ERROR lines
+ * and leadbus_bus_stream_conflict{publisher} name the stream). Register both
+ * with http_ready_check().
+ */
+bool bus_sub_streams_ok(void *sub);
+const char *bus_sub_streams_check(struct bus_sub *s);
+
+/* ---- the decision, as a pure function (no I/O, no clock) ---- */
+
+#define BUS_RESET_SETTLE_MS 3000     /* a new epoch alone this long is a reset */
+#define BUS_CONFLICT_WINDOW_MS 10000 /* two epochs seen within this are two publishers */
+
+/* What a subscriber knows of one publisher name. */
+struct bus_ident {
+    uint64_t epoch;         /* the epoch the cursors follow; 0: none known yet */
+    int64_t seen_ms;        /* when `epoch` last showed itself; 0: not since start */
+    uint64_t rival;         /* another epoch seen under the name; 0: none */
+    int64_t rival_first_ms; /* when the rival first showed itself */
+    int64_t rival_seen_ms;  /* and last */
+};
+
+enum bus_verdict {
+    BUS_APPLY,     /* the stream's next event */
+    BUS_DUPLICATE, /* already applied (a heartbeat: nothing new) */
+    BUS_GAP,       /* ahead of the cursor: replay from cursor + 1 first */
+    BUS_HOLD,     /* an unknown epoch under a known name: wait to see whether the old one is gone */
+    BUS_RESET,    /* the stream was reset: forget the cursors, apply again from seq 1 */
+    BUS_CONFLICT, /* two live publishers share the name: refuse this one */
+};
+
+/*
+ * Decide about an event (head = false, seq = its seq) or a stream head from a
+ * heartbeat or stream list (head = true, seq = the stream's last seq) of
+ * `epoch` (0: an older publisher's frame, taken as the followed epoch), given
+ * the cursor of its stream. Updates *id: adopts the first epoch seen, tracks a
+ * rival, and on BUS_RESET follows the new epoch (the caller zeroes the
+ * cursors). bus_verdict_name() names a verdict for logs and tests.
+ */
+enum bus_verdict bus_stream_decide(struct bus_ident *id, uint64_t cursor, uint64_t epoch,
+                                   uint64_t seq, bool head, int64_t now_ms);
+/* True while the followed epoch and a rival were both seen within the window. */
+bool bus_ident_conflict(const struct bus_ident *id, int64_t now_ms);
+/* Forget a rival silent for the window. Returns true if one was forgotten. */
+bool bus_ident_expire(struct bus_ident *id, int64_t now_ms);
+const char *bus_verdict_name(enum bus_verdict v);
 
 #endif

@@ -6,17 +6,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 const char outbox_schema[] =
     "CREATE TABLE IF NOT EXISTS bus_streams("
     "  topic TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS bus_outbox("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, seq INTEGER NOT NULL,"
-    "  ts INTEGER NOT NULL, frame BLOB NOT NULL, UNIQUE(topic, seq));";
+    "  ts INTEGER NOT NULL, frame BLOB NOT NULL, UNIQUE(topic, seq));"
+    "CREATE TABLE IF NOT EXISTS bus_epoch("
+    "  id INTEGER PRIMARY KEY CHECK(id = 1), epoch INTEGER NOT NULL CHECK(epoch > 0));";
 
 struct outbox {
     char src[PROTO_SRC_MAX];
-    sqlite3 *db; /* the connection the statements belong to */
+    uint64_t epoch; /* read (or created) with the statements */
+    sqlite3 *db;    /* the connection the statements belong to */
     sqlite3_stmt *next_seq, *insert;
 };
 
@@ -39,10 +45,60 @@ void outbox_free(struct outbox *ob)
     free(ob);
 }
 
+static uint64_t epoch_read(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    uint64_t epoch = 0;
+    if (sqlite3_prepare_v2(db, "SELECT epoch FROM bus_epoch WHERE id = 1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return epoch;
+}
+
+/* Random, non-zero, below 2^63 (SQLite's integers are signed). */
+static uint64_t epoch_new(void)
+{
+    uint64_t e = 0;
+    if (getrandom(&e, sizeof e, 0) != (ssize_t)sizeof e) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        e = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+    }
+    e &= (uint64_t)INT64_MAX;
+    return e != 0 ? e : 1;
+}
+
+uint64_t outbox_epoch(sqlite3 *db)
+{
+    uint64_t epoch = epoch_read(db);
+    if (epoch != 0) {
+        return epoch;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO bus_epoch(id, epoch) VALUES(1, ?1)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)epoch_new());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? epoch_read(db) : 0;
+}
+
 static int prepare(struct outbox *ob, sqlite3 *db)
 {
     if (ob->db == db) {
         return 0;
+    }
+    ob->epoch = outbox_epoch(db);
+    if (ob->epoch == 0) {
+        log_error("Cannot read or create the stream epoch",
+                  LOG_FIELDS(LOG_S("error", sqlite3_errmsg(db))));
+        return -1;
     }
     sqlite3_finalize(ob->next_seq);
     sqlite3_finalize(ob->insert);
@@ -86,7 +142,7 @@ int outbox_append(struct outbox *ob, sqlite3 *db, enum proto_topic t, const void
     int64_t ts = clock_now_ms();
     uint8_t *frame = NULL;
     size_t len = 0;
-    int prc = proto_frame_encode(t, ob->src, seq, ts, data, &frame, &len);
+    int prc = proto_frame_encode(t, ob->src, ob->epoch, seq, ts, data, &frame, &len);
     if (prc != PROTO_OK) {
         log_error("Cannot encode event",
                   LOG_FIELDS(LOG_S("topic", topic), LOG_S("error", proto_strerror(prc))));
@@ -128,8 +184,8 @@ int outbox_streams(sqlite3 *db, struct proto_heartbeat *hb)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-int outbox_replay(sqlite3 *db, const char *topic, uint64_t from, uint64_t max, uint8_t **reply,
-                  size_t *reply_len)
+int outbox_replay(sqlite3 *db, uint64_t epoch, const char *topic, uint64_t from, uint64_t max,
+                  uint8_t **reply, size_t *reply_len)
 {
     if (max > PROTO_REPLAY_MAX_EVENTS) {
         max = PROTO_REPLAY_MAX_EVENTS;
@@ -168,7 +224,7 @@ int outbox_replay(sqlite3 *db, const char *topic, uint64_t from, uint64_t max, u
         n++;
     }
     sqlite3_finalize(st);
-    if (rc == 0 && proto_replay_events_encode((const uint8_t *const *)frames, lens, n, reply,
+    if (rc == 0 && proto_replay_events_encode(epoch, (const uint8_t *const *)frames, lens, n, reply,
                                               reply_len) != PROTO_OK) {
         rc = -1;
     }

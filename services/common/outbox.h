@@ -4,9 +4,11 @@
  *
  * bus_streams holds the last seq of each topic (seq 1, 2, 3... without gaps);
  * bus_outbox holds each event's encoded frame, which is what the publisher
- * sends live and what replay answers with. outbox_append() must run inside a
- * store_run() function (the writer thread's transaction); the read helpers
- * take any connection. The outbox owns its prepared statements.
+ * sends live and what replay answers with; bus_epoch holds the store's
+ * stream epoch, a random non-zero 63-bit number created with the store, so a
+ * subscriber can tell this store's streams from those of a replaced one. outbox_append() must run
+ * inside a store_run() function (the writer thread's transaction); the read helpers take any
+ * connection. The outbox owns its prepared statements.
  */
 #ifndef LEADBUS_OUTBOX_H
 #define LEADBUS_OUTBOX_H
@@ -27,13 +29,19 @@ void outbox_free(struct outbox *ob);
 int outbox_append(struct outbox *ob, sqlite3 *db, enum proto_topic t, const void *data,
                   uint64_t *seq);
 
+/*
+ * The store's epoch, created (at random) on first use: inside a store_run()
+ * function, or on any connection once it exists. 0 on error.
+ */
+uint64_t outbox_epoch(sqlite3 *db);
+
 /* The last seq of every stream. */
 int outbox_streams(sqlite3 *db, struct proto_heartbeat *hb);
 
 /* Frames of `topic` from seq `from` on, in order, at most `max` and about PROTO_REPLAY_MAX_BYTES.
  */
-int outbox_replay(sqlite3 *db, const char *topic, uint64_t from, uint64_t max, uint8_t **reply,
-                  size_t *reply_len);
+int outbox_replay(sqlite3 *db, uint64_t epoch, const char *topic, uint64_t from, uint64_t max,
+                  uint8_t **reply, size_t *reply_len);
 
 /* Delete events older than `before_ms`, keeping each stream's newest. Returns rows deleted. */
 int outbox_prune(sqlite3 *db, int64_t before_ms);

@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     proto_replay_req_decode(data, size, &req);
     bool is_streams;
     char src[PROTO_SRC_MAX];
+    uint64_t epoch;
     static struct proto_heartbeat hb;
-    proto_replay_rep_decode(data, size, &is_streams, src, &hb, on_frame, NULL);
+    proto_replay_rep_decode(data, size, &is_streams, src, &epoch, &hb, on_frame, NULL);
     return 0;
 }

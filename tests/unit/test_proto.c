@@ -1,4 +1,5 @@
 /* Unit tests for proto: round trips of every topic, and every kind of rejection. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,14 +15,16 @@ static void roundtrip(enum proto_topic t, const void *in, size_t size)
 {
     uint8_t *frame;
     size_t len;
-    assert_int_equal(proto_frame_encode(t, "ingest", 42, 1700000000123, in, &frame, &len),
-                     PROTO_OK);
+    assert_int_equal(
+        proto_frame_encode(t, "ingest", 0x7edcba9876543210, 42, 1700000000123, in, &frame, &len),
+        PROTO_OK);
     assert_string_equal((const char *)frame, proto_topic_name(t));
     struct proto_event *ev = malloc(sizeof *ev);
     assert_non_null(ev);
     assert_int_equal(proto_frame_decode(frame, len, ev), PROTO_OK);
     assert_int_equal(ev->topic, t);
     assert_int_equal(ev->seq, 42);
+    assert_true(ev->epoch == 0x7edcba9876543210);
     assert_int_equal(ev->ts, 1700000000123);
     assert_int_equal(ev->v, PROTO_VERSION);
     assert_string_equal(ev->src, "ingest");
@@ -281,7 +284,7 @@ static void test_encode_rejects_oversize_src(void **state)
     char src[PROTO_SRC_MAX + 5];
     memset(src, 'a', sizeof src - 1);
     src[sizeof src - 1] = '\0';
-    assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, src, 1, 1, &s, &frame, &len),
+    assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, src, 0, 1, 1, &s, &frame, &len),
                      PROTO_ESIZE);
 }
 
@@ -315,14 +318,16 @@ static void test_replay_messages(void **state)
     hb.count = 1;
     strcpy(hb.streams[0].topic, "lead.created");
     hb.streams[0].last_seq = 9;
-    assert_int_equal(proto_replay_streams_encode("ingest", &hb, &buf, &len), PROTO_OK);
+    assert_int_equal(proto_replay_streams_encode("ingest", 77, &hb, &buf, &len), PROTO_OK);
     bool is_streams;
     char src[PROTO_SRC_MAX];
+    uint64_t epoch = 0;
     struct proto_heartbeat got;
-    assert_int_equal(proto_replay_rep_decode(buf, len, &is_streams, src, &got, NULL, NULL),
+    assert_int_equal(proto_replay_rep_decode(buf, len, &is_streams, src, &epoch, &got, NULL, NULL),
                      PROTO_OK);
     assert_true(is_streams);
     assert_string_equal(src, "ingest");
+    assert_int_equal(epoch, 77);
     assert_int_equal(got.count, 1);
     assert_int_equal(got.streams[0].last_seq, 9);
     free(buf);
@@ -335,21 +340,126 @@ static void test_replay_messages(void **state)
     uint8_t *frames[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, "zoho-sync", (uint64_t)i + 1, 1, &s,
-                                            &frames[i], &lens[i]),
+        assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, "zoho-sync", 77, (uint64_t)i + 1, 1,
+                                            &s, &frames[i], &lens[i]),
                          PROTO_OK);
     }
     assert_int_equal(
-        proto_replay_events_encode((const uint8_t *const *)frames, lens, 3, &buf, &len), PROTO_OK);
+        proto_replay_events_encode(77, (const uint8_t *const *)frames, lens, 3, &buf, &len),
+        PROTO_OK);
     int n = 0;
-    assert_int_equal(proto_replay_rep_decode(buf, len, &is_streams, src, &got, count_frame, &n),
-                     PROTO_OK);
+    epoch = 0;
+    assert_int_equal(
+        proto_replay_rep_decode(buf, len, &is_streams, src, &epoch, &got, count_frame, &n),
+        PROTO_OK);
     assert_false(is_streams);
     assert_int_equal(n, 3);
+    assert_int_equal(epoch, 77);
+    free(buf);
+    /* An older publisher's reply has no epoch: 0, and still decodes. */
+    assert_int_equal(
+        proto_replay_events_encode(0, (const uint8_t *const *)frames, lens, 3, &buf, &len),
+        PROTO_OK);
+    n = 0;
+    assert_int_equal(
+        proto_replay_rep_decode(buf, len, &is_streams, src, &epoch, &got, count_frame, &n),
+        PROTO_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(epoch, 0);
     free(buf);
     for (int i = 0; i < 3; i++) {
         free(frames[i]);
     }
+}
+
+/* An envelope with `nep` "epoch" keys, a uint 7 each (or a string, as_string). */
+static size_t epoch_frame(uint8_t *out, int nep, bool as_string)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_write(&sb, "lead.synced", 12);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7 + (size_t)nep);
+#define S(x) msgpack_pack_str_with_body(&pk, x, strlen(x))
+    S("v");
+    msgpack_pack_int(&pk, 1);
+    S("type");
+    S("lead.synced");
+    S("src");
+    S("p");
+    for (int i = 0; i < nep; i++) {
+        S("epoch");
+        if (as_string) {
+            S("7");
+        } else {
+            msgpack_pack_uint64(&pk, 7);
+        }
+    }
+    S("seq");
+    msgpack_pack_uint64(&pk, 1);
+    S("id");
+    S("p:x:1");
+    S("ts");
+    msgpack_pack_int64(&pk, 5);
+    S("data");
+    synced_ok(&pk);
+#undef S
+    memcpy(out, sb.data, sb.size);
+    size_t n = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+static void test_epoch(void **state)
+{
+    (void)state;
+    struct proto_lead_synced s;
+    memset(&s, 0, sizeof s);
+    strcpy(s.lead_id, "L");
+    strcpy(s.zoho_id, "Z");
+    strcpy(s.action, "created");
+    uint8_t *frame;
+    size_t len;
+    struct proto_event ev;
+    /* Epoch 0 leaves the key out: the frame is what a publisher before epochs sent. */
+    assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, "p", 0, 3, 1, &s, &frame, &len),
+                     PROTO_OK);
+    assert_null(memmem(frame, len, "epoch", 5));
+    assert_int_equal(proto_frame_decode(frame, len, &ev), PROTO_OK);
+    assert_int_equal(ev.epoch, 0);
+    free(frame);
+    /* The largest epoch survives (the decoder takes any uint64). */
+    assert_int_equal(proto_frame_encode(PROTO_LEAD_SYNCED, "p", UINT64_MAX, 3, 1, &s, &frame, &len),
+                     PROTO_OK);
+    assert_int_equal(proto_frame_decode(frame, len, &ev), PROTO_OK);
+    assert_true(ev.epoch == UINT64_MAX);
+    free(frame);
+
+    uint8_t buf[1024];
+    size_t n = epoch_frame(buf, 1, false);
+    assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_OK);
+    assert_int_equal(ev.epoch, 7);
+    n = epoch_frame(buf, 0, false);
+    assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_OK);
+    assert_int_equal(ev.epoch, 0);
+    n = epoch_frame(buf, 1, true);
+    assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ETYPE);
+    n = epoch_frame(buf, 2, false);
+    assert_int_equal(proto_frame_decode(buf, n, &ev), PROTO_ETYPE);
+
+    /* A stream list without an epoch (an older publisher) decodes with epoch 0. */
+    struct proto_heartbeat hb = {.count = 0};
+    uint8_t *rep;
+    assert_int_equal(proto_replay_streams_encode("p", 0, &hb, &rep, &len), PROTO_OK);
+    bool is_streams;
+    char src[PROTO_SRC_MAX];
+    uint64_t epoch = 99;
+    assert_int_equal(proto_replay_rep_decode(rep, len, &is_streams, src, &epoch, &hb, NULL, NULL),
+                     PROTO_OK);
+    assert_true(is_streams);
+    assert_int_equal(epoch, 0);
+    free(rep);
 }
 
 static void test_json_rendering(void **state)
@@ -377,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_decode_rejections),
         cmocka_unit_test(test_encode_rejects_oversize_src),
         cmocka_unit_test(test_replay_messages),
+        cmocka_unit_test(test_epoch),
         cmocka_unit_test(test_json_rendering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
