@@ -239,12 +239,12 @@ int proto_frame_encode(enum proto_topic t, const char *src, uint64_t epoch, uint
     pack_str(&pk, name);
     pack_str(&pk, "src");
     pack_str(&pk, src);
-    pack_str(&pk, "seq");
-    msgpack_pack_uint64(&pk, seq);
     if (epoch != 0) {
         pack_str(&pk, "epoch");
         msgpack_pack_uint64(&pk, epoch);
     }
+    pack_str(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
     pack_str(&pk, "id");
     pack_str(&pk, id);
     pack_str(&pk, "ts");
@@ -577,11 +577,11 @@ static int decode_envelope(const msgpack_object *root, const char *topic, struct
         } else if (key_is(k, "data")) {
             data = val;
             bit = 64;
-        }
-        if (rc != PROTO_OK) {
         } else if (key_is(k, "epoch")) {
             rc = get_u64(val, &ev->epoch); /* optional: older publishers do not send it */
             bit = 128;
+        }
+        if (rc != PROTO_OK) {
             return rc;
         }
         if (seen & bit) {
@@ -789,12 +789,12 @@ int proto_replay_streams_encode(const char *src, uint64_t epoch,
     msgpack_pack_map(&pk, epoch != 0 ? 3 : 2);
     pack_str(&pk, "src");
     pack_str(&pk, src);
-    pack_str(&pk, "streams"); /* the same map as a heartbeat's */
-    msgpack_pack_map(&pk, (size_t)streams->count);
     if (epoch != 0) {
         pack_str(&pk, "epoch");
         msgpack_pack_uint64(&pk, epoch);
     }
+    pack_str(&pk, "streams"); /* the same map as a heartbeat's */
+    msgpack_pack_map(&pk, (size_t)streams->count);
     for (int i = 0; i < streams->count; i++) {
         pack_str(&pk, streams->streams[i].topic);
         msgpack_pack_uint64(&pk, streams->streams[i].last_seq);
@@ -823,9 +823,6 @@ int proto_replay_events_encode(uint64_t epoch, const uint8_t *const *frames, con
     return finish(&sb, out, out_len);
 }
 
-int proto_replay_rep_decode(const uint8_t *buf, size_t len, bool *is_streams,
-                            char src[PROTO_SRC_MAX], uint64_t *epoch,
-                            struct proto_heartbeat *streams,
 /* A reply's optional "epoch" (0 when absent). */
 static int reply_epoch(const msgpack_object *map, uint64_t *epoch)
 {
@@ -838,14 +835,15 @@ static int reply_epoch(const msgpack_object *map, uint64_t *epoch)
     return PROTO_OK;
 }
 
+int proto_replay_rep_decode(const uint8_t *buf, size_t len, bool *is_streams,
+                            char src[PROTO_SRC_MAX], uint64_t *epoch,
+                            struct proto_heartbeat *streams,
                             int (*on_frame)(const uint8_t *frame, size_t len, void *arg), void *arg)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     int rc = unpack_all(buf, len, &up);
     *is_streams = false;
-    if (rc == PROTO_OK) {
-        rc = PROTO_EMISSING;
     uint64_t ep = 0;
     if (rc == PROTO_OK) {
         rc = reply_epoch(&up.data, &ep);
@@ -853,6 +851,8 @@ static int reply_epoch(const msgpack_object *map, uint64_t *epoch)
     if (epoch != NULL) {
         *epoch = ep;
     }
+    if (rc == PROTO_OK) {
+        rc = PROTO_EMISSING;
         for (uint32_t i = 0; i < up.data.via.map.size; i++) {
             const msgpack_object *k = &up.data.via.map.ptr[i].key;
             const msgpack_object *v = &up.data.via.map.ptr[i].val;

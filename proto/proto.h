@@ -140,9 +140,9 @@ struct proto_event {
     int v;
     enum proto_topic topic;
     char src[PROTO_SRC_MAX];
+    uint64_t epoch; /* the publisher's stream epoch; 0: the frame has none (an older publisher) */
     uint64_t seq;
     char id[PROTO_ID_MAX];
-    uint64_t epoch; /* the publisher's stream epoch; 0: the frame has none (an older publisher) */
     int64_t ts;
     union proto_data data;
 };
