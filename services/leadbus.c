@@ -2,6 +2,7 @@
 #include "app.h"
 #include "config.h"
 #include "http.h"
+#include "http_client.h"
 #include "log.h"
 #include "call-scheduler/call_scheduler.h"
 #include "dialer/dialer.h"
@@ -15,9 +16,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #ifndef LEADBUS_VERSION
@@ -29,6 +32,31 @@ static const struct module *const modules[] = {
     &sandbox_module, &ingest_module, &zoho_sync_module, &call_scheduler_module, &dialer_module,
     &stats_module,   NULL,
 };
+
+/*
+ * What each target needs from the process, checked before any starts: the
+ * store it writes (DATA_DIR/<target>.db, one process each) and the API it
+ * talks to (its credentials or sandbox must make sense).
+ */
+static const struct role {
+    const struct module *module;
+    bool store;
+    int api; /* enum upstream_api, or -1 */
+} roles[] = {
+    {&ingest_module, true, -1},         {&zoho_sync_module, true, UPSTREAM_ZOHO},
+    {&call_scheduler_module, true, -1}, {&dialer_module, true, UPSTREAM_EXOTEL},
+    {&stats_module, true, -1},          {&sandbox_module, false, -1},
+};
+
+static const struct role *role_of(const struct module *m)
+{
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        if (roles[i].module == m) {
+            return &roles[i];
+        }
+    }
+    return NULL;
+}
 
 static void usage(FILE *f)
 {
@@ -55,7 +83,8 @@ static const struct module *find_module(const char *name, size_t len)
 
 /*
  * Parse "a,b,c" into `selected` (flags by module index). "all" is every module,
- * but the sandbox only while some API has no credentials to reach the real one.
+ * but the sandbox only while some API has neither credentials nor a URL (and
+ * never with SANDBOX=off).
  */
 static int select_targets(const char *list, bool *selected, bool *all)
 {
@@ -64,9 +93,10 @@ static int select_targets(const char *list, bool *selected, bool *all)
         size_t n = strcspn(p, ",");
         if (n == 3 && strncmp(p, "all", 3) == 0) {
             *all = true;
+            bool sandbox =
+                upstream_needs_sandbox() && strcasecmp(config_str("SANDBOX", "auto"), "off") != 0;
             for (int i = 0; modules[i] != NULL; i++) {
-                selected[i] =
-                    selected[i] || modules[i] != &sandbox_module || upstream_needs_sandbox();
+                selected[i] = selected[i] || modules[i] != &sandbox_module || sandbox;
             }
         } else {
             const struct module *m = find_module(p, n);
@@ -113,6 +143,72 @@ static int read_settings(struct app *app, struct http_opts *http, char err[CONFI
         snprintf(err, CONFIG_ERR_MAX, "DATA_DIR: cannot create '%s': %s", app->data_dir,
                  strerror(errno));
         return -1;
+    }
+    return 0;
+}
+
+static void warn_unknown(const char *name, const char *suggestion, void *arg)
+{
+    (void)arg;
+    char msg[200];
+    if (suggestion != NULL) {
+        snprintf(msg, sizeof msg, "Unknown setting %.64s ignored: did you mean %s?", name,
+                 suggestion);
+    } else {
+        snprintf(msg, sizeof msg, "Unknown setting %.64s ignored (not a leadbus setting)", name);
+    }
+    log_warn(msg,
+             LOG_FIELDS(LOG_S("setting", name), LOG_S("didYouMean", suggestion ? suggestion : "")));
+}
+
+/*
+ * Before any target starts: warn about unknown settings, refuse unsafe
+ * upstream configurations, and take every selected store's lock (one process
+ * per store). Returns -1 with one line in err: main exits 2.
+ */
+static int preflight(const struct app *app, const bool *selected, char err[CONFIG_ERR_MAX])
+{
+    config_each_unknown(warn_unknown, NULL);
+    struct upstream_plan plan = {.port = app->port};
+    for (int i = 0; modules[i] != NULL; i++) {
+        const struct role *r = role_of(modules[i]);
+        if (!selected[i] || r == NULL) {
+            continue;
+        }
+        plan.runs_sandbox = plan.runs_sandbox || modules[i] == &sandbox_module;
+        plan.schedules_calls = plan.schedules_calls || modules[i] == &call_scheduler_module;
+        if (r->api >= 0) {
+            plan.uses[r->api] = true;
+        }
+    }
+    if (upstream_check(&plan, err) != 0) {
+        return -1;
+    }
+    for (int i = 0; modules[i] != NULL; i++) {
+        const struct role *r = role_of(modules[i]);
+        char path[1024];
+        if (!selected[i] || r == NULL || !r->store) {
+            continue;
+        }
+        app_store_path(app, modules[i]->name, path, sizeof path);
+        if (store_lock(path, err, CONFIG_ERR_MAX) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* /readyz fails while a provider this process talks to refuses our credentials. */
+static int credential_checks(struct app *app, const bool *selected)
+{
+    static const char *const names[UPSTREAM_NAPIS] = {"exotel credentials", "zoho credentials"};
+    for (int i = 0; modules[i] != NULL; i++) {
+        const struct role *r = role_of(modules[i]);
+        if (selected[i] && r != NULL && r->api >= 0 &&
+            http_ready_check(app->http, names[r->api], upstream_auth_ready,
+                             (void *)(intptr_t)r->api) != 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -188,7 +284,7 @@ int main(int argc, char **argv)
     if (select_targets(target, selected, &app.all_in_one) != 0) {
         return 2;
     }
-    if (read_settings(&app, &http_opts, err) != 0) {
+    if (read_settings(&app, &http_opts, err) != 0 || preflight(&app, selected, err) != 0) {
         fprintf(stderr, "leadbus: %s\n", err);
         return 2;
     }
@@ -204,7 +300,8 @@ int main(int argc, char **argv)
     int status = 0;
     void *states[sizeof modules / sizeof modules[0]] = {NULL};
     bool started[sizeof modules / sizeof modules[0]] = {false};
-    if (http_create(&app.http) != 0) {
+    httpc_observe(upstream_observe);
+    if (http_create(&app.http) != 0 || credential_checks(&app, selected) != 0) {
         return 1;
     }
     for (int i = 0; modules[i] != NULL && status == 0; i++) {

@@ -600,6 +600,7 @@ static void collect(void *arg)
     sqlite3_close(db);
 }
 
+/* Degraded, not unready, while an ingest stream is unreachable: its leads wait in its outbox. */
 static bool ready(void *arg)
 {
     struct sched *s = arg;
@@ -718,7 +719,7 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         (s->started = true, so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/calls", get_calls, s) != 0 ||
         http_route(app->http, "DELETE", "/calls/{callId}", delete_call, s) != 0 ||
-        http_ready_check(app->http, "call-scheduler", ready, s) != 0 ||
+        http_degraded_check(app->http, "call-scheduler: ingest streams", ready, s) != 0 ||
         metrics_collector_add(collect, s) != 0) {
         free(src);
         sched_stop(s);

@@ -57,12 +57,27 @@ int app_bus_endpoints(const struct app *app, const char *target, char pub[APP_UR
     return 0;
 }
 
+void app_store_path(const struct app *app, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s.db", app->data_dir, name);
+}
+
 int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s.db", app->data_dir, name);
+    app_store_path(app, name, path, sizeof path);
     struct store_opts o = {.path = path, .schema = schema, .sync = app->sync};
-    return store_open(&o, out);
+    if (store_open(&o, out) != 0) {
+        return -1;
+    }
+    char check[80];
+    snprintf(check, sizeof check, "store %s", name);
+    if (app->http != NULL && http_ready_check(app->http, check, store_ready, *out) != 0) {
+        store_close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int app_sources_add(const struct app *app, struct app_sources *s, const char *target,

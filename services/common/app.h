@@ -64,7 +64,13 @@ int app_sources_add(const struct app *app, struct app_sources *s, const char *ta
 /* The stream name publisher `target` uses: BUS_<NAME>_NAME, default the target's name. */
 const char *app_bus_name(const char *target);
 
-/* Open DATA_DIR/<name>.db with the app's sync setting and `schema`. */
+/* The path of store `name`: DATA_DIR/<name>.db. */
+void app_store_path(const struct app *app, const char *name, char *out, size_t size);
+
+/*
+ * Open DATA_DIR/<name>.db with the app's sync setting and `schema`, and add
+ * "store <name>" to /readyz: ready while the store commits (store_health).
+ */
 int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out);
 
 #endif

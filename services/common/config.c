@@ -255,3 +255,138 @@ int config_enum(const char *name, const char *def, const char *const *choices, i
     }
     return -1;
 }
+
+/* ---- the settings leadbus knows ---- */
+
+/*
+ * Every setting any target reads, in one place (README's configuration table
+ * describes each). A name read anywhere must be listed here, or the start-up
+ * check calls it unknown.
+ */
+static const char *const known[] = {
+    /* process */
+    "PORT", "HTTP_BIND", "HTTP_THREADS", "DATA_DIR", "DB_SYNCHRONOUS", "LOG_LEVEL", "LOG_FORMAT",
+    "LEADBUS_TARGET", "API_KEYS", "MAX_BODY_BYTES", "DEFAULT_COUNTRY", "STATS_REQUIRE_KEY",
+    "SANDBOX", "ALLOW_INSECURE_CALLBACKS", "PUBLIC_BASE_URL",
+    /* the bus */
+    "BUS_RETENTION_DAYS", "BUS_INGEST_PUB", "BUS_INGEST_REPLAY", "BUS_INGEST_NAME",
+    "BUS_ZOHO_SYNC_PUB", "BUS_ZOHO_SYNC_REPLAY", "BUS_ZOHO_SYNC_NAME", "BUS_CALL_SCHEDULER_PUB",
+    "BUS_CALL_SCHEDULER_REPLAY", "BUS_CALL_SCHEDULER_NAME", "BUS_DIALER_PUB", "BUS_DIALER_REPLAY",
+    "BUS_DIALER_NAME",
+    /* Exotel */
+    "EXOTEL_ACCOUNT_SID", "EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_SUBDOMAIN",
+    "EXOTEL_BASE_URL", "EXOTEL_ENABLED", "EXOTEL_EXOPHONE", "EXOTEL_APP_ID", "EXOTEL_AGENT_NUMBER",
+    "EXOTEL_CALL_DELAY_MS", "EXOTEL_CALL_TYPE", "EXOTEL_MAX_RETRIES", "EXOTEL_RATE_LIMIT_CALLS",
+    "EXOTEL_RATE_LIMIT_WINDOW_MS", "EXOTEL_RETRY_ON", "EXOTEL_RETRY_DELAYS_MS",
+    "EXOTEL_RING_TIMEOUT_S", "EXOTEL_TIME_LIMIT_S", "EXOTEL_RECORD", "EXOTEL_HTTP_TIMEOUT_MS",
+    "EXOTEL_CONCURRENCY", "EXOTEL_CALLBACK_TOKEN", "EXOTEL_CALLBACK_GRACE_MS",
+    "EXOTEL_RECONCILE_DELAY_MS", "EXOTEL_RECONCILE_WINDOW_MS", "EXOTEL_TIMEZONE",
+    "EXOTEL_DND_PRECHECK",
+    /* calling hours */
+    "CALL_HOURS", "CALL_DAYS", "CALL_TIMEZONE", "CALL_DEDUPE_WINDOW_MS",
+    /* Zoho */
+    "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_DC", "ZOHO_ACCOUNTS_URL",
+    "ZOHO_API_DOMAIN", "ZOHO_EXTERNAL_ID_FIELD", "ZOHO_DUPLICATE_CHECK_FIELDS",
+    "ZOHO_DEFAULT_COMPANY", "ZOHO_MAX_RETRY_MS", "ZOHO_TIMEOUT_MS", "ZOHO_BACKOFF_MAX_MS",
+    "ZOHO_CALL_RESULT", "ZOHO_CALL_STATUS_FIELD", "ZOHO_CONCURRENCY",
+    /* the sandbox */
+    "SANDBOX_RING_MS", "SANDBOX_SEED", "SANDBOX_OUTCOMES", "SANDBOX_OUTCOME_MODE",
+    "SANDBOX_EXOTEL_RATE_LIMIT", "SANDBOX_EXOTEL_RATE_WINDOW_MS", "SANDBOX_DND_NUMBERS",
+    "SANDBOX_INVALID_NUMBERS", "SANDBOX_FAULTS", "SANDBOX_HANG_MS", "SANDBOX_REQUEST_LOG",
+    "SANDBOX_ZOHO_TOKEN_TTL_S", "SANDBOX_ZOHO_MINT_LIMIT", "SANDBOX_ZOHO_REQUIRED_FIELDS",
+    "SANDBOX_ZOHO_CUSTOM_FIELDS", NULL};
+
+static const char *const prefixes[] = {"EXOTEL_",  "ZOHO_", "BUS_", "CALL_",
+                                       "SANDBOX_", "LEAD",  "DB_",  NULL};
+
+bool config_known(const char *name)
+{
+    for (int i = 0; known[i] != NULL; i++) {
+        if (strcmp(known[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool config_has_prefix(const char *name)
+{
+    for (int i = 0; prefixes[i] != NULL; i++) {
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+#define NAME_MAX_CMP 64
+
+int config_distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, NAME_MAX_CMP), lb = strnlen(b, NAME_MAX_CMP);
+    int prev[NAME_MAX_CMP + 1], cur[NAME_MAX_CMP + 1];
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = (int)j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            int best = sub < del ? sub : del;
+            cur[j] = best < ins ? best : ins;
+        }
+        memcpy(prev, cur, sizeof prev);
+    }
+    return prev[lb];
+}
+
+const char *config_suggest(const char *name)
+{
+    const char *best = NULL;
+    int best_d = 1 << 30;
+    for (int i = 0; known[i] != NULL; i++) {
+        int d = config_distance(name, known[i]);
+        if (d < best_d) {
+            best_d = d;
+            best = known[i];
+        }
+    }
+    /* Close means a slip of the keyboard: at most 3 edits, and under a third of the name. */
+    size_t n = strlen(name);
+    return best_d <= 3 && (size_t)best_d * 3 <= n ? best : NULL;
+}
+
+struct unknown_walk {
+    void (*fn)(const char *name, const char *suggestion, void *arg);
+    void *arg;
+};
+
+static void report_unknown(const char *name, struct unknown_walk *w)
+{
+    if (config_has_prefix(name) && !config_known(name)) {
+        w->fn(name, config_suggest(name), w->arg);
+    }
+}
+
+extern char **environ;
+
+void config_each_unknown(void (*fn)(const char *name, const char *suggestion, void *arg), void *arg)
+{
+    struct unknown_walk w = {fn, arg};
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        char name[NAME_MAX_CMP * 2];
+        size_t n = strcspn(*e, "=");
+        if (n >= sizeof name) {
+            continue;
+        }
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        report_unknown(name, &w);
+    }
+    for (size_t i = 0; i < file_count; i++) {
+        if (getenv(file_vars[i].name) == NULL) { /* already reported from the environment */
+            report_unknown(file_vars[i].name, &w);
+        }
+    }
+}

@@ -40,4 +40,27 @@ int config_bool(const char *name, bool def, bool *out, char err[CONFIG_ERR_MAX])
 int config_enum(const char *name, const char *def, const char *const *choices, int *out,
                 char err[CONFIG_ERR_MAX]);
 
+/*
+ * The settings leadbus knows, as data: one table (config.c) that every name
+ * read anywhere must appear in. A new setting is added there; the start-up
+ * check warns about names with leadbus's prefixes that are not in it.
+ */
+bool config_known(const char *name);
+
+/* True for a name that looks like leadbus's (EXOTEL_, ZOHO_, BUS_, CALL_, SANDBOX_, LEAD, DB_). */
+bool config_has_prefix(const char *name);
+
+/* The known name closest to `name` by edit distance, or NULL when none is close. */
+const char *config_suggest(const char *name);
+
+/* Edit distance (insert, delete, substitute one character) between two names. */
+int config_distance(const char *a, const char *b);
+
+/*
+ * Call fn for every set name (environment, then .env) that has one of
+ * leadbus's prefixes and is not known, with the closest known name or NULL.
+ */
+void config_each_unknown(void (*fn)(const char *name, const char *suggestion, void *arg),
+                         void *arg);
+
 #endif

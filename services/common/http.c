@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define MAX_ROUTES 64
-#define MAX_CHECKS 16
+#define MAX_CHECKS 32
 
 struct route {
     char method[8];
@@ -21,9 +21,10 @@ struct route {
 };
 
 struct check {
-    const char *name;
+    char name[64];
     bool (*fn)(void *);
     void *arg;
+    bool degraded; /* listed, but does not fail /readyz */
 };
 
 struct http_server {
@@ -262,16 +263,37 @@ static void readyz(struct http_req *req, void *arg)
 {
     struct http_server *h = arg;
     cJSON *o = cJSON_CreateObject();
-    cJSON *failing = cJSON_CreateArray();
+    cJSON *failing = cJSON_CreateArray(), *degraded = cJSON_CreateArray();
     for (int i = 0; i < h->nchecks; i++) {
         if (!h->checks[i].fn(h->checks[i].arg)) {
-            cJSON_AddItemToArray(failing, cJSON_CreateString(h->checks[i].name));
+            cJSON_AddItemToArray(h->checks[i].degraded ? degraded : failing,
+                                 cJSON_CreateString(h->checks[i].name));
         }
     }
     bool ready = cJSON_GetArraySize(failing) == 0;
     cJSON_AddStringToObject(o, "status", ready ? "ready" : "not ready");
     cJSON_AddItemToObject(o, "failing", failing);
+    cJSON_AddItemToObject(o, "degraded", degraded);
     http_reply_json(req, ready ? 200 : 503, o);
+}
+
+/* Before each /metrics render: every check's state, and the process's readiness. */
+static void collect_checks(void *arg)
+{
+    struct http_server *h = arg;
+    bool ready = true;
+    for (int i = 0; i < h->nchecks; i++) {
+        bool ok = h->checks[i].fn(h->checks[i].arg);
+        char labels[160], name[96];
+        metrics_label(h->checks[i].name, name, sizeof name);
+        snprintf(labels, sizeof labels, "check=\"%s\",kind=\"%s\"", name,
+                 h->checks[i].degraded ? "degraded" : "ready");
+        metrics_gauge_set("leadbus_check_ok",
+                          "1 while a /readyz check passes; kind=degraded checks do not fail /readyz",
+                          labels, ok ? 1 : 0);
+        ready = ready && (ok || h->checks[i].degraded);
+    }
+    metrics_gauge_set("leadbus_ready", "1 while /readyz answers 200", "", ready ? 1 : 0);
 }
 
 static void metrics_endpoint(struct http_req *req, void *arg)
@@ -346,6 +368,7 @@ int http_create(struct http_server **out)
     http_route(h, "GET", "/healthz", healthz, h);
     http_route(h, "GET", "/readyz", readyz, h);
     http_route(h, "GET", "/metrics", metrics_endpoint, h);
+    metrics_collector_add(collect_checks, h);
     *out = h;
     return 0;
 }
@@ -365,13 +388,28 @@ int http_route(struct http_server *h, const char *method, const char *pattern, h
     return 0;
 }
 
-int http_ready_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg)
+static int add_check(struct http_server *h, const char *name, bool (*fn)(void *), void *arg,
+                     bool degraded)
 {
     if (h->nchecks == MAX_CHECKS) {
         return -1;
     }
-    h->checks[h->nchecks++] = (struct check){name, fn, arg};
+    struct check *c = &h->checks[h->nchecks++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->fn = fn;
+    c->arg = arg;
+    c->degraded = degraded;
     return 0;
+}
+
+int http_ready_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg)
+{
+    return add_check(h, name, fn, arg, false);
+}
+
+int http_degraded_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg)
+{
+    return add_check(h, name, fn, arg, true);
 }
 
 static int log_message(const struct mg_connection *conn, const char *message)
@@ -415,6 +453,7 @@ void http_stop(struct http_server *h)
     if (h == NULL) {
         return;
     }
+    metrics_collector_remove(collect_checks, h);
     if (h->ctx != NULL) {
         mg_stop(h->ctx);
         mg_exit_library();

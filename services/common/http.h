@@ -45,8 +45,20 @@ int http_create(struct http_server **out);
 /* pattern: literal segments and {name} placeholders, e.g. "/leads/{id}". */
 int http_route(struct http_server *h, const char *method, const char *pattern, http_handler fn,
                void *arg);
-/* A readiness check for /readyz; `name` appears in the answer when it fails. */
+/*
+ * /readyz answers 200 while every readiness check passes, 503 otherwise, with
+ * {"status":"ready"|"not ready","failing":[names],"degraded":[names]}.
+ * A readiness check is what the process needs to do its job (its store
+ * commits, its provider accepts the credentials); `name` (copied) appears in
+ * "failing" while it fails. A degraded check is what it can work without for
+ * a while (a bus peer that is down: events wait in the peer's outbox); it is
+ * listed in "degraded" but leaves the status 200, so a missing peer never
+ * takes a route out of service. /metrics shows both: leadbus_ready and
+ * leadbus_check_ok{check,kind="ready"|"degraded"}. Checks run on HTTP
+ * threads and must be cheap.
+ */
 int http_ready_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg);
+int http_degraded_check(struct http_server *h, const char *name, bool (*fn)(void *arg), void *arg);
 int http_listen(struct http_server *h, const struct http_opts *opts);
 /* Stops accepting, waits for running handlers, frees everything. NULL is fine. */
 void http_stop(struct http_server *h);

@@ -3,10 +3,18 @@
 #include "clock.h"
 #include "metrics.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+static _Atomic(httpc_observer) observer;
+
+void httpc_observe(httpc_observer fn)
+{
+    atomic_store(&observer, fn);
+}
 
 struct buf {
     char *p;
@@ -97,6 +105,10 @@ int httpc_perform(CURL *curl, const struct httpc_request *req, struct httpc_resp
         snprintf(result, sizeof result, "%ldxx", r->status / 100 % 10);
     }
     const char *api = req->api ? req->api : "other";
+    httpc_observer obs = atomic_load(&observer);
+    if (obs != NULL) {
+        obs(api, req->url, r->status);
+    }
     snprintf(labels, sizeof labels, "api=\"%s\",result=\"%s\"", api, result);
     metrics_counter_add("leadbus_upstream_requests_total",
                         "Requests to Exotel and Zoho by result (HTTP status class, 429, error)",

@@ -37,6 +37,14 @@ struct httpc_response {
     char error[CURL_ERROR_SIZE];
 };
 
+/*
+ * Called after every request with its api label, URL and status (0 on a
+ * transport error): main hands answers to upstream_observe() this way, so a
+ * refused credential shows in /readyz. Set once at start.
+ */
+typedef void (*httpc_observer)(const char *api, const char *url, long status);
+void httpc_observe(httpc_observer fn);
+
 /* Returns 0 when an HTTP answer arrived (any status), -1 on a transport error. */
 int httpc_perform(CURL *curl, const struct httpc_request *req, struct httpc_response *r);
 

@@ -1,15 +1,24 @@
-/* store: writer thread with group commit. */
+/* store: writer thread with group commit, one writer per file, and the store's health. */
 #include "store.h"
+#include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_HOOKS 8
 #define MAX_BATCH 1024
+#define TICK_MS 1000 /* an idle writer checks the file (and probes a failing store) this often */
 
 struct job {
     store_fn fn;
@@ -36,8 +45,16 @@ struct store {
     struct hook hooks[MAX_HOOKS];
     int nhooks;
     const char *target; /* the opening module: the writer logs (and runs its handlers) as it */
+    char name[64];      /* file name without ".db": the metrics label */
+    dev_t dev;          /* identity of the file opened, to notice it deleted or replaced */
+    ino_t ino;
+    atomic_int health;      /* enum store_health */
+    sqlite3 *check_db;      /* the start-up integrity check's reader (interrupted on close) */
+    pthread_t check_thread; /* that check */
+    bool checking;
 };
 
+/* Returns SQLite's result code: 0 (SQLITE_OK) or the error, which is logged. */
 static int exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
@@ -46,42 +63,196 @@ static int exec(sqlite3 *db, const char *sql)
         log_error("SQLite statement failed",
                   LOG_FIELDS(LOG_S("sql", sql), LOG_S("error", msg ? msg : sqlite3_errstr(rc))));
         sqlite3_free(msg);
-        return -1;
     }
-    return 0;
+    return rc;
+}
+
+/* ---- health ---- */
+
+const char *store_health_name(enum store_health h)
+{
+    static const char *const names[] = {"ok", "failing", "corrupt", "lost"};
+    return h >= STORE_OK && h <= STORE_LOST ? names[h] : "unknown";
+}
+
+static void health_metrics(struct store *s, enum store_health h)
+{
+    char labels[96];
+    snprintf(labels, sizeof labels, "store=\"%s\"", s->name);
+    metrics_gauge_set("leadbus_store_writable",
+                      "1 while the store commits, 0 while it cannot (disk full, corrupt, deleted)",
+                      labels, h == STORE_OK ? 1 : 0);
+}
+
+/*
+ * Move to `to`. CORRUPT and LOST are final; FAILING and OK alternate. The
+ * change is logged once, naming the file.
+ */
+static void set_health(struct store *s, enum store_health to, const char *why)
+{
+    int from = atomic_load(&s->health);
+    for (;;) {
+        if (from == (int)to || from == STORE_CORRUPT || from == STORE_LOST) {
+            return;
+        }
+        if (atomic_compare_exchange_weak(&s->health, &from, (int)to)) {
+            break;
+        }
+    }
+    health_metrics(s, to);
+    const struct log_field *f =
+        LOG_FIELDS(LOG_S("path", s->path), LOG_S("state", store_health_name(to)),
+                   LOG_S("cause", why != NULL ? why : ""));
+    if (to == STORE_OK) {
+        log_info("Store commits again; ready", f);
+    } else if (to == STORE_FAILING) {
+        log_error("Store cannot commit; not ready until it can (writes answer 503)", f);
+    } else if (to == STORE_CORRUPT) {
+        log_error("Store is corrupt; refusing writes and not ready (restore it from a backup)", f);
+    } else {
+        log_error("Store file was deleted or replaced while open; refusing writes and not ready "
+                  "(what was written since is not in any file: restart and restore)",
+                  f);
+    }
+}
+
+static void count_failure(struct store *s)
+{
+    char labels[96];
+    snprintf(labels, sizeof labels, "store=\"%s\"", s->name);
+    metrics_counter_add("leadbus_store_commit_failures_total",
+                        "Transactions the store could not commit", labels, 1);
+}
+
+/* Is the file at the path still the one we opened? */
+static void check_identity(struct store *s)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        set_health(s, STORE_LOST, strerror(errno));
+    } else if (st.st_dev != s->dev || st.st_ino != s->ino) {
+        set_health(s, STORE_LOST, "another file is at the path");
+    }
+}
+
+/* After a failed statement: corruption is final, anything else may pass. */
+static void classify(struct store *s, int rc)
+{
+    int primary = rc & 0xff;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+        set_health(s, STORE_CORRUPT, sqlite3_errstr(rc));
+    } else {
+        set_health(s, STORE_FAILING, sqlite3_errstr(rc));
+    }
+}
+
+enum store_health store_health(struct store *s)
+{
+    check_identity(s);
+    return (enum store_health)atomic_load(&s->health);
+}
+
+bool store_ready(void *arg)
+{
+    return store_health(arg) == STORE_OK;
+}
+
+static bool refusing(struct store *s)
+{
+    int h = atomic_load(&s->health);
+    return h == STORE_CORRUPT || h == STORE_LOST;
+}
+
+/* Is a failed job's error the store's (disk, corruption) rather than the job's own? */
+static bool store_error(int rc)
+{
+    int primary = rc & 0xff;
+    return primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_CORRUPT ||
+           primary == SQLITE_NOTADB || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY;
+}
+
+static void fail_all(struct job *batch)
+{
+    for (struct job *j = batch; j != NULL; j = j->next) {
+        j->rc = STORE_EIO;
+    }
 }
 
 static void run_batch(struct store *s, struct job *batch, const struct hook *hooks, int nhooks)
 {
-    bool ok = exec(s->db, "BEGIN IMMEDIATE") == 0;
+    check_identity(s);
+    if (refusing(s)) {
+        fail_all(batch);
+        return;
+    }
+    int rc = exec(s->db, "BEGIN IMMEDIATE");
+    int job_error = SQLITE_OK;
     for (struct job *j = batch; j != NULL; j = j->next) {
-        if (!ok) {
-            j->rc = STORE_EIO;
-            continue;
+        if (rc != SQLITE_OK) {
+            break;
         }
-        if (exec(s->db, "SAVEPOINT job") != 0) {
+        if (exec(s->db, "SAVEPOINT job") != SQLITE_OK) {
             j->rc = STORE_EIO;
             continue;
         }
         j->rc = j->fn(s->db, j->arg);
         if (j->rc < 0) {
+            int ec = sqlite3_extended_errcode(s->db);
+            job_error = store_error(ec) ? ec : job_error;
             exec(s->db, "ROLLBACK TO job");
         }
         exec(s->db, "RELEASE job");
     }
-    if (ok && exec(s->db, "COMMIT") != 0) {
-        exec(s->db, "ROLLBACK");
-        ok = false;
-    }
-    if (!ok) {
-        for (struct job *j = batch; j != NULL; j = j->next) {
-            j->rc = STORE_EIO;
+    if (rc == SQLITE_OK) {
+        rc = exec(s->db, "COMMIT");
+        if (rc != SQLITE_OK) {
+            exec(s->db, "ROLLBACK");
         }
+    }
+    if (rc != SQLITE_OK || job_error != SQLITE_OK) {
+        count_failure(s);
+        classify(s, rc != SQLITE_OK ? rc : job_error);
+    }
+    if (rc != SQLITE_OK) {
+        fail_all(batch);
         return;
+    }
+    if (job_error == SQLITE_OK) {
+        set_health(s, STORE_OK, NULL);
     }
     for (int i = 0; i < nhooks; i++) {
         hooks[i].fn(hooks[i].arg);
     }
+}
+
+/* A failing store tries a one-row commit each tick, so it turns ready again once it can. */
+static void probe(struct store *s)
+{
+    if (atomic_load(&s->health) != STORE_FAILING) {
+        return;
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO store_probe(id, ms) VALUES(1, %lld)",
+             (long long)clock_now_ms());
+    int rc = exec(s->db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) {
+        rc = exec(s->db, sql);
+    }
+    if (rc == SQLITE_OK) {
+        rc = exec(s->db, "COMMIT");
+    }
+    if (rc != SQLITE_OK) {
+        exec(s->db, "ROLLBACK");
+        classify(s, rc);
+        return;
+    }
+    set_health(s, STORE_OK, NULL);
+}
+
+static void tick(struct store *s)
+{
+    check_identity(s);
+    probe(s);
 }
 
 static void *writer_main(void *arg)
@@ -91,7 +262,12 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->lock);
     for (;;) {
         while (s->head == NULL && !s->stopping) {
-            pthread_cond_wait(&s->work, &s->lock);
+            struct timespec deadline = clock_deadline_in(TICK_MS);
+            if (pthread_cond_timedwait(&s->work, &s->lock, &deadline) == ETIMEDOUT) {
+                pthread_mutex_unlock(&s->lock);
+                tick(s);
+                pthread_mutex_lock(&s->lock);
+            }
         }
         if (s->head == NULL) {
             break;
@@ -141,25 +317,152 @@ static int open_conn(const char *path, int flags, sqlite3 **db)
     return 0;
 }
 
+/* ---- one writer per store ---- */
+
+#define MAX_LOCKS 32
+
+static pthread_mutex_t locks_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char path[1024];
+    int fd;
+} locks[MAX_LOCKS];
+static int nlocks;
+
+/* The pid written in a lock file by the process that holds it, or 0. */
+static long lock_holder(int fd)
+{
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+int store_lock(const char *path, char *err, size_t size)
+{
+    char lock_path[1100];
+    snprintf(lock_path, sizeof lock_path, "%s.lock", path);
+    int rc = -1;
+    pthread_mutex_lock(&locks_lock);
+    for (int i = 0; i < nlocks; i++) {
+        if (strcmp(locks[i].path, path) == 0) {
+            pthread_mutex_unlock(&locks_lock);
+            return 0;
+        }
+    }
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, size, "%s: cannot open its lock file %s: %s", path, lock_path,
+                 strerror(errno));
+        goto done;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        long pid = lock_holder(fd);
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            snprintf(err, size, "%s: cannot lock %s: %s", path, lock_path, strerror(e));
+            goto done;
+        }
+        snprintf(err, size,
+                 "%s: in use by another process (pid %ld holds %s); one process per store: give "
+                 "this one its own DATA_DIR",
+                 path, pid, lock_path);
+        goto done;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n || nlocks == MAX_LOCKS) {
+        snprintf(err, size, "%s: cannot write %s", path, lock_path);
+        close(fd);
+        goto done;
+    }
+    snprintf(locks[nlocks].path, sizeof locks[nlocks].path, "%s", path);
+    locks[nlocks].fd = fd;
+    nlocks++;
+    rc = 0;
+done:
+    pthread_mutex_unlock(&locks_lock);
+    return rc;
+}
+
+/* ---- open and close ---- */
+
+/* Runs at open on a reader connection: corruption found later in a quiet table still counts. */
+static void *integrity_main(void *arg)
+{
+    struct store *s = arg;
+    log_set_target(s->target);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->check_db, "PRAGMA quick_check(1)", -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        if (rc == SQLITE_ROW && t != NULL && strcmp((const char *)t, "ok") != 0) {
+            set_health(s, STORE_CORRUPT, (const char *)t);
+        } else if (rc != SQLITE_ROW && rc != SQLITE_INTERRUPT) {
+            classify(s, rc);
+        }
+    }
+    sqlite3_finalize(st);
+    return NULL;
+}
+
+static void set_name(struct store *s)
+{
+    const char *base = strrchr(s->path, '/');
+    snprintf(s->name, sizeof s->name, "%s", base != NULL ? base + 1 : s->path);
+    size_t n = strlen(s->name);
+    if (n > 3 && strcmp(s->name + n - 3, ".db") == 0) {
+        s->name[n - 3] = '\0';
+    }
+}
+
+static int open_db(struct store *s, const struct store_opts *opts)
+{
+    static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
+                                           "PRAGMA synchronous=FULL"};
+    if (open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->db) != 0 ||
+        exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, sync_sql[opts->sync]) != 0 ||
+        exec(s->db, "CREATE TABLE IF NOT EXISTS store_probe(id INTEGER PRIMARY KEY, ms INTEGER)") !=
+            0 ||
+        (opts->schema != NULL && exec(s->db, opts->schema) != 0)) {
+        return -1;
+    }
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        log_error("Cannot stat database", LOG_FIELDS(LOG_S("path", s->path)));
+        return -1;
+    }
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    return 0;
+}
+
 int store_open(const struct store_opts *opts, struct store **out)
 {
+    char err[1400];
+    if (store_lock(opts->path, err, sizeof err) != 0) {
+        log_error("Cannot open store", LOG_FIELDS(LOG_S("error", err)));
+        return -1;
+    }
     struct store *s = calloc(1, sizeof *s);
     if (s == NULL || (s->path = strdup(opts->path)) == NULL) {
         free(s);
         return -1;
     }
-    static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
-                                           "PRAGMA synchronous=FULL"};
-    if (open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->db) != 0 ||
-        exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, sync_sql[opts->sync]) != 0 ||
-        (opts->schema != NULL && exec(s->db, opts->schema) != 0)) {
+    set_name(s);
+    atomic_init(&s->health, STORE_OK);
+    if (open_db(s, opts) != 0) {
         sqlite3_close(s->db);
         free(s->path);
         free(s);
         return -1;
     }
+    health_metrics(s, STORE_OK);
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->work, NULL);
+    clock_cond_init(&s->work);
     pthread_cond_init(&s->done, NULL);
     s->target = log_target();
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
@@ -168,6 +471,8 @@ int store_open(const struct store_opts *opts, struct store **out)
         free(s);
         return -1;
     }
+    s->checking = open_conn(s->path, SQLITE_OPEN_READONLY, &s->check_db) == 0 &&
+                  pthread_create(&s->check_thread, NULL, integrity_main, s) == 0;
     *out = s;
     return 0;
 }
@@ -177,6 +482,11 @@ void store_close(struct store *s)
     if (s == NULL) {
         return;
     }
+    if (s->checking) {
+        sqlite3_interrupt(s->check_db);
+        pthread_join(s->check_thread, NULL);
+    }
+    sqlite3_close(s->check_db);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     pthread_cond_signal(&s->work);
@@ -197,7 +507,7 @@ int store_run(struct store *s, store_fn fn, void *arg)
 {
     struct job j = {.fn = fn, .arg = arg, .rc = 0, .done = false, .next = NULL};
     pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
+    if (s->stopping || refusing(s)) {
         pthread_mutex_unlock(&s->lock);
         return STORE_EIO;
     }
@@ -217,7 +527,7 @@ int store_run(struct store *s, store_fn fn, void *arg)
 
 static int schema_job(sqlite3 *db, void *arg)
 {
-    return exec(db, arg);
+    return exec(db, arg) == SQLITE_OK ? 0 : -1;
 }
 
 int store_exec_schema(struct store *s, const char *sql)
@@ -245,6 +555,11 @@ int store_open_reader(const struct store *s, sqlite3 **db)
 const char *store_path(const struct store *s)
 {
     return s->path;
+}
+
+const char *store_name(const struct store *s)
+{
+    return s->name;
 }
 
 void store_text(sqlite3_stmt *st, int i, char *dst, size_t size)

@@ -17,6 +17,7 @@
 #define LEADBUS_STORE_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum store_sync { STORE_SYNC_OFF, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
@@ -51,6 +52,34 @@ int store_on_commit(struct store *s, void (*fn)(void *arg), void *arg);
 int store_open_reader(const struct store *s, sqlite3 **db);
 
 const char *store_path(const struct store *s);
+/* The store's name: its file name without directory and ".db" ("ingest"). */
+const char *store_name(const struct store *s);
+
+/*
+ * One writer per store: an exclusive lock (flock) on `<path>.lock`, holding
+ * the owner's pid, kept for the life of the process. Taking it again in the
+ * same process is a no-op; store_open() takes it too. Returns 0, or -1 with
+ * `err` naming the store and the pid of the process that holds it.
+ */
+int store_lock(const char *path, char *err, size_t size);
+
+/*
+ * Can the store commit? OK; FAILING while commits fail for a reason that may
+ * pass (disk full, I/O error: a probe commit every second notices when it
+ * does); CORRUPT (SQLite found corruption, or the start-up integrity check
+ * failed) and LOST (the file at the path was deleted or replaced) stay until
+ * a restart, and store_run() refuses every write with STORE_EIO. Each change
+ * is logged (ERROR, or INFO on recovery) and shown in the gauge
+ * leadbus_store_writable{store} and the counter
+ * leadbus_store_commit_failures_total{store}.
+ */
+enum store_health { STORE_OK, STORE_FAILING, STORE_CORRUPT, STORE_LOST };
+
+/* The current health; checks the file at the path first. Any thread. */
+enum store_health store_health(struct store *s);
+const char *store_health_name(enum store_health h);
+/* For http_ready_check: true while store_health(arg) is STORE_OK. */
+bool store_ready(void *arg);
 
 /* Column `i` of the current row as text into dst ("" for NULL), always terminated. */
 void store_text(sqlite3_stmt *st, int i, char *dst, size_t size);

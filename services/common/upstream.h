@@ -1,13 +1,21 @@
 /*
- * upstream: where the Exotel and Zoho APIs are, real or the sandbox.
+ * upstream: where the Exotel and Zoho APIs are, real or the sandbox, whether
+ * that choice is safe, and whether the API accepts our credentials.
  *
- * With no Exotel credentials (EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY,
- * EXOTEL_API_TOKEN) or no Zoho credentials (ZOHO_CLIENT_ID,
- * ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN), that API is the sandbox served by
- * this process (`--target=all` starts it), so a new user sees the whole flow
- * with no account. EXOTEL_BASE_URL, ZOHO_ACCOUNTS_URL and ZOHO_API_DOMAIN
- * override either choice (a proxy, a region, a split-mode sandbox).
- * The struct holds copies; nothing to free.
+ * An API with all three credentials (EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY,
+ * EXOTEL_API_TOKEN; ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN) is
+ * live; with none it is simulated: the sandbox served by this process
+ * (`--target=all` starts it), so a new user sees the whole flow with no
+ * account. EXOTEL_BASE_URL, ZOHO_ACCOUNTS_URL and ZOHO_API_DOMAIN override
+ * either choice (a proxy, a region, a sandbox in another process).
+ *
+ * upstream_check() refuses, at start, the configurations that would fall back
+ * quietly: partial credentials, a sandbox URL no process serves, the sandbox
+ * beside a live provider (unless SANDBOX=on), live calls whose callbacks would
+ * go to a loopback or plain-http URL (unless ALLOW_INSECURE_CALLBACKS=true).
+ *
+ * The struct holds copies; nothing to free. The auth state is process-wide
+ * and thread-safe.
  */
 #ifndef LEADBUS_UPSTREAM_H
 #define LEADBUS_UPSTREAM_H
@@ -29,7 +37,46 @@ struct upstream {
 
 int upstream_resolve(const struct app *app, struct upstream *up, char err[CONFIG_ERR_MAX]);
 
-/* True when the credentials of an API are absent, so `--target=all` needs the sandbox. */
+enum upstream_api { UPSTREAM_EXOTEL, UPSTREAM_ZOHO, UPSTREAM_NAPIS };
+
+/* SANDBOX: auto (default), on (simulate an API beside a live one), off (never simulate). */
+enum upstream_sandbox_mode { UPSTREAM_SANDBOX_AUTO, UPSTREAM_SANDBOX_ON, UPSTREAM_SANDBOX_OFF };
+
+enum upstream_creds { UPSTREAM_CREDS_NONE, UPSTREAM_CREDS_ALL, UPSTREAM_CREDS_PARTIAL };
+
+/*
+ * Are the credentials of `api` all set, none set, or only some? An empty
+ * value counts as missing. For PARTIAL, *missing names the first absent one.
+ */
+enum upstream_creds upstream_creds(enum upstream_api api, const char **missing);
+
+/* True when `--target=all` should start the sandbox: an API has neither credentials nor URL. */
 bool upstream_needs_sandbox(void);
+
+/* What this process runs, for upstream_check(). */
+struct upstream_plan {
+    bool uses[UPSTREAM_NAPIS]; /* a selected target talks to this API (dialer, zoho-sync) */
+    bool runs_sandbox;         /* the sandbox target is selected */
+    bool schedules_calls;      /* the call-scheduler is selected (it reads EXOTEL_ENABLED) */
+    int port;                  /* the HTTP port (PUBLIC_BASE_URL's default) */
+};
+
+/* Refuse unsafe configurations: 0, or -1 with one line naming the variable. */
+int upstream_check(const struct upstream_plan *plan, char err[CONFIG_ERR_MAX]);
+
+/* Is `url` https:// to a host that is not loopback? (pure; for the callback URL check) */
+bool upstream_url_public_https(const char *url);
+
+/*
+ * Answers from an API, by http_client after each request: a 401 from Exotel,
+ * or 401s from Zoho's CRM API (not its token endpoint) for 10 s without a
+ * success, mean the API refuses our credentials; a 2xx means it accepts them.
+ * The change is logged (ERROR / INFO) once each way.
+ */
+void upstream_observe(const char *api, const char *url, long http_status);
+/* False while `api` refuses our credentials (a /readyz check). */
+bool upstream_auth_ok(enum upstream_api api);
+/* For http_ready_check: arg is (void *)(intptr_t)api. */
+bool upstream_auth_ready(void *arg);
 
 #endif

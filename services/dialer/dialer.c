@@ -1064,6 +1064,11 @@ static int load_dialed_job(sqlite3 *db, void *arg)
     return 0;
 }
 
+/*
+ * Degraded, not unready, while the call-scheduler's stream is unreachable:
+ * callbacks still land and due calls wait in its outbox. (Readiness: the
+ * store, and "exotel credentials", registered by main.)
+ */
 static bool ready(void *arg)
 {
     struct dialer *d = arg;
@@ -1240,7 +1245,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         store_on_commit(d->store, on_commit, d) != 0 || start_workers(d) != 0 ||
         (so.store = d->store, bus_sub_open(&so, &d->sub)) != 0 ||
         http_route(app->http, "POST", "/exotel/callback", post_callback, d) != 0 ||
-        http_ready_check(app->http, "dialer", ready, d) != 0) {
+        http_degraded_check(app->http, "dialer: call-scheduler stream", ready, d) != 0) {
         dialer_stop(d);
         return -1;
     }

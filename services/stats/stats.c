@@ -647,6 +647,7 @@ static int since_job(sqlite3 *db, void *arg)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Degraded, not unready, while an ingest stream is unreachable: the figures catch up by replay. */
 static bool ready(void *arg)
 {
     struct stats *s = arg;
@@ -705,7 +706,7 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/leads", get_leads, s) != 0 ||
         http_route(app->http, "GET", "/leads/{leadId}", get_lead, s) != 0 ||
         http_route(app->http, "GET", "/", get_dashboard, s) != 0 ||
-        http_ready_check(app->http, "stats", ready, s) != 0) {
+        http_degraded_check(app->http, "stats: ingest streams", ready, s) != 0) {
         free(src);
         stats_stop(s);
         return -1;

@@ -674,12 +674,19 @@ static void post_retry(struct http_req *req, void *arg)
     http_reply_json(req, 202, o);
 }
 
-/*
- * Ready when Zoho accepts our credentials and ingest's stream is reachable.
- * The dialer is not required: leads still sync while it is down (or, until
- * it exists, absent), and its outcomes are replayed when it comes.
- */
+/* Ready while Zoho accepts our OAuth client (no invalid_client / invalid_code). */
 static bool ready(void *arg)
+{
+    struct zsync *z = arg;
+    return !atomic_load(&z->fatal);
+}
+
+/*
+ * Degraded, not unready, while an ingest stream is unreachable: its leads
+ * wait in its outbox. The dialer is not watched: its outcomes are replayed
+ * when it comes.
+ */
+static bool peers(void *arg)
 {
     struct zsync *z = arg;
     for (int i = 0; i < z->ningest; i++) { /* every ingest replica */
@@ -687,7 +694,7 @@ static bool ready(void *arg)
             return false;
         }
     }
-    return !atomic_load(&z->fatal);
+    return true;
 }
 
 /*
@@ -846,6 +853,7 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
         http_ready_check(app->http, "zoho-sync", ready, z) != 0 ||
+        http_degraded_check(app->http, "zoho-sync: ingest streams", peers, z) != 0 ||
         http_ready_check(app->http, "zoho-sync: Zoho refuses call outcomes", outcomes_ready, z) !=
             0) {
         zsync_stop(z);

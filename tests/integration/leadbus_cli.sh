@@ -46,7 +46,7 @@ PORT_N=$(free_port)
 LIVE_EXOTEL=(EXOTEL_ACCOUNT_SID=YOUR_SID EXOTEL_API_KEY=YOUR_API_KEY EXOTEL_API_TOKEN=YOUR_API_TOKEN
     EXOTEL_SUBDOMAIN=api.in.exotel.com)
 rc=0
-env PORT=$PORT_N DATA_DIR="$T/data3" HTTP_BIND=127.0.0.1 "${LIVE_EXOTEL[@]}" \
+env PORT=$PORT_N DATA_DIR="$T/data3" HTTP_BIND=127.0.0.1 "${LIVE_EXOTEL[@]}" PUBLIC_BASE_URL=https://leads.example.com \
     "$LEADBUS" --target=dialer >"$T/noexophone.log" 2>&1 || rc=$?
 [ $rc -ne 0 ] && grep -q "^leadbus: dialer: EXOTEL_EXOPHONE: required" "$T/noexophone.log" ||
     fail "a live dialer without EXOTEL_EXOPHONE: exit $rc, $(cat "$T/noexophone.log")"

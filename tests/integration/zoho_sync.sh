@@ -167,7 +167,9 @@ kill -TERM "$SVC"; wait_pid 10 "$SVC"
 # --- rejected credentials stop syncing with one clear line and a /readyz failure, not a retry storm
 rm -rf "$T/svc"
 before=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
-ZOHO_CLIENT_ID=YOUR_CLIENT_ID start svc "$LEADBUS" --target=ingest,zoho-sync
+# All three (a partial set is refused at start); the sandbox does not know this client.
+ZOHO_CLIENT_ID=YOUR_CLIENT_ID ZOHO_CLIENT_SECRET=YOUR_SECRET ZOHO_REFRESH_TOKEN=YOUR_TOKEN \
+    start svc "$LEADBUS" --target=ingest,zoho-sync
 SVC=$LAST_PID
 wait_for 10 "ingest" curl -fsS "http://127.0.0.1:$PB/healthz"
 curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \

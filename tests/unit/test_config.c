@@ -127,13 +127,91 @@ static void test_bad_file_names_line(void **state)
     assert_int_equal(config_load("/nonexistent/.env", err), 0);
 }
 
+static void test_distance_and_suggest(void **state)
+{
+    (void)state;
+    assert_int_equal(config_distance("EXOTEL_APIKEY", "EXOTEL_API_KEY"), 1);
+    assert_int_equal(config_distance("", "ABC"), 3);
+    assert_int_equal(config_distance("CALL_HOURS", "CALL_HOURS"), 0);
+    assert_int_equal(config_distance("ZOHO_DC", "ZOHO_CD"), 2);
+    assert_string_equal(config_suggest("EXOTEL_APIKEY"), "EXOTEL_API_KEY");
+    assert_string_equal(config_suggest("ZOHO_CLIENTSECRET"), "ZOHO_CLIENT_SECRET");
+    assert_string_equal(config_suggest("CALL_HOUR"), "CALL_HOURS");
+    assert_string_equal(config_suggest("EXOTEL_API_TOKENN"), "EXOTEL_API_TOKEN");
+    assert_string_equal(config_suggest("SANDBOX_RING"), "SANDBOX_RING_MS");
+    /* Nothing close: no guess. */
+    assert_null(config_suggest("EXOTEL_SOMETHING_ELSE_ENTIRELY"));
+    assert_null(config_suggest("BUS_X"));
+}
+
+static void test_known_and_prefixes(void **state)
+{
+    (void)state;
+    assert_true(config_known("EXOTEL_API_TOKEN"));
+    assert_true(config_known("SANDBOX"));
+    assert_true(config_known("ALLOW_INSECURE_CALLBACKS"));
+    assert_true(config_known("BUS_CALL_SCHEDULER_REPLAY"));
+    assert_false(config_known("EXOTEL_APIKEY"));
+    assert_true(config_has_prefix("EXOTEL_APIKEY"));
+    assert_true(config_has_prefix("LEADBUS_TARGETS"));
+    assert_true(config_has_prefix("DB_SYNC"));
+    assert_false(config_has_prefix("PATH"));
+    assert_false(config_has_prefix("HOME"));
+}
+
+struct unknowns {
+    char names[8][64];
+    char hints[8][64];
+    int n;
+};
+
+static void collect_unknown(const char *name, const char *suggestion, void *arg)
+{
+    struct unknowns *u = arg;
+    if (strncmp(name, "EXOTEL_", 7) != 0 && strncmp(name, "CALL_", 5) != 0) {
+        return; /* the test runner's own environment */
+    }
+    snprintf(u->names[u->n], 64, "%s", name);
+    snprintf(u->hints[u->n], 64, "%s", suggestion ? suggestion : "-");
+    u->n++;
+}
+
+static void test_each_unknown(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/leadbus-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/.env", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("CALL_HOUR=always\nCALL_HOURS=always\n", f);
+    fclose(f);
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_load(path, err), 0);
+    setenv("EXOTEL_APIKEY", "k", 1);
+    setenv("EXOTEL_ACCOUNT_SID", "s", 1);
+    struct unknowns u = {.n = 0};
+    config_each_unknown(collect_unknown, &u);
+    assert_int_equal(u.n, 2);
+    assert_string_equal(u.names[0], "EXOTEL_APIKEY");
+    assert_string_equal(u.hints[0], "EXOTEL_API_KEY");
+    assert_string_equal(u.names[1], "CALL_HOUR");
+    assert_string_equal(u.hints[1], "CALL_HOURS");
+    unsetenv("EXOTEL_APIKEY");
+    unsetenv("EXOTEL_ACCOUNT_SID");
+    config_free();
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_forms),
-        cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_env_wins_and_getters),
-        cmocka_unit_test(test_bad_file_names_line),
+        cmocka_unit_test(test_parse_forms),          cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_env_wins_and_getters), cmocka_unit_test(test_bad_file_names_line),
+        cmocka_unit_test(test_distance_and_suggest), cmocka_unit_test(test_known_and_prefixes),
+        cmocka_unit_test(test_each_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -174,11 +175,62 @@ static void test_outbox_seq_and_prune(void **state)
     store_close(s);
 }
 
+/* One writer per store: the lock is the process's; another process is refused and told who. */
+static void test_lock_one_writer(void **state)
+{
+    (void)state;
+    char err[1400];
+    assert_int_equal(store_lock(path, err, sizeof err), 0);
+    assert_int_equal(store_lock(path, err, sizeof err), 0); /* again in this process: fine */
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* The child inherited the parent's registry: another spelling of the same file
+         * reaches the lock itself, as a fresh process would. */
+        char e[1400] = "", other[160], want[64];
+        snprintf(other, sizeof other, "%s/./t.db", dir);
+        snprintf(want, sizeof want, "(pid %ld holds", (long)getppid());
+        int ok = store_lock(other, e, sizeof e) == -1 && strstr(e, other) != NULL &&
+                 strstr(e, want) != NULL && strstr(e, "one process per store") != NULL;
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The file deleted under a running store: noticed, and every write refused from then on. */
+static void test_deleted_file_refuses_writes(void **state)
+{
+    (void)state;
+    struct store_opts o = {
+        .path = path, .schema = "CREATE TABLE IF NOT EXISTS t(v INTEGER)", .sync = STORE_SYNC_FULL};
+    struct store *s;
+    assert_int_equal(store_open(&o, &s), 0);
+    assert_string_equal(store_name(s), "t");
+    assert_int_equal(store_run(s, insert, (void *)(intptr_t)1), 0);
+    assert_int_equal(store_health(s), STORE_OK);
+    assert_true(store_ready(s));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(store_health(s), STORE_LOST);
+    assert_false(store_ready(s));
+    assert_int_equal(store_run(s, insert, (void *)(intptr_t)2), STORE_EIO);
+    /* A new file at the same path does not bring it back: it is not the file we wrote. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(store_health(s), STORE_LOST);
+    assert_string_equal(store_health_name(store_health(s)), "lost");
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_group_commit_savepoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_seq_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_one_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_file_refuses_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
