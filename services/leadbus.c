@@ -60,11 +60,12 @@ static const struct role *role_of(const struct module *m)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: leadbus --target=NAME[,NAME...]   run these targets in one process\n"
-               "       leadbus tap [options] ENDPOINT...   print bus events as JSON lines\n"
-               "       leadbus health [PATH] | sleep SECONDS   probe this container; preStop pause\n"
-               "       leadbus --help | --version\n"
-               "targets: all");
+    fprintf(f,
+            "usage: leadbus --target=NAME[,NAME...]   run these targets in one process\n"
+            "       leadbus tap [options] ENDPOINT...   print bus events as JSON lines\n"
+            "       leadbus health [PATH] | sleep SECONDS   probe this container; preStop pause\n"
+            "       leadbus --help | --version\n"
+            "targets: all");
     for (int i = 0; modules[i] != NULL; i++) {
         fprintf(f, ", %s", modules[i]->name);
     }
@@ -213,23 +214,35 @@ static int credential_checks(struct app *app, const bool *selected)
     return 0;
 }
 
-/* Say plainly, at start, which Exotel and Zoho this process talks to. */
-static void log_banner(const struct app *app)
+/* Say plainly, at start, which Exotel and Zoho this process talks to (only those it uses). */
+static void log_banner(const struct app *app, const bool *selected)
 {
+    bool uses[UPSTREAM_NAPIS] = {false};
+    for (int i = 0; modules[i] != NULL; i++) {
+        const struct role *r = role_of(modules[i]);
+        if (selected[i] && r != NULL && r->api >= 0) {
+            uses[r->api] = true;
+        }
+    }
     struct upstream up;
     char err[CONFIG_ERR_MAX];
     if (upstream_resolve(app, &up, err) != 0) {
         log_warn("Upstream settings", LOG_FIELDS(LOG_S("error", err)));
         return;
     }
-    log_info(up.exotel_sandbox
-                 ? "Exotel: SANDBOX (no EXOTEL_ACCOUNT_SID/EXOTEL_API_KEY/EXOTEL_API_TOKEN)"
-                 : "Exotel: live account",
-             LOG_FIELDS(LOG_S("baseUrl", up.exotel_base)));
-    log_info(up.zoho_sandbox
-                 ? "Zoho: SANDBOX (no ZOHO_CLIENT_ID/ZOHO_CLIENT_SECRET/ZOHO_REFRESH_TOKEN)"
-                 : "Zoho: live account",
-             LOG_FIELDS(LOG_S("accountsUrl", up.zoho_accounts)));
+    if (uses[UPSTREAM_EXOTEL]) {
+        log_info(up.exotel_sandbox
+                     ? "Exotel: SANDBOX (no EXOTEL_ACCOUNT_SID/EXOTEL_API_KEY/EXOTEL_API_TOKEN)"
+                     : "Exotel: live account",
+                 LOG_FIELDS(LOG_S("baseUrl", up.exotel_base)));
+    }
+    if (uses[UPSTREAM_ZOHO]) {
+        log_info(up.zoho_sandbox
+                     ? "Zoho: SANDBOX (no ZOHO_CLIENT_ID/ZOHO_CLIENT_SECRET/ZOHO_REFRESH_TOKEN)"
+                     : "Zoho: live account",
+                 LOG_FIELDS(LOG_S("accountsUrl", up.zoho_accounts)));
+    }
+    explicit_bzero(&up, sizeof up);
 }
 
 int main(int argc, char **argv)
@@ -325,7 +338,7 @@ int main(int argc, char **argv)
         log_info("leadbus started",
                  LOG_FIELDS(LOG_S("target", target), LOG_I("port", http_opts.port),
                             LOG_S("dataDir", app.data_dir)));
-        log_banner(&app);
+        log_banner(&app, selected);
         int sig = 0;
         sigwait(&set, &sig);
         log_info("Stopping", LOG_FIELDS(LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")));

@@ -100,6 +100,8 @@ static void set_health(struct store *s, enum store_health to, const char *why)
         }
     }
     health_metrics(s, to);
+    const char *caller = log_target(); /* an HTTP thread may notice it: log as the store's own */
+    log_set_target(s->target);
     const struct log_field *f =
         LOG_FIELDS(LOG_S("path", s->path), LOG_S("state", store_health_name(to)),
                    LOG_S("cause", why != NULL ? why : ""));
@@ -114,6 +116,7 @@ static void set_health(struct store *s, enum store_health to, const char *why)
                   "(what was written since is not in any file: restart and restore)",
                   f);
     }
+    log_set_target(caller);
 }
 
 static void count_failure(struct store *s)
