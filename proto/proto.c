@@ -47,6 +47,8 @@ static const struct field lead_created_fields[] = {
     FSTR(struct proto_lead_created, city, false),
     FSTR(struct proto_lead_created, notes, false),
     FSTR(struct proto_lead_created, extra, false),
+    FSTR(struct proto_lead_created, via, false),
+    FSTR(struct proto_lead_created, origin, false),
 };
 
 static const struct field lead_synced_fields[] = {

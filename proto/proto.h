@@ -52,6 +52,8 @@ struct proto_lead_created {
     char city[128];
     char notes[2048];
     char extra[8192]; /* JSON text of the client's free `extra` object, or "" */
+    char via[24];     /* how it came: "api" (an operator key) or the form key's id ("form-1") */
+    char origin[256]; /* the page's Origin for a form key, or "" */
 };
 
 struct proto_lead_synced {

@@ -5,6 +5,8 @@
 #include "bus_sub.h"
 #include "call_window.h"
 #include "clock.h"
+#include "dial_guard.h"
+#include "phone.h"
 #include "log.h"
 #include "metrics.h"
 #include "rate_limit.h"
@@ -44,6 +46,7 @@ struct sched {
     struct api_keys *keys;
     bool enabled;
     int64_t delay_ms, dedupe_ms;
+    struct dial_guard guard; /* DIAL_COUNTRIES, MAX_CALLS_PER_NUMBER_PER_DAY */
     struct call_window window;
     struct retry_policy retry;
     /* Dispatches counted for Exotel's limit: read by dispatch_job on the writer thread while the
@@ -128,21 +131,62 @@ static int is_duplicate(sqlite3 *db, struct sched *s, const struct proto_lead_cr
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* Attempts made or planned to this phone for the leads of the 24 hours before `at`. */
+static int attempts_to(sqlite3 *db, const char *phone, int64_t at, int64_t *n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT coalesce(sum(attempt), 0) FROM calls WHERE phone_e164 = ?1"
+                           " AND received_ms > ?2 AND state IN ('pending', 'dispatched', 'done')",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, phone, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at - DAY_MS);
+    int rc = sqlite3_step(st);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Why this lead's phone is not called, or NULL to call it; -1 in *err on a store error. */
+static const char *skip_reason(sqlite3 *db, struct sched *s, const struct proto_lead_created *l,
+                               int *err)
+{
+    char region[3];
+    int64_t attempts = 0;
+    *err = 0;
+    if (!s->enabled) {
+        return "disabled";
+    }
+    if (strcmp(l->phone_status, "valid") != 0) {
+        return strcmp(l->phone_status, "invalid") == 0 ? "invalid_phone" : "no_phone";
+    }
+    if (phone_region_of(l->phone_e164, region) != 0 || !dial_guard_country_ok(&s->guard, region)) {
+        return "country";
+    }
+    int dup = is_duplicate(db, s, l);
+    if (dup != 0) {
+        *err = dup < 0 ? -1 : 0;
+        return "duplicate";
+    }
+    if (attempts_to(db, l->phone_e164, l->received_ms, &attempts) != 0) {
+        *err = -1;
+        return NULL;
+    }
+    return dial_guard_number_ok(&s->guard, attempts) ? NULL : "number_limit";
+}
+
 static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created *l)
 {
     char call_id[64];
     snprintf(call_id, sizeof call_id, "call_%s", l->lead_id);
-    const char *reason = NULL;
-    if (!s->enabled) {
-        reason = "disabled";
-    } else if (strcmp(l->phone_status, "valid") != 0) {
-        reason = strcmp(l->phone_status, "invalid") == 0 ? "invalid_phone" : "no_phone";
-    } else {
-        int dup = is_duplicate(db, s, l);
-        if (dup < 0) {
-            return -1;
-        }
-        reason = dup ? "duplicate" : NULL;
+    int err;
+    const char *reason = skip_reason(db, s, l, &err);
+    if (err != 0) {
+        return -1;
     }
     if (reason != NULL) {
         struct proto_call_skipped ev = {0};
@@ -207,6 +251,15 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
         return 0; /* not the attempt in flight: already handled, or canceled */
     }
     int64_t delay = retry_policy_next(&s->retry, c->status, attempt);
+    int64_t attempts = 0;
+    if (delay >= 0 && attempts_to(db, next.phone_e164, e->ts, &attempts) != 0) {
+        return -1;
+    }
+    if (delay >= 0 && !dial_guard_number_ok(&s->guard, attempts)) {
+        delay = -1; /* MAX_CALLS_PER_NUMBER_PER_DAY: this number had its calls today */
+        log_warn("No retry: the number reached MAX_CALLS_PER_NUMBER_PER_DAY",
+                 LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempts", attempts)));
+    }
     bool retry = delay >= 0;
     if (sqlite3_prepare_v2(db,
                            "UPDATE calls SET attempt = ?2, state = ?3, due_ms = ?4, status = ?5,"
@@ -642,7 +695,7 @@ static void sched_stop(void *state)
 static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_MAX])
 {
     struct upstream up;
-    int64_t max_attempts;
+    int64_t max_attempts, max_per_number;
     if (upstream_resolve(app, &up, err) != 0 ||
         /* A live account dials only when asked to, as in the original; the sandbox always can. */
         config_bool("EXOTEL_ENABLED", up.exotel_sandbox, &s->enabled, err) != 0 ||
@@ -655,7 +708,10 @@ static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_M
                            config_str("EXOTEL_RETRY_DELAYS_MS", "60000,300000,900000"),
                            (int)max_attempts, &s->retry, err) != 0 ||
         call_window_parse(config_str("CALL_HOURS", "09:00-21:00"), config_str("CALL_DAYS", "all"),
-                          config_str("CALL_TIMEZONE", "Asia/Kolkata"), &s->window, err) != 0) {
+                          config_str("CALL_TIMEZONE", "Asia/Kolkata"), &s->window, err) != 0 ||
+        config_int("MAX_CALLS_PER_NUMBER_PER_DAY", 3, 0, 1000, &max_per_number, err) != 0 ||
+        dial_guard_parse(config_str("DIAL_COUNTRIES", "IN"), max_per_number, &s->guard, err) !=
+            0) {
         explicit_bzero(&up, sizeof up);
         return -1;
     }

@@ -1,6 +1,8 @@
 /* http: route table, JSON replies and health endpoints over civetweb. */
 #include "http.h"
 #include "clock.h"
+#include "config.h"
+#include "form_access.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -18,6 +20,7 @@ struct route {
     http_handler fn;
     void *arg;
     const char *target; /* the module that registered it, for its log lines */
+    bool form;          /* a form route: form keys allowed, CORS for listed origins */
 };
 
 struct check {
@@ -29,6 +32,7 @@ struct check {
 
 struct http_server {
     struct mg_context *ctx;
+    struct form_access access; /* FORM_KEYS, CORS_ALLOWED_ORIGINS */
     struct route routes[MAX_ROUTES];
     int nroutes;
     struct check checks[MAX_CHECKS];
@@ -87,11 +91,17 @@ void http_reply_ex(struct http_req *req, int status, const char *content_type, c
     req->status = status;
     /* Head and body leave in one write: two small writes meet Nagle and delayed
      * ACKs and cost 40 ms a request on keep-alive connections. */
-    char head[256];
+    char head[1024], cors[320] = "";
+    if (req->cors_origin != NULL) { /* a listed origin on a form route: every answer says so */
+        snprintf(cors, sizeof cors, "Access-Control-Allow-Origin: %.256s\r\nVary: Origin\r\n",
+                 req->cors_origin);
+    } else if (req->form_route) {
+        snprintf(cors, sizeof cors, "Vary: Origin\r\n");
+    }
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s\r\n",
-                     status, reason(status), content_type, len, extra != NULL ? extra : "");
+                     "Cache-Control: no-store\r\n%s%s\r\n",
+                     status, reason(status), content_type, len, cors, extra != NULL ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head) {
         return;
     }
@@ -154,6 +164,11 @@ void http_reply_error(struct http_req *req, int status, const char *code, const 
     }
     cJSON_AddItemToObject(o, "error", e);
     http_reply_json(req, status, o);
+}
+
+const char *http_peer(const struct http_req *req)
+{
+    return mg_get_request_info(req->conn)->remote_addr;
 }
 
 const char *http_header(struct http_req *req, const char *name)
@@ -252,6 +267,17 @@ static bool match(const char *pattern, const char *path, struct http_req *req)
     return *s == '\0';
 }
 
+/* docs/openapi.json, embedded at build time: the contract of every route. */
+extern const unsigned char common_openapi_json[];
+extern const unsigned int common_openapi_json_len;
+
+static void openapi(struct http_req *req, void *arg)
+{
+    (void)arg;
+    http_reply(req, 200, "application/json", (const char *)common_openapi_json,
+               common_openapi_json_len);
+}
+
 static void healthz(struct http_req *req, void *arg)
 {
     (void)arg;
@@ -322,6 +348,65 @@ static void count_request(const struct http_req *req, const char *route, int64_t
                     labels, (double)(clock_mono_ms() - start_ms) / 1000.0);
 }
 
+/*
+ * A CORS preflight for a form route: answered for a listed origin, refused
+ * (no Allow-Origin, so the browser stops) for any other. False when the path
+ * has no form route: the request goes on as any other.
+ */
+static bool preflight(struct http_server *h, struct http_req *req)
+{
+    char methods[64] = "";
+    for (int i = 0; i < h->nroutes; i++) {
+        struct route *r = &h->routes[i];
+        if (r->form && match(r->pattern, req->path, req) &&
+            strlen(methods) + strlen(r->method) + 3 < sizeof methods) {
+            strcat(methods, r->method);
+            strcat(methods, ", ");
+        }
+    }
+    if (methods[0] == '\0') {
+        return false;
+    }
+    req->form_route = true;
+    const char *origin = http_header(req, "Origin");
+    if (!form_access_origin_allowed(&h->access, origin)) {
+        http_reply_error(req, 403, "origin_not_allowed",
+                         "this origin is not in CORS_ALLOWED_ORIGINS", NULL);
+        return true;
+    }
+    req->cors_origin = origin;
+    strcat(methods, "OPTIONS");
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "Access-Control-Allow-Methods: %s\r\n"
+             "Access-Control-Allow-Headers: Content-Type, X-API-Key, Idempotency-Key\r\n"
+             "Access-Control-Max-Age: 600\r\n",
+             methods);
+    http_reply_ex(req, 204, "text/plain", extra, "", 0);
+    return true;
+}
+
+/* Before a route's handler: form keys open form routes only; CORS for form routes. */
+static bool admit(struct http_server *h, const struct route *r, struct http_req *req)
+{
+    req->form_key = form_access_key(&h->access, http_header(req, "X-API-Key"));
+    req->form_route = r->form;
+    if (!r->form) {
+        if (req->form_key != NULL) {
+            http_reply_error(req, 403, "forbidden",
+                             "a form key (FORM_KEYS) can only POST /leads; use an operator key",
+                             NULL);
+            return false;
+        }
+        return true;
+    }
+    const char *origin = http_header(req, "Origin");
+    if (form_access_origin_allowed(&h->access, origin)) {
+        req->cors_origin = origin;
+    }
+    return true;
+}
+
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
     struct http_server *h = cbdata;
@@ -333,6 +418,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
                            .query = ri->query_string,
                            .status = 0};
     bool path_known = false;
+    if (strcmp(req.method, "OPTIONS") == 0 && preflight(h, &req)) {
+        count_request(&req, "preflight", start_ms);
+        return req.status;
+    }
     for (int i = 0; i < h->nroutes; i++) {
         struct route *r = &h->routes[i];
         if (!match(r->pattern, req.path, &req)) {
@@ -342,6 +431,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         bool head_as_get = strcmp(req.method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
         if (strcmp(r->method, req.method) == 0 || head_as_get) {
             log_set_target(r->target); /* civetweb's threads serve every module's routes */
+            if (!admit(h, r, &req)) {
+                count_request(&req, r->pattern, start_ms);
+                return req.status;
+            }
             r->fn(&req, r->arg);
             if (req.status == 0) {
                 http_reply_error(&req, 500, "internal", "handler sent no answer", NULL);
@@ -368,9 +461,20 @@ int http_create(struct http_server **out)
     http_route(h, "GET", "/healthz", healthz, h);
     http_route(h, "GET", "/readyz", readyz, h);
     http_route(h, "GET", "/metrics", metrics_endpoint, h);
+    http_route(h, "GET", "/openapi.json", openapi, h);
     metrics_collector_add(collect_checks, h);
     *out = h;
     return 0;
+}
+
+int http_route_form(struct http_server *h, const char *method, const char *pattern,
+                    http_handler fn, void *arg)
+{
+    int rc = http_route(h, method, pattern, fn, arg);
+    if (rc == 0) {
+        h->routes[h->nroutes - 1].form = true;
+    }
+    return rc;
 }
 
 int http_route(struct http_server *h, const char *method, const char *pattern, http_handler fn,
@@ -385,6 +489,8 @@ int http_route(struct http_server *h, const char *method, const char *pattern, h
     r->fn = fn;
     r->arg = arg;
     r->target = log_target();
+    r->form = false;
+    log_debug("route", LOG_FIELDS(LOG_S("method", method), LOG_S("pattern", pattern)));
     return 0;
 }
 
@@ -424,6 +530,12 @@ int http_listen(struct http_server *h, const struct http_opts *o)
     char ports[96], threads[16];
     snprintf(ports, sizeof ports, "%s:%d", o->bind, o->port);
     snprintf(threads, sizeof threads, "%d", o->threads > 0 ? o->threads : 64);
+    char err[CONFIG_ERR_MAX];
+    if (form_access_parse(config_raw("FORM_KEYS"), config_raw("CORS_ALLOWED_ORIGINS"), &h->access,
+                          err) != 0) {
+        log_error("Invalid setting", LOG_FIELDS(LOG_S("error", err)));
+        return -1;
+    }
     const char *options[] = {"listening_ports",
                              ports,
                              "num_threads",
@@ -434,6 +546,9 @@ int http_listen(struct http_server *h, const struct http_opts *o)
                              "10000",
                              "keep_alive_timeout_ms",
                              "5000",
+                             /* no blanket CORS: preflight() answers for listed origins only */
+                             "access_control_allow_origin",
+                             "",
                              NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);

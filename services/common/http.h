@@ -29,6 +29,10 @@ struct http_req {
     char params[HTTP_MAX_PARAMS][128]; /* values of the pattern's {placeholders}, in order */
     int nparams;
     int status; /* set by the reply helpers */
+    /* Set by the HTTP layer before the handler runs: */
+    const struct form_key *form_key; /* the FORM_KEYS key presented in X-API-Key, or NULL */
+    const char *cors_origin;         /* a listed Origin on a form route: answers carry CORS */
+    bool form_route;
 };
 
 typedef void (*http_handler)(struct http_req *req, void *arg);
@@ -45,6 +49,13 @@ int http_create(struct http_server **out);
 /* pattern: literal segments and {name} placeholders, e.g. "/leads/{id}". */
 int http_route(struct http_server *h, const char *method, const char *pattern, http_handler fn,
                void *arg);
+/*
+ * A form route: a browser page may call it cross-origin (CORS for the origins
+ * CORS_ALLOWED_ORIGINS lists, preflight included) with a form key (FORM_KEYS,
+ * req->form_key). Every other route refuses form keys with 403.
+ */
+int http_route_form(struct http_server *h, const char *method, const char *pattern,
+                    http_handler fn, void *arg);
 /*
  * /readyz answers 200 while every readiness check passes, 503 otherwise, with
  * {"status":"ready"|"not ready","failing":[names],"degraded":[names]}.
@@ -64,6 +75,8 @@ int http_listen(struct http_server *h, const struct http_opts *opts);
 void http_stop(struct http_server *h);
 
 const char *http_header(struct http_req *req, const char *name);
+/* The TCP peer's address ("127.0.0.1"), for limits; behind a proxy see form_guard. */
+const char *http_peer(const struct http_req *req);
 /* The value of query parameter `name` into buf; returns its length or -1 if absent. */
 int http_query(struct http_req *req, const char *name, char *buf, size_t size);
 

@@ -3,8 +3,11 @@
 #include "api_key.h"
 #include "bus_pub.h"
 #include "clock.h"
+#include "form_access.h"
+#include "form_guard.h"
 #include "lead_parse.h"
 #include "log.h"
+#include "metrics.h"
 #include "phone.h"
 
 #include <stdio.h>
@@ -29,6 +32,7 @@ struct ingest {
     struct store *store;
     struct bus_pub *pub;
     struct api_keys *keys;
+    struct form_guard *guard; /* limits for form keys (FORM_KEYS) */
     size_t max_body;
     char region[8];
     /* Writer-thread state: statements on the store's connection. */
@@ -223,12 +227,62 @@ static char *accepted_body(const char *lead_id, const struct lead_parse_result *
     return s;
 }
 
+static void count_form(const char *result)
+{
+    char labels[48];
+    snprintf(labels, sizeof labels, "result=\"%s\"", result);
+    metrics_counter_add("leadbus_form_posts_total",
+                        "POST /leads with a form key, by result (accepted, rate_limited, "
+                        "wrong_origin, honeypot)",
+                        labels, 1);
+}
+
+/*
+ * An operator key, or a form key from its origin within its limits. Answers the
+ * refusal itself: 401 without a key, 403 for a form key bound to another
+ * origin, 429 with Retry-After past FORM_RATE_LIMIT.
+ */
+static bool authorize(struct ingest *ing, struct http_req *req)
+{
+    if (api_keys_check(ing->keys, http_header(req, "X-API-Key"))) {
+        return true;
+    }
+    const struct form_key *fk = req->form_key;
+    if (fk == NULL) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+        return false;
+    }
+    const char *origin = http_header(req, "Origin");
+    if (fk->origin[0] != '\0' && (origin == NULL || strcmp(origin, fk->origin) != 0)) {
+        count_form("wrong_origin");
+        http_reply_error(req, 403, "origin_not_allowed",
+                         "this form key belongs to another website's origin", NULL);
+        return false;
+    }
+    char client[FORM_GUARD_ADDR_MAX];
+    form_guard_client(ing->guard, http_peer(req), http_header(req, "X-Forwarded-For"), client);
+    int64_t wait = form_guard_admit(ing->guard, client, fk->id, clock_mono_ms());
+    if (wait > 0) {
+        count_form("rate_limited");
+        char extra[48];
+        snprintf(extra, sizeof extra, "Retry-After: %lld\r\n", (long long)((wait + 999) / 1000));
+        cJSON *o = cJSON_CreateObject(), *e = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "success", false);
+        cJSON_AddStringToObject(e, "code", "rate_limited");
+        cJSON_AddStringToObject(e, "message", "too many leads from this address or form key "
+                                              "(FORM_RATE_LIMIT); retry after Retry-After seconds");
+        cJSON_AddItemToObject(o, "error", e);
+        http_reply_json_ex(req, 429, extra, o);
+        return false;
+    }
+    return true;
+}
+
 static void post_leads(struct http_req *req, void *arg)
 {
     struct ingest *ing = arg;
 
-    if (!api_keys_check(ing->keys, http_header(req, "X-API-Key"))) {
-        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+    if (!authorize(ing, req)) {
         return;
     }
     const char *idem = http_header(req, "Idempotency-Key");
@@ -247,6 +301,17 @@ static void post_leads(struct http_req *req, void *arg)
     if (http_read_body(req, ing->max_body, &body, &len) != 0) {
         return;
     }
+    if (req->form_key != NULL && form_guard_honeypot(ing->guard, body, len)) {
+        /* A bot filled the hidden field: it sees the usual answer, nothing is kept. */
+        count_form("honeypot");
+        char id[40], answer[128];
+        new_lead_id(id, sizeof id);
+        snprintf(answer, sizeof answer, "{\"success\":true,\"leadId\":\"%s\",\"warnings\":[]}", id);
+        http_reply(req, 202, "application/json", answer, strlen(answer));
+        log_info("Honeypot field filled; lead dropped", LOG_FIELDS(LOG_S("key", req->form_key->id)));
+        free(body);
+        return;
+    }
     struct lead_parse_result *r = malloc(sizeof *r);
     if (r == NULL) {
         free(body);
@@ -262,6 +327,10 @@ static void post_leads(struct http_req *req, void *arg)
     } else {
         new_lead_id(r->lead.lead_id, sizeof r->lead.lead_id);
         r->lead.received_ms = clock_now_ms();
+        snprintf(r->lead.via, sizeof r->lead.via, "%s",
+                 req->form_key != NULL ? req->form_key->id : "api");
+        snprintf(r->lead.origin, sizeof r->lead.origin, "%s",
+                 req->form_key != NULL && req->cors_origin != NULL ? req->cors_origin : "");
         char *answer = accepted_body(r->lead.lead_id, r);
         struct accept_job j = {.ing = ing,
                                .lead = &r->lead,
@@ -271,10 +340,14 @@ static void post_leads(struct http_req *req, void *arg)
         int rc = answer != NULL ? store_run(ing->store, accept_job, &j) : -1;
         if (rc == ACCEPTED) {
             http_reply(req, 202, "application/json", answer, strlen(answer));
+            if (req->form_key != NULL) {
+                count_form("accepted");
+            }
             log_info("Lead accepted", LOG_FIELDS(LOG_S("leadId", r->lead.lead_id),
                                                  LOG_PHONE("phoneNumber", r->lead.phone_e164),
                                                  LOG_S("phoneStatus", r->lead.phone_status),
-                                                 LOG_S("source", r->lead.source)));
+                                                 LOG_S("source", r->lead.source),
+                                                 LOG_S("via", r->lead.via)));
         } else if (rc == REPLAYED) {
             http_reply(req, j.replay_status, "application/json", j.replay_response,
                        strlen(j.replay_response));
@@ -290,6 +363,17 @@ static void post_leads(struct http_req *req, void *arg)
     lead_parse_free(r);
     free(r);
     free(body);
+}
+
+/* services/ingest/form.js, embedded at build time: the drop-in form script. */
+extern const unsigned char ingest_form_js[];
+extern const unsigned int ingest_form_js_len;
+
+static void get_form_js(struct http_req *req, void *arg)
+{
+    (void)arg;
+    http_reply(req, 200, "text/javascript; charset=utf-8", (const char *)ingest_form_js,
+               ingest_form_js_len);
 }
 
 static bool ready(void *arg)
@@ -312,6 +396,7 @@ static void ingest_stop(void *state)
     bus_pub_close(ing->pub);
     store_close(ing->store);
     api_keys_free(ing->keys);
+    form_guard_close(ing->guard);
     free(ing);
 }
 
@@ -348,9 +433,11 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .replay_url = replay,
                               .retention_days = app->retention_days};
     if (api_keys_load(app->data_dir, &ing->keys, err) != 0 ||
+        form_guard_open(&ing->guard, err) != 0 ||
         app_store_open(app, "ingest", schema, &ing->store) != 0 ||
         (po.store = ing->store, bus_pub_open(&po, &ing->pub)) != 0 ||
-        http_route(app->http, "POST", "/leads", post_leads, ing) != 0 ||
+        http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
+        http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||
         http_ready_check(app->http, "ingest", ready, ing) != 0) {
         ingest_stop(ing);
         return -1;

@@ -244,23 +244,9 @@ int zoho_outcomes_list_dead(sqlite3 *db, void *arg)
     return 0;
 }
 
-int zoho_outcomes_retry_job(sqlite3 *db, void *arg)
-{
-    struct zoho_outcomes_retry *a = arg;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE zoho_outcomes SET state = 'pending', tries = 0,"
-                           " first_try_ms = NULL, next_try_ms = 0"
-                           " WHERE lead_id = ?1 AND state = 'dead'",
-                           -1, &st, NULL) != SQLITE_OK) {
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, a->lead_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    a->changed = sqlite3_changes(db);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
+const char zoho_outcomes_revive_sql[] =
+    "UPDATE zoho_outcomes SET state = 'pending', tries = 0, first_try_ms = NULL, next_try_ms = 0"
+    " WHERE lead_id = ?1 AND state = 'dead'";
 
 static int count_job(sqlite3 *db, void *arg)
 {

@@ -626,25 +626,32 @@ static void get_failed(struct http_req *req, void *arg)
 
 struct retry_args {
     const char *lead_id;
-    int changed;
+    int leads, outcomes; /* how many were dead and are pending again */
 };
 
+/* Run a revive statement for one lead; how many rows it changed, or -1. */
+static int revive(sqlite3 *db, const char *sql, const char *lead_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+}
+
+/* A dead lead and its dead outcomes, pending again in one transaction. */
 static int retry_job(sqlite3 *db, void *arg)
 {
     struct retry_args *a = arg;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(
-            db,
-            "UPDATE zoho_leads SET state = 'pending', attempts = 0, first_try_ms = NULL,"
-            " next_try_ms = 0 WHERE lead_id = ?1 AND state = 'dead'",
-            -1, &st, NULL) != SQLITE_OK) {
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, a->lead_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    a->changed = sqlite3_changes(db);
-    return rc == SQLITE_DONE ? 0 : -1;
+    a->leads = revive(db,
+                      "UPDATE zoho_leads SET state = 'pending', attempts = 0, first_try_ms = NULL,"
+                      " next_try_ms = 0 WHERE lead_id = ?1 AND state = 'dead'",
+                      a->lead_id);
+    a->outcomes = revive(db, zoho_outcomes_revive_sql, a->lead_id);
+    return a->leads >= 0 && a->outcomes >= 0 ? 0 : -1;
 }
 
 static void post_retry(struct http_req *req, void *arg)
@@ -654,14 +661,12 @@ static void post_retry(struct http_req *req, void *arg)
         http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
         return;
     }
-    struct retry_args a = {req->params[0], 0};
-    struct zoho_outcomes_retry b = {req->params[0], 0};
-    if (store_run(z->store, retry_job, &a) != 0 ||
-        store_run(z->store, zoho_outcomes_retry_job, &b) != 0) {
+    struct retry_args a = {.lead_id = req->params[0]};
+    if (store_run(z->store, retry_job, &a) != 0) {
         http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
         return;
     }
-    if (a.changed == 0 && b.changed == 0) {
+    if (a.leads == 0 && a.outcomes == 0) {
         http_reply_error(req, 404, "not_found", "no such lead in the dead-letter list", NULL);
         return;
     }
@@ -669,8 +674,8 @@ static void post_retry(struct http_req *req, void *arg)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON_AddStringToObject(o, "leadId", req->params[0]);
-    cJSON_AddBoolToObject(o, "lead", a.changed > 0);
-    cJSON_AddNumberToObject(o, "outcomes", b.changed);
+    cJSON_AddBoolToObject(o, "lead", a.leads > 0);
+    cJSON_AddNumberToObject(o, "outcomes", a.outcomes);
     http_reply_json(req, 202, o);
 }
 
@@ -854,6 +859,8 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||
         http_ready_check(app->http, "zoho-sync", ready, z) != 0 ||
         http_degraded_check(app->http, "zoho-sync: ingest streams", peers, z) != 0 ||
+        http_ready_check(app->http, bus_sub_streams_check(z->sub), bus_sub_streams_ok, z->sub) !=
+            0 ||
         http_ready_check(app->http, "zoho-sync: Zoho refuses call outcomes", outcomes_ready, z) !=
             0) {
         zsync_stop(z);

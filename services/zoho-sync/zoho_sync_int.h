@@ -105,14 +105,10 @@ int zoho_outcomes_on_status(sqlite3 *db, const struct proto_event *ev);
 /* Write the due outcomes of leads already in Zoho (worker 0). */
 void zoho_outcomes_sync(struct worker *w);
 
-/* Store jobs for the dead-letter routes: list dead outcomes (arg: cJSON array) and make a lead's
- * dead outcomes pending again (arg: struct zoho_outcomes_retry). */
+/* For the dead-letter routes: a store job listing dead outcomes (arg: cJSON array), and the
+ * statement that makes a lead's (?1) dead outcomes pending again. */
 int zoho_outcomes_list_dead(sqlite3 *db, void *arg);
-struct zoho_outcomes_retry {
-    const char *lead_id;
-    int changed;
-};
-int zoho_outcomes_retry_job(sqlite3 *db, void *arg);
+extern const char zoho_outcomes_revive_sql[];
 
 /* /metrics: outcomes by state. */
 void zoho_outcomes_collect(void *arg);

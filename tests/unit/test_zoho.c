@@ -13,8 +13,8 @@
 static enum zoho_list_status list(long status, const char *body, char id[32], bool *more,
                                   char code[64])
 {
-    return zoho_parse_list(status, body, strlen(body), "Note_Content", "[leadbus call c1 attempt 2]",
-                           id, more, code);
+    return zoho_parse_list(status, body, strlen(body), "Note_Content",
+                           "[leadbus call c1 attempt 2]", id, more, code);
 }
 
 static void test_list_found_on_a_page(void **state)
@@ -22,9 +22,10 @@ static void test_list_found_on_a_page(void **state)
     (void)state;
     char id[32] = "", code[64];
     bool more;
-    const char *body = "{\"data\":[{\"Note_Content\":\"x [leadbus call c1 attempt 1]\",\"id\":\"11\"},"
-                       "{\"Note_Content\":\"y\\n[leadbus call c1 attempt 2]\",\"id\":\"12\"}],"
-                       "\"info\":{\"per_page\":200,\"count\":2,\"page\":1,\"more_records\":true}}";
+    const char *body =
+        "{\"data\":[{\"Note_Content\":\"x [leadbus call c1 attempt 1]\",\"id\":\"11\"},"
+        "{\"Note_Content\":\"y\\n[leadbus call c1 attempt 2]\",\"id\":\"12\"}],"
+        "\"info\":{\"per_page\":200,\"count\":2,\"page\":1,\"more_records\":true}}";
     assert_int_equal(list(200, body, id, &more, code), ZOHO_LIST_FOUND);
     assert_string_equal(id, "12");
     assert_true(more);

@@ -27,6 +27,9 @@ enum phone_result phone_normalize(const char *raw, const char *region, char e164
 /* True if libphonenumber knows `region` (for validating DEFAULT_COUNTRY). */
 int phone_region_known(const char *region);
 
+/* The ISO region of an E.164 number ("IN" for +919876543210) into region; -1 when unknown. */
+int phone_region_of(const char *e164, char region[3]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,3 +58,24 @@ extern "C" int phone_region_known(const char *region)
     PhoneNumberUtil::GetInstance()->GetSupportedRegions(&regions);
     return regions.count(region) ? 1 : 0;
 }
+
+extern "C" int phone_region_of(const char *e164, char region[3])
+{
+    region[0] = '\0';
+    try {
+        const PhoneNumberUtil *util = PhoneNumberUtil::GetInstance();
+        PhoneNumber number;
+        std::string cc;
+        if (util->Parse(e164, "ZZ", &number) != PhoneNumberUtil::NO_PARSING_ERROR) {
+            return -1;
+        }
+        util->GetRegionCodeForNumber(number, &cc);
+        if (cc.size() != 2) {
+            return -1;
+        }
+        std::snprintf(region, 3, "%s", cc.c_str());
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
