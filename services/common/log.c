@@ -80,22 +80,68 @@ static void put(struct line *l, const char *fmt, ...)
     }
 }
 
+size_t log_escape(const char *in, bool quoted, char *out, size_t out_size)
+{
+    size_t n = 0;
+    if (out_size == 0) {
+        return 0;
+    }
+    for (const unsigned char *p = (const unsigned char *)(in != NULL ? in : ""); *p != '\0'; p++) {
+        char esc[5];
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            snprintf(esc, sizeof esc, "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+        } else if (*p < 0x20 || *p == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+        } else if (quoted && (*p == '\\' || *p == '\'')) {
+            snprintf(esc, sizeof esc, "\\%c", *p);
+        } else {
+            esc[0] = (char)*p;
+            esc[1] = '\0';
+        }
+        size_t k = strlen(esc);
+        if (n + k >= out_size) {
+            break; /* cut between escapes, never inside one */
+        }
+        memcpy(out + n, esc, k);
+        n += k;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Text as the text format shows it: control characters escaped everywhere, and in a quoted
+ * value ' and \ too, so no field can end the line or forge another field. */
+static void put_escaped(struct line *l, const char *s, bool quoted)
+{
+    if (l->len + 1 >= sizeof l->buf) {
+        return;
+    }
+    l->len += log_escape(s, quoted, l->buf + l->len, sizeof l->buf - l->len);
+}
+
 static void write_text(struct line *l, const char *ts, const char *target, enum log_level lvl,
                        const char *msg, const struct log_field *fields)
 {
-    put(l, "%s [%s] %s: %s", ts, level_names[lvl], target, msg);
+    put(l, "%s [%s] ", ts, level_names[lvl]);
+    put_escaped(l, target, false);
+    put(l, ": ");
+    put_escaped(l, msg, false);
     if (fields != NULL && fields[0].key != NULL) {
         put(l, " {");
         for (const struct log_field *f = fields; f->key != NULL; f++) {
-            put(l, "%s %s: ", f == fields ? "" : ",", f->key);
+            put(l, "%s ", f == fields ? "" : ",");
+            put_escaped(l, f->key, false);
+            put(l, ": ");
             if (f->type == LOG_FT_INT) {
                 put(l, "%lld", f->i);
-            } else if (f->type == LOG_FT_PHONE) {
-                char masked[64];
-                log_mask_phone(f->s, masked, sizeof masked);
-                put(l, "'%s'", masked);
             } else {
-                put(l, "'%s'", f->s != NULL ? f->s : "");
+                char masked[64];
+                if (f->type == LOG_FT_PHONE) {
+                    log_mask_phone(f->s, masked, sizeof masked);
+                }
+                put(l, "'");
+                put_escaped(l, f->type == LOG_FT_PHONE ? masked : f->s, true);
+                put(l, "'");
             }
         }
         put(l, " }");

@@ -11,6 +11,7 @@
 #ifndef LEADBUS_LOG_H
 #define LEADBUS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -58,5 +59,13 @@ void log_write(enum log_level lvl, const char *msg, const struct log_field *fiel
  * six characters becomes "***". Always NUL-terminates `out`.
  */
 void log_mask_phone(const char *in, char *out, size_t out_size);
+
+/*
+ * The text format's escaping: \n \r \t, other control characters as \xHH, and when `quoted`
+ * (a field's value, shown in '') ' and \ backslashed, so a value (a CallSid with a newline)
+ * cannot forge a line or a field. Writes at most out_size - 1 characters and a NUL (cut
+ * between escapes); returns the length.
+ */
+size_t log_escape(const char *in, bool quoted, char *out, size_t out_size);
 
 #endif

@@ -82,12 +82,41 @@ static void test_json_line(void **state)
     assert_null(strchr(buf, '\n') + 1 == buf + strlen(buf) ? NULL : "more than one line");
 }
 
+/* A CallSid with a newline must not forge a log line, nor a quote a field. */
+static void test_text_escapes(void **state)
+{
+    (void)state;
+    char buf[1024];
+    capture(LOG_TEXT, buf, sizeof buf, "Call status\nreceived",
+            LOG_FIELDS(LOG_S("callSid", "abc\n2026-01-01T00:00:00.000Z [INFO] dialer: forged"),
+                       LOG_S("status", "x', status: 'completed\r\x1b[2J\\"), LOG_I("attempt", 1)));
+    assert_non_null(strstr(buf, "Call status\\nreceived { callSid: 'abc\\n2026-01-01T00:00:00.000Z "
+                                "[INFO] dialer: forged', status: 'x\\', status: \\'completed\\r"
+                                "\\x1b[2J\\\\', attempt: 1 }\n"));
+    assert_ptr_equal(strchr(buf, '\n'), buf + strlen(buf) - 1); /* one line */
+    assert_null(strchr(buf, '\r'));
+    assert_null(strchr(buf, 0x1b));
+}
+
+static void test_escape_cuts(void **state)
+{
+    (void)state;
+    char out[6];
+    /* never half an escape: "ab\\n" needs 4, "\\x01" would need 4 more */
+    assert_int_equal(log_escape("ab\n\x01", true, out, sizeof out), 4);
+    assert_string_equal(out, "ab\\n");
+    assert_int_equal(log_escape("it's", false, out, sizeof out), 4);
+    assert_string_equal(out, "it's");
+    assert_int_equal(log_escape(NULL, true, out, sizeof out), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mask),
-        cmocka_unit_test(test_text_line),
-        cmocka_unit_test(test_json_line),
+        cmocka_unit_test(test_mask),        cmocka_unit_test(test_text_line),
+        cmocka_unit_test(test_json_line),   cmocka_unit_test(test_text_escapes),
+        cmocka_unit_test(test_escape_cuts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
