@@ -9,10 +9,11 @@ build_pkgs=(cmake make gcc g++ pkg-config
 # Tools the test suite and benchmarks use: clang for libFuzzer targets, curl for
 # HTTP tests, nngcat as a third-party subscriber, promtool (prometheus) to check
 # /metrics, chromium to open the dashboard, wrk for the benchmarks, podman (with runc and
-# debootstrap: no registry here) and docker-compose to build and run the image, yamllint for the
-# Kubernetes manifests (kubectl comes with the machine; npm fetches the schema package).
+# debootstrap: no registry here) and docker-compose to build and run the image, caddy as the TLS
+# proxy of deploy/Caddyfile, yamllint for the Kubernetes manifests (kubectl comes with the
+# machine; npm fetches the schema package).
 test_pkgs=(clang libclang-rt-14-dev curl nng-utils prometheus chromium wrk
-    podman buildah fuse-overlayfs slirp4netns uidmap debootstrap runc docker-compose yamllint)
+    podman buildah fuse-overlayfs slirp4netns uidmap debootstrap runc docker-compose yamllint caddy)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
