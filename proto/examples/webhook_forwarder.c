@@ -12,6 +12,15 @@
  * nothing across crashes. Delivery to the webhook is at least once (a crash
  * after the POST and before recording it sends it again), so each POST
  * carries `Idempotency-Key: <leadId>` for the receiver to drop repeats.
+ *
+ * Stream identity (proto/README.md, "Epochs"): bus_sub stores each
+ * publisher's epoch with the cursors. If ingest's store is replaced, the new
+ * stream is applied from seq 1 instead of being dropped as duplicates, and
+ * if it was restored from an old copy, events already seen come again. So
+ * the handler must be idempotent per entity, not per seq: deliveries are
+ * keyed by lead id (INSERT OR IGNORE). Two live publishers with one name are
+ * refused with an ERROR line; this program also exits non-zero after
+ * CONFLICT_EXIT_S seconds of it, so a supervisor shows the problem.
  */
 #include "bus_sub.h"
 #include "clock.h"
@@ -25,6 +34,8 @@
 #include <string.h>
 
 static volatile sig_atomic_t stopping;
+
+#define CONFLICT_EXIT_S 60
 
 static void on_signal(int sig)
 {
@@ -171,7 +182,22 @@ int main(void)
         return 1;
     }
     log_info("Forwarding lead.created", NULL);
+    int64_t conflict_since = 0;
+    int rc = 0;
     while (!stopping) {
+        /* Two publishers named alike: bus_sub refuses one and logs it; after a minute, give up. */
+        int64_t now = clock_mono_ms();
+        if (bus_sub_streams_ok(sub)) {
+            conflict_since = 0;
+        } else if (conflict_since == 0) {
+            conflict_since = now;
+        }
+        if (conflict_since != 0 && now - conflict_since > CONFLICT_EXIT_S * 1000) {
+            log_error("Two live publishers share a stream name; rename one (BUS_INGEST_NAME)",
+                      NULL);
+            rc = 3;
+            break;
+        }
         struct delivery d;
         if (store_run(store, next_job, &d) != 0 || d.body == NULL) {
             struct timespec ts = {0, 100 * 1000 * 1000}; /* nothing due: look again shortly */
@@ -187,5 +213,5 @@ int main(void)
     bus_sub_close(sub);
     curl_easy_cleanup(curl);
     store_close(store);
-    return 0;
+    return rc;
 }

@@ -179,10 +179,28 @@ static const char *skip_reason(sqlite3 *db, struct sched *s, const struct proto_
     return dial_guard_number_ok(&s->guard, attempts) ? NULL : "number_limit";
 }
 
+/* Does the lead's call exist? A lead.created applied again (its stream reset) changes nothing. */
+static int call_exists(sqlite3 *db, const char *call_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM calls WHERE call_id = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created *l)
 {
     char call_id[64];
     snprintf(call_id, sizeof call_id, "call_%s", l->lead_id);
+    int exists = call_exists(db, call_id);
+    if (exists != 0) {
+        return exists < 0 ? -1 : 0;
+    }
     int err;
     const char *reason = skip_reason(db, s, l, &err);
     if (err != 0) {
@@ -776,6 +794,8 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/calls", get_calls, s) != 0 ||
         http_route(app->http, "DELETE", "/calls/{callId}", delete_call, s) != 0 ||
         http_degraded_check(app->http, "call-scheduler: ingest streams", ready, s) != 0 ||
+        http_ready_check(app->http, bus_sub_streams_check(s->sub), bus_sub_streams_ok, s->sub) !=
+            0 ||
         metrics_collector_add(collect, s) != 0) {
         free(src);
         sched_stop(s);

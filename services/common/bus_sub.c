@@ -21,6 +21,7 @@
 #define BATCH_MAX 128
 #define RECV_POLL_MS 100
 #define REQ_TIMEOUT_MS 3000
+#define REQ_SEND_TIMEOUT_MS 250
 #define RESYNC_MS 1000
 #define CLOSE_TIMEOUT_MS 1000
 #define CONFLICT_LOG_MS 1000
@@ -137,8 +138,8 @@ static struct source *source_for(struct bus_sub *s, const char *name, uint64_t e
             named = named != NULL ? named : &s->src[i];
             continue;
         }
-        if (s->src[i].name[0] == '\0') {
-            unnamed = &s->src[i];
+        if (s->src[i].name[0] == '\0' && s->src[i].replay_url == NULL) {
+            unnamed = &s->src[i]; /* a source with a replay endpoint learns its name from it */
             n_unnamed++;
         }
     }
@@ -196,19 +197,22 @@ enum bus_verdict bus_stream_decide(struct bus_ident *id, uint64_t cursor, uint64
     if (id->rival != epoch) {
         id->rival = epoch;
         id->rival_first_ms = now_ms;
+        id->rival_heads = 0;
     }
     id->rival_seen_ms = now_ms;
+    id->rival_heads += head ? 1 : 0;
     bool followed_since = id->seen_ms != 0 && id->seen_ms >= id->rival_first_ms;
     if (followed_since && now_ms - id->seen_ms < BUS_CONFLICT_WINDOW_MS) {
         return BUS_CONFLICT;
     }
-    if (now_ms - id->rival_first_ms < BUS_RESET_SETTLE_MS) {
+    if (now_ms - id->rival_first_ms < BUS_RESET_SETTLE_MS || id->rival_heads < BUS_RESET_HEADS) {
         return BUS_HOLD;
     }
     id->epoch = epoch;
     id->seen_ms = now_ms;
     id->rival = 0;
     id->rival_first_ms = id->rival_seen_ms = 0;
+    id->rival_heads = 0;
     return BUS_RESET;
 }
 
@@ -226,6 +230,7 @@ bool bus_ident_expire(struct bus_ident *id, int64_t now_ms)
     }
     id->rival = 0;
     id->rival_first_ms = id->rival_seen_ms = 0;
+    id->rival_heads = 0;
     return true;
 }
 
@@ -297,12 +302,12 @@ static void idents_tick(struct bus_sub *s, int64_t now)
             continue;
         }
         is->conflict = false;
-        atomic_fetch_sub(&s->nconflicts, 1);
         char labels[160];
         snprintf(labels, sizeof labels, "subscriber=\"%s\",publisher=\"%s\"", s->name, is->src);
         metrics_gauge_set("leadbus_bus_stream_conflict",
                           "1 while two live publishers share a stream name (one is refused)",
                           labels, 0);
+        atomic_fetch_sub(&s->nconflicts, 1); /* after the gauge: ready means the metric says 0 */
         log_warn("Only one publisher of the name is left alive",
                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("publisher", is->src)));
     }
@@ -930,7 +935,9 @@ static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
             return -1;
         }
         nng_socket_set_ms(src->req, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
-        nng_socket_set_ms(src->req, NNG_OPT_SENDTIMEO, REQ_TIMEOUT_MS);
+        /* A request waits this long for the publisher to be connected: not the whole answer
+         * time, since the thread also applies the other publishers' live events meanwhile. */
+        nng_socket_set_ms(src->req, NNG_OPT_SENDTIMEO, REQ_SEND_TIMEOUT_MS);
         nng_socket_set_size(src->req, NNG_OPT_RECVMAXSZ,
                             2 * PROTO_REPLAY_MAX_BYTES + PROTO_FRAME_MAX);
         rc = nng_dial(src->req, src->replay_url, NULL, NNG_FLAG_NONBLOCK);

@@ -10,7 +10,9 @@
  *
  * Streams have identity: a publisher's frames, heartbeats and replay answers
  * carry its store's epoch, stored with the cursors. A new epoch under a known
- * name that stays alone for BUS_RESET_SETTLE_MS, or a stream list behind the
+ * name that stays alone for BUS_RESET_SETTLE_MS and BUS_RESET_HEADS of its
+ * heartbeats (time alone is no proof: a stalled subscriber may still hold the
+ * old epoch's heartbeats in its queue), or a stream list behind the
  * cursor (a heartbeat behind it makes the subscriber ask for the list), is a reset: an ERROR,
  * leadbus_bus_stream_resets_total, and the stream is applied again from seq 1 (handlers must be
  * idempotent per entity, which they are anyway for at-least-once replay). Two epochs alive under
@@ -85,7 +87,8 @@ const char *bus_sub_streams_check(struct bus_sub *s);
 
 /* ---- the decision, as a pure function (no I/O, no clock) ---- */
 
-#define BUS_RESET_SETTLE_MS 3000     /* a new epoch alone this long is a reset */
+#define BUS_RESET_SETTLE_MS 3000     /* a new epoch alone this long is a reset, */
+#define BUS_RESET_HEADS 3            /* after this many of its heartbeats or stream lists */
 #define BUS_CONFLICT_WINDOW_MS 10000 /* two epochs seen within this are two publishers */
 
 /* What a subscriber knows of one publisher name. */
@@ -95,6 +98,7 @@ struct bus_ident {
     uint64_t rival;         /* another epoch seen under the name; 0: none */
     int64_t rival_first_ms; /* when the rival first showed itself */
     int64_t rival_seen_ms;  /* and last */
+    unsigned rival_heads;   /* heartbeats and stream lists of the rival seen since */
 };
 
 enum bus_verdict {

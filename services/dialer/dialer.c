@@ -1245,7 +1245,9 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         store_on_commit(d->store, on_commit, d) != 0 || start_workers(d) != 0 ||
         (so.store = d->store, bus_sub_open(&so, &d->sub)) != 0 ||
         http_route(app->http, "POST", "/exotel/callback", post_callback, d) != 0 ||
-        http_degraded_check(app->http, "dialer: call-scheduler stream", ready, d) != 0) {
+        http_degraded_check(app->http, "dialer: call-scheduler stream", ready, d) != 0 ||
+        http_ready_check(app->http, bus_sub_streams_check(d->sub), bus_sub_streams_ok, d->sub) !=
+            0) {
         dialer_stop(d);
         return -1;
     }

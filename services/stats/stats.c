@@ -29,7 +29,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS st_timeline("
     "  lead_id TEXT NOT NULL, ts INTEGER NOT NULL, src TEXT NOT NULL, topic TEXT NOT NULL,"
     "  data TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS st_timeline_lead ON st_timeline(lead_id, ts);";
+    "CREATE INDEX IF NOT EXISTS st_timeline_lead ON st_timeline(lead_id, ts);"
+    /* what was counted per attempt ('due', 'final'): an event applied again counts nothing */
+    "CREATE TABLE IF NOT EXISTS st_once("
+    "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, kind TEXT NOT NULL,"
+    "  PRIMARY KEY(call_id, attempt, kind)) WITHOUT ROWID;";
 
 struct stats {
     struct store *store;
@@ -55,6 +59,26 @@ static int count_add(sqlite3 *db, const char *name, int64_t by)
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Events are applied again when their publisher's stream is reset (bus_sub.h): 1 the first time
+ * (call, attempt, kind) is seen, 0 after, -1 on error.
+ */
+static int first_time(sqlite3 *db, const char *call_id, int64_t attempt, const char *kind)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO st_once(call_id, attempt, kind) VALUES(?1,?2,?3)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, attempt);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
 }
 
 /* Phones in a timeline are masked like in logs: the timeline says what happened, not who. */
@@ -86,7 +110,9 @@ static int add_timeline(sqlite3 *db, const struct proto_event *ev, const char *l
     int rc = SQLITE_ERROR;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO st_timeline(lead_id, ts, src, topic, data)"
-                           " VALUES(?1,?2,?3,?4,?5)",
+                           " SELECT ?1,?2,?3,?4,?5 WHERE NOT EXISTS (SELECT 1 FROM st_timeline"
+                           " WHERE lead_id = ?1 AND ts = ?2 AND src = ?3 AND topic = ?4"
+                           " AND data = ?5)", /* the same event applied again */
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, ev->ts);
@@ -119,7 +145,10 @@ static int on_lead(sqlite3 *db, const struct proto_lead_created *l)
     sqlite3_bind_text(st, 5, l->source, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? count_add(db, "leads.received", 1) : -1;
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    return sqlite3_changes(db) > 0 ? count_add(db, "leads.received", 1) : 0;
 }
 
 /* A lead's Zoho state: pending -> synced, or failed (which a later sync clears). */
@@ -268,8 +297,9 @@ static int on_status(sqlite3 *db, const struct proto_event *ev)
     if (update_call(db, &ch) != 0) {
         return -1;
     }
-    if (!c->final) {
-        return 0;
+    int first = c->final ? first_time(db, c->call_id, c->attempt, "final") : 0;
+    if (first <= 0) {
+        return first;
     }
     char name[48];
     snprintf(name, sizeof name, "outcome.%s", c->status);
@@ -329,7 +359,8 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     }
     case PROTO_CALL_DUE:
         lead_id = d->call_due.lead_id;
-        rc = count_add(db, "attempts", 1);
+        rc = first_time(db, d->call_due.call_id, d->call_due.attempt, "due");
+        rc = rc > 0 ? count_add(db, "attempts", 1) : rc;
         break;
     case PROTO_CALL_STATUS:
         lead_id = d->call_status.lead_id;
@@ -706,7 +737,9 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route(app->http, "GET", "/leads", get_leads, s) != 0 ||
         http_route(app->http, "GET", "/leads/{leadId}", get_lead, s) != 0 ||
         http_route(app->http, "GET", "/", get_dashboard, s) != 0 ||
-        http_degraded_check(app->http, "stats: ingest streams", ready, s) != 0) {
+        http_degraded_check(app->http, "stats: ingest streams", ready, s) != 0 ||
+        http_ready_check(app->http, bus_sub_streams_check(s->sub), bus_sub_streams_ok, s->sub) !=
+            0) {
         free(src);
         stats_stop(s);
         return -1;

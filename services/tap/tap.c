@@ -20,9 +20,11 @@ static int print_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     (void)db;
     (void)arg;
     char *data = proto_data_to_json(ev->topic, &ev->data);
-    printf("{\"src\":\"%s\",\"topic\":\"%s\",\"seq\":%llu,\"id\":\"%s\",\"ts\":%lld,\"data\":%s}\n",
+    /* The epoch as hex text: JSON numbers lose precision above 2^53. */
+    printf("{\"src\":\"%s\",\"topic\":\"%s\",\"seq\":%llu,\"id\":\"%s\",\"ts\":%lld,"
+           "\"epoch\":\"%016llx\",\"data\":%s}\n",
            ev->src, proto_topic_name(ev->topic), (unsigned long long)ev->seq, ev->id,
-           (long long)ev->ts, data != NULL ? data : "null");
+           (long long)ev->ts, (unsigned long long)ev->epoch, data != NULL ? data : "null");
     fflush(stdout);
     free(data);
     atomic_fetch_add(&printed, 1);

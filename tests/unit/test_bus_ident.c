@@ -71,6 +71,7 @@ static void test_reset_after_settling(void **state)
     assert_int_equal(bus_stream_decide(&id, 100, E2, 1, false, t), BUS_HOLD);
     assert_int_equal(bus_stream_decide(&id, 100, E2, 101, false, t + 10), BUS_HOLD);
     assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, t + 1000), BUS_HOLD);
+    assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, t + 2000), BUS_HOLD);
     assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, t + BUS_RESET_SETTLE_MS - 1), BUS_HOLD);
     assert_false(bus_ident_conflict(&id, t + BUS_RESET_SETTLE_MS - 1));
     assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, t + BUS_RESET_SETTLE_MS), BUS_RESET);
@@ -88,8 +89,23 @@ static void test_reset_found_at_start(void **state)
     /* The subscriber restarts after the reset: the stored epoch was never seen in this run. */
     struct bus_ident id = {.epoch = E1};
     assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, T0), BUS_HOLD);
+    assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, T0 + 1000), BUS_HOLD);
     assert_int_equal(bus_stream_decide(&id, 0, E2, 0, true, T0 + BUS_RESET_SETTLE_MS), BUS_RESET);
     assert_true(id.epoch == E2);
+}
+
+static void test_stalled_subscriber_is_no_reset(void **state)
+{
+    (void)state;
+    /* Two live publishers, and a subscriber that was stalled for 5 s (a replay request timing
+     * out): time alone has passed, but its queue still holds both heartbeats, interleaved. */
+    struct bus_ident id = {.epoch = E1, .seen_ms = T0};
+    assert_int_equal(bus_stream_decide(&id, 4, E2, 0, true, T0 + 10), BUS_HOLD);
+    int64_t t = T0 + 5000;
+    assert_int_equal(bus_stream_decide(&id, 4, E2, 0, true, t), BUS_HOLD); /* 2 heads only */
+    assert_int_equal(bus_stream_decide(&id, 4, E1, 4, true, t + 1), BUS_DUPLICATE);
+    assert_int_equal(bus_stream_decide(&id, 4, E2, 0, true, t + 2), BUS_CONFLICT);
+    assert_true(id.epoch == E1);
 }
 
 static void test_two_live_publishers(void **state)
@@ -170,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_frame_without_epoch),
         cmocka_unit_test(test_reset_after_settling),
         cmocka_unit_test(test_reset_found_at_start),
+        cmocka_unit_test(test_stalled_subscriber_is_no_reset),
         cmocka_unit_test(test_two_live_publishers),
         cmocka_unit_test(test_conflict_then_followed_leaves),
         cmocka_unit_test(test_verdict_names),
