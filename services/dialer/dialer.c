@@ -3,6 +3,7 @@
 #include "api_key.h"
 #include "bus_pub.h"
 #include "bus_sub.h"
+#include "callback_guard.h"
 #include "clock.h"
 #include "exotel_callback.h"
 #include "exotel_client.h"
@@ -34,7 +35,9 @@ static const char schema[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS attempts_dialed ON attempts(dialed_ms);"
     "CREATE TABLE IF NOT EXISTS dialer_secret("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL);";
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS callback_key("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL, created_ms INTEGER NOT NULL);";
 
 struct dialer {
     struct store *store;
@@ -43,7 +46,9 @@ struct dialer {
     struct exotel_account acct;
     bool sandbox;
     char exophone[32], agent[32], flow_url[256], call_type[16], public_base[APP_URL_MAX];
-    char cb_token[65];
+    unsigned char cb_key[CALLBACK_KEY_BYTES]; /* per-attempt callback tokens (HMAC key) */
+    int64_t cb_key_created_ms;
+    char legacy_token[65]; /* the static token of before; only for attempts dialed before the key */
     int ring_timeout_s, time_limit_s;
     bool record, dnd_precheck;
     int64_t grace_ms, reconcile_delay_ms, reconcile_window_ms;
@@ -538,9 +543,14 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
             return;
         }
     }
-    char callback[APP_URL_MAX + 256], custom[96];
+    char callback[APP_URL_MAX + 256], custom[96], token[CALLBACK_TOKEN_LEN + 1];
+    if (callback_token(d->cb_key, sizeof d->cb_key, a->call_id, a->attempt, token) != 0) {
+        final_result(res, d, a, "failed-api", "cannot make the callback token");
+        return;
+    }
     snprintf(callback, sizeof callback, "%s/exotel/callback?call=%s&attempt=%d&token=%s",
-             d->public_base, a->call_id, a->attempt, d->cb_token);
+             d->public_base, a->call_id, a->attempt, token);
+    explicit_bzero(token, sizeof token);
     snprintf(custom, sizeof custom, "%s:%d", a->call_id, a->attempt);
     struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
                               .to = d->flow_url[0] ? NULL : lead_number(a),
@@ -698,9 +708,21 @@ static void dial_batch(struct worker *w, const struct claim *c)
     }
 }
 
+/* A recording link kept only as https on a host Exotel documents; otherwise "" and a WARN. */
+static const char *checked_recording(const char *call_id, int attempt, const char *url)
+{
+    if (url == NULL || url[0] == '\0' || recording_url_allowed(url)) {
+        return url;
+    }
+    log_warn("RecordingUrl dropped: not an https link on a host Exotel documents",
+             LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt)));
+    return "";
+}
+
 static void finish(struct dialer *d, const struct attempt *a, const char *status, const char *sid,
                    int64_t duration, const char *recording, const char *detail)
 {
+    recording = checked_recording(a->call_id, a->attempt, recording);
     struct outcome o = {.d = d,
                         .call_id = a->call_id,
                         .attempt = a->attempt,
@@ -904,22 +926,130 @@ static void *worker_main(void *arg)
 
 /* ---- POST /exotel/callback ---- */
 
+/* A terminal callback against its attempt, in one transaction: who it may be, then the outcome. */
+struct callback_job {
+    struct outcome o;
+    const char *callback_sid;
+    bool legacy;             /* authenticated by the static token of before the upgrade */
+    int64_t key_created_ms;  /* attempts dialed before this may use the legacy token */
+    bool unauthorized;       /* out: a legacy token for an attempt dialed since */
+    enum callback_verdict v; /* out */
+    char state[16];          /* out */
+};
+
+static int callback_job(sqlite3 *db, void *arg)
+{
+    struct callback_job *j = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT state, coalesce(sid, ''), coalesce(dialed_ms, 0) FROM attempts"
+                           " WHERE call_id = ?1 AND attempt = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, j->o.call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, j->o.attempt);
+    char sid[64] = "";
+    int64_t dialed_ms = 0;
+    j->state[0] = '\0';
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        store_text(st, 0, j->state, sizeof j->state);
+        store_text(st, 1, sid, sizeof sid);
+        dialed_ms = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    j->o.found = j->state[0] != '\0';
+    j->o.changed = false;
+    j->unauthorized = j->legacy && j->o.found && dialed_ms >= j->key_created_ms;
+    if (!j->o.found || j->unauthorized) {
+        return 0;
+    }
+    j->v = callback_verdict(j->state, sid, j->callback_sid);
+    return j->v == CALLBACK_APPLY ? finalize_job(db, &j->o) : 0;
+}
+
+/* The token is the attempt's HMAC; the static token of before only for attempts dialed then. */
+static int callback_auth(struct http_req *req, struct dialer *d, const char *call_id, long attempt,
+                         bool *legacy)
+{
+    char token[80] = "";
+    http_query(req, "token", token, sizeof token);
+    *legacy = false;
+    if (callback_token_ok(d->cb_key, sizeof d->cb_key, call_id, (int)attempt, token)) {
+        return 0;
+    }
+    if (d->legacy_token[0] != '\0' &&
+        api_key_equal(token, strlen(token), d->legacy_token, strlen(d->legacy_token))) {
+        *legacy = true;
+        return 0;
+    }
+    return -1;
+}
+
+/* call and attempt from the query; -1 (400 answered) when missing or malformed. */
+static int callback_target(struct http_req *req, char call_id[64], long *attempt)
+{
+    char attempt_s[16] = "", *end = NULL;
+    if (http_query(req, "call", call_id, 64) > 0 &&
+        http_query(req, "attempt", attempt_s, sizeof attempt_s) > 0) {
+        *attempt = strtol(attempt_s, &end, 10);
+    }
+    if (end == NULL || *end != '\0' || *attempt < 1 || *attempt > 1000) {
+        http_reply_error(req, 400, "bad_request", "call and attempt query parameters are required",
+                         NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void callback_answer(struct http_req *req, const struct callback_job *j)
+{
+    if (j->unauthorized) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong callback token", NULL);
+    } else if (!j->o.found) {
+        http_reply_error(req, 404, "not_found", "no such call attempt", NULL);
+    } else if (j->v == CALLBACK_MISMATCH) {
+        log_warn("Callback refused: its CallSid is not the one Exotel returned for the attempt",
+                 LOG_FIELDS(LOG_S("callId", j->o.call_id), LOG_I("attempt", j->o.attempt),
+                            LOG_S("callSid", j->callback_sid)));
+        http_reply_error(req, 409, "callsid_mismatch",
+                         "CallSid is not the call Exotel placed for this attempt", NULL);
+    } else if (j->v == CALLBACK_DEFER) {
+        log_warn("Callback for an attempt whose Sid is not known yet: Exotel's call details "
+                 "will decide",
+                 LOG_FIELDS(LOG_S("callId", j->o.call_id), LOG_I("attempt", j->o.attempt),
+                            LOG_S("state", j->state), LOG_S("callSid", j->callback_sid)));
+        static const char deferred[] =
+            "{\"success\":true,\"deferred\":\"the attempt is looked up in Exotel's call details\"}";
+        http_reply(req, 202, "application/json", deferred, sizeof deferred - 1);
+    } else {
+        if (j->o.changed) {
+            log_info("Call status received",
+                     LOG_FIELDS(LOG_S("callId", j->o.call_id), LOG_I("attempt", j->o.attempt),
+                                LOG_S("callSid", j->callback_sid), LOG_S("status", j->o.status),
+                                LOG_I("durationS", j->o.duration_s)));
+        } else {
+            log_info("Duplicate status callback ignored",
+                     LOG_FIELDS(LOG_S("callId", j->o.call_id), LOG_I("attempt", j->o.attempt)));
+        }
+        cJSON *out = cJSON_CreateObject();
+        cJSON_AddBoolToObject(out, "success", true);
+        cJSON_AddBoolToObject(out, "duplicate", !j->o.changed);
+        http_reply_json(req, 200, out);
+    }
+}
+
 static void post_callback(struct http_req *req, void *arg)
 {
     struct dialer *d = arg;
-    char token[80] = "", call_id[64] = "", attempt_s[16] = "";
-    http_query(req, "token", token, sizeof token);
-    if (!api_key_equal(token, strlen(token), d->cb_token, strlen(d->cb_token))) {
-        http_reply_error(req, 401, "unauthorized", "missing or wrong callback token", NULL);
+    char call_id[64] = "";
+    long attempt = 0;
+    bool legacy = false;
+    if (callback_target(req, call_id, &attempt) != 0) {
         return;
     }
-    char *end;
-    long attempt = 0;
-    if (http_query(req, "call", call_id, sizeof call_id) <= 0 ||
-        http_query(req, "attempt", attempt_s, sizeof attempt_s) <= 0 ||
-        (attempt = strtol(attempt_s, &end, 10), *end != '\0') || attempt < 1 || attempt > 1000) {
-        http_reply_error(req, 400, "bad_request", "call and attempt query parameters are required",
-                         NULL);
+    if (callback_auth(req, d, call_id, attempt, &legacy) != 0) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong callback token", NULL);
         return;
     }
     char *body;
@@ -942,72 +1072,82 @@ static void post_callback(struct http_req *req, void *arg)
         http_reply(req, 200, "application/json", ok, sizeof ok - 1);
         return;
     }
-    struct outcome o = {.d = d,
-                        .call_id = call_id,
-                        .attempt = (int)attempt,
-                        .status = cb.status,
-                        .sid = cb.call_sid,
-                        .duration_s = cb.duration_s,
-                        .recording = cb.recording_url,
-                        .detail = "status callback",
-                        .final = true};
-    if (store_run(d->store, finalize_job, &o) != 0) {
+    struct callback_job j = {
+        .o = {.d = d,
+              .call_id = call_id,
+              .attempt = (int)attempt,
+              .status = cb.status,
+              .sid = cb.call_sid,
+              .duration_s = cb.duration_s,
+              .recording = checked_recording(call_id, (int)attempt, cb.recording_url),
+              .detail = "status callback",
+              .final = true},
+        .callback_sid = cb.call_sid,
+        .legacy = legacy,
+        .key_created_ms = d->cb_key_created_ms};
+    if (store_run(d->store, callback_job, &j) != 0) {
         http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
         return;
     }
-    if (!o.found) {
-        http_reply_error(req, 404, "not_found", "no such call attempt", NULL);
-        return;
-    }
-    if (o.changed) {
-        log_info("Call status received",
-                 LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt),
-                            LOG_S("callSid", cb.call_sid), LOG_S("status", cb.status),
-                            LOG_I("durationS", cb.duration_s)));
-    } else {
-        log_info("Duplicate status callback ignored",
-                 LOG_FIELDS(LOG_S("callId", call_id), LOG_I("attempt", attempt)));
-    }
-    cJSON *out = cJSON_CreateObject();
-    cJSON_AddBoolToObject(out, "success", true);
-    cJSON_AddBoolToObject(out, "duplicate", !o.changed);
-    http_reply_json(req, 200, out);
+    callback_answer(req, &j);
 }
 
 /* ---- start-up ---- */
 
-static int secret_job(sqlite3 *db, void *arg)
+/* The static token of before per-attempt tokens (EXOTEL_CALLBACK_TOKEN, else the stored one). */
+static int legacy_token_job(sqlite3 *db, struct dialer *d)
 {
-    struct dialer *d = arg;
     sqlite3_stmt *st;
-    if (d->cb_token[0] != '\0') {
+    if (d->legacy_token[0] != '\0') {
         return 0;
     }
     if (sqlite3_prepare_v2(db, "SELECT token FROM dialer_secret", -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
-        store_text(st, 0, d->cb_token, sizeof d->cb_token);
+        store_text(st, 0, d->legacy_token, sizeof d->legacy_token);
     }
     sqlite3_finalize(st);
-    if (d->cb_token[0] != '\0') {
+    return 0;
+}
+
+/* The callback HMAC key: created once, random, kept in the store (0600). */
+static int secret_job(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (legacy_token_job(db, d) != 0 ||
+        sqlite3_prepare_v2(db, "SELECT key, created_ms FROM callback_key", -1, &st, NULL) !=
+            SQLITE_OK) {
+        return -1;
+    }
+    bool have = false;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof d->cb_key) {
+        memcpy(d->cb_key, sqlite3_column_blob(st, 0), sizeof d->cb_key);
+        d->cb_key_created_ms = sqlite3_column_int64(st, 1);
+        have = true;
+    }
+    sqlite3_finalize(st);
+    if (have) {
         return 0;
     }
-    unsigned char raw[24];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+    if (getrandom(d->cb_key, sizeof d->cb_key, 0) != (ssize_t)sizeof d->cb_key) {
         return -1;
     }
-    for (size_t i = 0; i < sizeof raw; i++) {
-        snprintf(d->cb_token + 2 * i, 3, "%02x", raw[i]);
-    }
-    explicit_bzero(raw, sizeof raw);
-    if (sqlite3_prepare_v2(db, "INSERT INTO dialer_secret(id, token) VALUES(1, ?1)", -1, &st,
-                           NULL) != SQLITE_OK) {
+    d->cb_key_created_ms = clock_now_ms();
+    if (sqlite3_prepare_v2(db, "INSERT INTO callback_key(id, key, created_ms) VALUES(1, ?1, ?2)",
+                           -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
-    sqlite3_bind_text(st, 1, d->cb_token, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 1, d->cb_key, sizeof d->cb_key, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, d->cb_key_created_ms);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
+    if (rc == SQLITE_DONE && d->legacy_token[0] != '\0') {
+        log_info("Callback URLs now carry per-attempt tokens; the static token is accepted only "
+                 "for attempts dialed before now",
+                 NULL);
+    }
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -1101,7 +1241,8 @@ static void dialer_stop(void *state)
     rate_limit_free(&d->rl);
     pthread_mutex_destroy(&d->rl_lock);
     explicit_bzero(&d->acct, sizeof d->acct);
-    explicit_bzero(d->cb_token, sizeof d->cb_token);
+    explicit_bzero(d->cb_key, sizeof d->cb_key);
+    explicit_bzero(d->legacy_token, sizeof d->legacy_token);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     free(d);
@@ -1155,14 +1296,14 @@ static int read_settings(struct app *app, struct dialer *d, char err[CONFIG_ERR_
         return -1;
     }
     const char *token = config_str("EXOTEL_CALLBACK_TOKEN", NULL);
-    if (token != NULL && (strlen(token) < 16 || strlen(token) >= sizeof d->cb_token ||
+    if (token != NULL && (strlen(token) < 16 || strlen(token) >= sizeof d->legacy_token ||
                           strspn(token, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
                                         "TUVWXYZ-_") != strlen(token))) {
         snprintf(err, CONFIG_ERR_MAX,
                  "EXOTEL_CALLBACK_TOKEN: expected 16-64 characters of [A-Za-z0-9_-]");
         return -1;
     }
-    snprintf(d->cb_token, sizeof d->cb_token, "%s", token ? token : "");
+    snprintf(d->legacy_token, sizeof d->legacy_token, "%s", token ? token : "");
     if (config_int("EXOTEL_RING_TIMEOUT_S", 45, 5, 60, &ring, err) != 0 ||
         config_int("EXOTEL_TIME_LIMIT_S", 600, 10, 14400, &limit, err) != 0 ||
         config_int("EXOTEL_HTTP_TIMEOUT_MS", 30000, 100, 120000, &http_timeout, err) != 0 ||

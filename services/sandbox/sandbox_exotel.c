@@ -1016,7 +1016,8 @@ static void *ringer_main(void *arg)
             if (strcmp(c->outcome, "completed") == 0) {
                 c->duration = 20 + (int)sandbox_rand(sb, 100);
                 snprintf(c->recording, sizeof c->recording,
-                         "http://sandbox.invalid/recordings/%s.mp3", c->sid);
+                         "https://s3-ap-southeast-1.amazonaws.com/sandbox-recordings/%s.mp3",
+                         c->sid);
             }
         }
         struct call copy = *c;

@@ -91,13 +91,39 @@ faults reset
 
 # --- the callback endpoint refuses what is not Exotel's
 cb() { curl -s -o /dev/null -w '%{http_code}' -X POST "$SVC_URL/exotel/callback?$1" "${@:2}"; }
+tok=$(cb_token "$call" 1)
 [ "$(cb "call=$call&attempt=1&token=wrong-token-0123456" -d 'CallSid=x&Status=completed')" = 401 ] || fail "wrong token"
 [ "$(cb "call=$call&attempt=1" -d 'CallSid=x&Status=completed')" = 401 ] || fail "no token"
-[ "$(cb "token=$CB_TOKEN" -d 'CallSid=x&Status=completed')" = 400 ] || fail "no call id"
-[ "$(cb "call=$call&attempt=1&token=$CB_TOKEN" -H 'Content-Type: application/json' -d '{"Status":')" = 400 ] || fail "malformed"
-[ "$(cb "call=call_nope&attempt=1&token=$CB_TOKEN" -d 'CallSid=x&Status=completed')" = 404 ] || fail "unknown call"
-[ "$(cb "call=$call&attempt=1&token=$CB_TOKEN" -d 'CallSid=x&Status=busy')" = 200 ] || fail "repeat on a final call"
+[ "$(cb "call=$call&attempt=1&token=$CB_TOKEN" -d 'CallSid=x&Status=completed')" = 401 ] || fail "the static token opened an attempt dialed since the upgrade"
+[ "$(cb "token=$tok" -d 'CallSid=x&Status=completed')" = 400 ] || fail "no call id"
+[ "$(cb "call=$call&attempt=1&token=$tok" -H 'Content-Type: application/json' -d '{"Status":')" = 400 ] || fail "malformed"
+[ "$(cb "call=call_nope&attempt=1&token=$(cb_token call_nope 1)" -d 'CallSid=x&Status=completed')" = 404 ] || fail "unknown call"
+[ "$(cb "call=$call&attempt=1&token=$tok" -d 'CallSid=x&Status=busy')" = 200 ] || fail "repeat on a final call"
 call_is "$call" '"status":"completed"' || fail "a late callback changed a final call"
+
+# --- per-attempt tokens and the CallSid (issue 15): a live attempt (its callback lost) is not
+# finished by another attempt's token, nor by its own token with another CallSid (a restart with a
+# long grace, so no lookup through call details finishes the attempt meanwhile)
+stop_svc
+start_svc EXOTEL_CALLBACK_GRACE_MS=60000
+faults "exotel.cb_drop=100"
+live=call_$(post_lead "Token Lead" 9800000130)
+placed() { [ -n "$(attempt_sid "$live" 1)" ]; }
+wait_for 15 "the attempt to be placed" placed
+sid=$(attempt_sid "$live" 1)
+[ "$(cb "call=$live&attempt=1&token=$(cb_token "$busy" 2)" -d "CallSid=$sid&Status=busy")" = 401 ] || fail "another call's token"
+[ "$(cb "call=$live&attempt=1&token=$(cb_token "$live" 2)" -d "CallSid=$sid&Status=busy")" = 401 ] || fail "another attempt's token"
+[ "$(cb "call=$live&attempt=2&token=$(cb_token "$live" 2)" -d "CallSid=$sid&Status=busy")" = 404 ] || fail "attempt 2 does not exist"
+[ "$(cb "call=$live&attempt=1&token=$(cb_token "$live" 1)" -d "CallSid=f0rged%0AFORGED [INFO] dialer: forged&Status=busy")" = 409 ] || fail "a wrong CallSid"
+grep -q "Callback refused: its CallSid is not the one Exotel returned for the attempt { callId: '$live', attempt: 1, callSid: 'f0rged\\\\nFORGED" "$T/svc.log" || fail "the refusal line (escaped)"
+grep -q '^FORGED' "$T/svc.log" && fail "a CallSid forged a log line"
+call_is "$live" '"state":"dispatched"' || fail "a refused callback changed the call: $(call_json "$live")"
+# the genuine callback (a recording link on a host Exotel does not use is dropped with a WARN)
+[ "$(cb "call=$live&attempt=1&token=$(cb_token "$live" 1)" -d "CallSid=$sid&Status=completed&RecordingUrl=http://evil.example/r.mp3")" = 200 ] || fail "the genuine callback"
+faults reset
+wait_for 10 "the genuine callback to finish the call" done_with "$live" completed
+grep -q "RecordingUrl dropped: not an https link on a host Exotel documents { callId: '$live'" "$T/svc.log" || fail "no recording WARN"
+grep -q "evil.example" <<<"$(attempt_row "$live" 1)" && fail "the recording link was kept"
 
 # --- skips: no phone, invalid phone, the same phone again within the dedupe window
 nophone=$(curl -s -X POST "$SVC_URL/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \

@@ -59,6 +59,17 @@ call_json() {
 }
 call_is() { call_json "$1" | grep -q "$2"; }
 
+# cb_token CALL_ID ATTEMPT: the attempt's callback token, made as SECURITY.md says from the key
+# in the dialer's store; attempt_sid / attempt_row CALL_ID ATTEMPT: what the dialer stored
+cb_token() {
+    local key
+    key=$(sqlite3 "$T/svc/dialer.db" "SELECT hex(key) FROM callback_key")
+    printf 'leadbus-callback:v1:%s:%s' "$1" "$2" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" |
+        awk '{print $NF}'
+}
+attempt_sid() { sqlite3 "$T/svc/dialer.db" "SELECT coalesce(sid, '') FROM attempts WHERE call_id = '$1' AND attempt = $2"; }
+attempt_row() { sqlite3 "$T/svc/dialer.db" "SELECT * FROM attempts WHERE call_id = '$1' AND attempt = $2"; }
+
 # post_many N PREFIX: N leads in parallel, phones PREFIX (5 digits) + 4-digit index + 4
 # (the sandbox completes them); fails unless every one gets a 202.
 post_many() {

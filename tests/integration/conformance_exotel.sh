@@ -105,21 +105,23 @@ call=call_$lead
 initiated() { call_is "$call" '"state":"dispatched"' && grep -q "Call initiated successfully" "$T/svc.log"; }
 wait_for 15 "the dialer's connect to be accepted" initiated
 [ "$(connects_of "$call")" -eq 1 ] || fail "the dialer's connect: $(connects_of "$call") requests"
-CB="$SVC_URL/exotel/callback?call=$call&attempt=1&token=$CB_TOKEN"
+CB="$SVC_URL/exotel/callback?call=$call&attempt=1&token=$(cb_token "$call" 1)"
+SID=$(attempt_sid "$call" 1)
+[ -n "$SID" ] || fail "no Sid stored for the dialer's attempt"
 
 row "StatusCallback, multipart/form-data (Exotel's default)"
 expect 400 '"malformed_callback"' -X POST "$CB" -H 'Content-Type: multipart/form-data' -d 'CallSid=x&Status=completed'
-expect 401 '"unauthorized"' -X POST "$SVC_URL/exotel/callback?call=$call&attempt=1&token=wrong-token-00000000" -F CallSid=x -F Status=completed
-expect 200 '"success":true' -X POST "$CB" -F CallSid=0123456789abcdef0123456789abcdef -F Status=completed \
+expect 401 '"unauthorized"' -X POST "$SVC_URL/exotel/callback?call=$call&attempt=1&token=$CB_TOKEN" -F CallSid=x -F Status=completed
+expect 200 '"success":true' -X POST "$CB" -F "CallSid=$SID" -F Status=completed \
     -F ConversationDuration=12 -F EventType=terminal -F "CustomField=$call:1"
 row "StatusCallback, application/x-www-form-urlencoded (GUESS: accepted as well)"
 expect 400 '"malformed_callback"' -X POST "$CB" -d 'Status=completed'
-expect 200 '"duplicate":true' -X POST "$CB" -d 'CallSid=0123456789abcdef0123456789abcdef&Status=completed'
+expect 200 '"duplicate":true' -X POST "$CB" -d "CallSid=$SID&Status=completed"
 row "StatusCallback, application/json (StatusCallbackContentType=application/json)"
-expect 400 '"malformed_callback"' -X POST "$CB" -H 'Content-Type: application/json' -d '{"CallSid":"0123456789abcdef0123456789abcdef"}'
+expect 400 '"malformed_callback"' -X POST "$CB" -H 'Content-Type: application/json' -d "{\"CallSid\":\"$SID\"}"
 expect 400 '"malformed_callback"' -X POST "$CB" -H 'Content-Type: text/plain' -d 'CallSid=x&Status=completed'
 expect 200 '"duplicate":true' -X POST "$CB" -H 'Content-Type: application/json' \
-    -d '{"CallSid":"0123456789abcdef0123456789abcdef","Status":"completed","Legs":[{"OnCallDuration":3}]}'
+    -d "{\"CallSid\":\"$SID\",\"Status\":\"completed\",\"Legs\":[{\"OnCallDuration\":3}]}"
 call_is "$call" '"status":"completed"' || fail "the callback did not finish the call: $(call_json "$call")"
 curl -fsS -X POST "$SBURL/sandbox/faults" -d reset >/dev/null
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "callback_guard.h"
 #include "exotel_callback.h"
 #include "exotel_client.h"
 
@@ -270,13 +271,80 @@ static void test_callback_forms(void **state)
     assert_int_equal(exotel_callback_parse(NULL, url, strlen(url), &cb), -1);
 }
 
+/* A token opens its own attempt only, under its own key. */
+static void test_callback_tokens(void **state)
+{
+    (void)state;
+    const unsigned char key[] = "Jefe";
+    char t[CALLBACK_TOKEN_LEN + 1], u[CALLBACK_TOKEN_LEN + 1];
+    assert_int_equal(callback_token(key, 4, "call_ld_1", 1, t), 0);
+    assert_int_equal(strlen(t), CALLBACK_TOKEN_LEN);
+    assert_true(callback_token_ok(key, 4, "call_ld_1", 1, t));
+    assert_false(callback_token_ok(key, 4, "call_ld_1", 2, t));  /* another attempt */
+    assert_false(callback_token_ok(key, 4, "call_ld_2", 1, t));  /* another call */
+    assert_false(callback_token_ok(key, 3, "call_ld_1", 1, t));  /* another key */
+    assert_false(callback_token_ok(key, 4, "call_ld_1", 1, "")); /* none */
+    assert_false(callback_token_ok(key, 4, "call_ld_1", 1, NULL));
+    t[63] = t[63] == '0' ? '1' : '0';
+    assert_false(callback_token_ok(key, 4, "call_ld_1", 1, t)); /* one character off */
+    assert_int_equal(callback_token(key, 4, "call_ld_1", 12, u), 0);
+    assert_int_equal(callback_token(key, 4, "call_ld_11", 2, t), 0);
+    assert_string_not_equal(t, u); /* "call_ld_1:12" vs "call_ld_11:2" */
+    assert_int_equal(callback_token(key, 0, "call_ld_1", 1, t), -1);
+    /* HMAC-SHA256(key, "leadbus-callback:v1:<call>:<attempt>"), as `openssl dgst -mac HMAC` makes
+     * it */
+    assert_int_equal(callback_token(key, 4, "x", 1, t), 0);
+    assert_string_equal(t, "478549e57df0c060123055d2abb129fa886dd208ad36bc0c2ed97c4c17400b33");
+}
+
+static void test_callback_verdicts(void **state)
+{
+    (void)state;
+    const char *sid = "0123456789abcdef0123456789abcdef";
+    assert_int_equal(callback_verdict("initiated", sid, sid), CALLBACK_APPLY);
+    assert_int_equal(callback_verdict("initiated", sid, "ffff456789abcdef0123456789abcdef"),
+                     CALLBACK_MISMATCH);
+    assert_int_equal(callback_verdict("initiated", sid, ""), CALLBACK_MISMATCH);
+    assert_int_equal(callback_verdict("final", sid, "other"), CALLBACK_DUPLICATE);
+    assert_int_equal(callback_verdict("final", "", sid), CALLBACK_DUPLICATE);
+    /* the Sid is not known yet (the connect answer in flight or lost): never trusted */
+    assert_int_equal(callback_verdict("dialing", "", sid), CALLBACK_DEFER);
+    assert_int_equal(callback_verdict("unknown", "", sid), CALLBACK_DEFER);
+    assert_int_equal(callback_verdict("queued", "", sid), CALLBACK_DEFER);
+}
+
+static void test_recording_urls(void **state)
+{
+    (void)state;
+    assert_true(recording_url_allowed("https://s3-ap-southeast-1.amazonaws.com/recordings/a.mp3"));
+    assert_true(recording_url_allowed("HTTPS://S3-AP-SOUTHEAST-1.AMAZONAWS.COM:443/r/a.mp3?X=1"));
+    assert_false(recording_url_allowed("http://s3-ap-southeast-1.amazonaws.com/recordings/a.mp3"));
+    assert_false(recording_url_allowed("https://evil.example/recordings/a.mp3"));
+    assert_false(
+        recording_url_allowed("https://s3-ap-southeast-1.amazonaws.com@evil.example/a.mp3"));
+    assert_false(recording_url_allowed("https://u:p@s3-ap-southeast-1.amazonaws.com/a.mp3"));
+    assert_false(recording_url_allowed("https://s3-ap-southeast-1.amazonaws.com:8443/a.mp3"));
+    assert_false(recording_url_allowed("https://s3-ap-southeast-1.amazonaws.com.evil.example/a"));
+    assert_false(recording_url_allowed("javascript:alert(1)"));
+    assert_false(recording_url_allowed("s3-ap-southeast-1.amazonaws.com/a.mp3"));
+    assert_false(recording_url_allowed(""));
+    assert_false(recording_url_allowed(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connect_placed), cmocka_unit_test(test_connect_not_placed_or_unknown),
-        cmocka_unit_test(test_call_details),   cmocka_unit_test(test_connect_form),
-        cmocka_unit_test(test_callback_json),  cmocka_unit_test(test_callback_forms),
-        cmocka_unit_test(test_bulk_pages),     cmocka_unit_test(test_same_number),
+        cmocka_unit_test(test_connect_placed),
+        cmocka_unit_test(test_connect_not_placed_or_unknown),
+        cmocka_unit_test(test_call_details),
+        cmocka_unit_test(test_connect_form),
+        cmocka_unit_test(test_callback_json),
+        cmocka_unit_test(test_callback_forms),
+        cmocka_unit_test(test_callback_tokens),
+        cmocka_unit_test(test_callback_verdicts),
+        cmocka_unit_test(test_recording_urls),
+        cmocka_unit_test(test_bulk_pages),
+        cmocka_unit_test(test_same_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
