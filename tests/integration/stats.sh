@@ -51,7 +51,7 @@ s=$(stats)
 echo "stats: $s"
 for want in '"byStatus":{"pending":0,"success":40,"failed":0,"skipped":7}' \
     '"outcomes":{"completed":10,"busy":20,"no-answer":20,"failed":10,"canceled":0,"dnd":0,"rejected":0,"failed-api":0,"unknown":0}' \
-    '"leads":{"received":47,"synced":47,"syncFailed":0,"syncBacklog":0}'; do
+    '"leads":{"received":47,"synced":47,"syncFailed":0,"syncBacklog":0,"outcomeSyncFailed":0}'; do
     grep -qF "$want" <<<"$s" || fail "expected $want"
 done
 # ... and agrees with the sandbox's own records

@@ -18,14 +18,14 @@ start all env PORT="$P" HTTP_BIND=127.0.0.1 DATA_DIR="$T/data" API_KEYS=$OP \
     FORM_KEYS="$FK@http://127.0.0.1:$GOOD" CORS_ALLOWED_ORIGINS="http://127.0.0.1:$GOOD" \
     FORM_RATE_LIMIT=3/60s FORM_HONEYPOT_FIELD=website_url DIAL_COUNTRIES=IN \
     CALL_HOURS=always EXOTEL_CALL_DELAY_MS=0 SANDBOX_RING_MS=100 "$LEADBUS" --target=all
-wait_for 20 "leadbus" curl -fsS "$LB/readyz"
+wait_for 60 "leadbus" curl -fsS "$LB/readyz"
 metric() { curl -s "$LB/metrics" | grep -F "$1" | awk '{print $2}' | head -1; }
 
 # --- the browser: an allowed origin (double click), then another origin
 mkdir -p "$BUILD/artifacts"
 cp "$ROOT/tests/web/form_test.mjs" "$T/" # ESM resolves packages beside the script
 out=$(LEADBUS=$LB FORM_KEY=$FK GOOD_PORT=$GOOD BAD_PORT=$BAD SHOTS="$BUILD/artifacts" \
-    timeout 90 node "$T/form_test.mjs" 2>"$T/node.err") || fail "browser run: $(tail -20 "$T/node.err")"
+    timeout 150 node "$T/form_test.mjs" 2>"$T/node.err") || fail "browser run: $(tail -20 "$T/node.err")"
 echo "browser: $out"
 grep -q '"allowed":"Thank you! We will call you shortly."' <<<"$out" || fail "the allowed page did not get its 202: $out"
 grep -q '"pageErrors":\[\]' <<<"$out" || fail "errors in the page: $out"
@@ -80,8 +80,8 @@ in=$(curl -s -X POST "$LB/leads" -H "X-API-Key: $OP" -H 'Content-Type: applicati
     -d '{"name":"Near By","phone":"9811122233"}' | grep -o 'ld_[0-9a-f]*')
 [ -n "$us" ] && [ -n "$in" ] || fail "leads not accepted"
 skipped() { curl -s -H "X-API-Key: $OP" "$LB/leads/$us" | grep -q '"reason":"country"'; }
-wait_for 20 "the +1 lead's call skipped for its country" skipped
+wait_for 60 "the +1 lead's call skipped for its country" skipped
 dialled() { curl -s "$LB/sandbox/requests?api=exotel" | grep -q '\*\*\*33'; }
-wait_for 20 "the Indian lead dialled" dialled
+wait_for 60 "the Indian lead dialled" dialled
 curl -s "$LB/sandbox/requests?api=exotel" | grep -q '+14\*\*\*23' && fail "a number outside DIAL_COUNTRIES reached Exotel"
 echo "DIAL_COUNTRIES=IN: +1 lead stored and skipped (country), +91 lead dialled"

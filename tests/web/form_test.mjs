@@ -47,7 +47,7 @@ try {
   await p.fill("input[name=phone]", "9876501234");
   await p.fill("input[name=email]", "web@example.com");
   await p.dblclick("button[type=submit]");
-  await p.waitForSelector("[data-leadbus-status][data-state=ok]", { timeout: 15000 });
+  await p.waitForSelector("[data-leadbus-status][data-state=ok]", { timeout: 45000 });
   result.allowed = await p.textContent("[data-leadbus-status]");
   result.pageErrors = errors;
   await p.screenshot({ path: `${SHOTS}/form-allowed.png` });
@@ -60,7 +60,7 @@ try {
   await q.fill("input[name=name]", "Other Site Lead");
   await q.fill("input[name=phone]", "9876505678");
   await q.click("button[type=submit]");
-  await q.waitForSelector("[data-leadbus-status][data-state=error]", { timeout: 15000 });
+  await q.waitForSelector("[data-leadbus-status][data-state=error]", { timeout: 45000 });
   result.refused = await q.textContent("[data-leadbus-status]");
   await q.screenshot({ path: `${SHOTS}/form-refused.png` });
   await ctx2.close();
