@@ -248,6 +248,9 @@ static void log_banner(const struct app *app, const bool *selected)
 int main(int argc, char **argv)
 {
     const char *target = NULL;
+    /* Stores (and their -wal/-shm, which SQLite creates with the db's mode), keys and lock files
+     * are the owner's alone, whatever the inherited umask or the directory's mode (SECURITY.md). */
+    umask(077);
     if (argc > 1 && health_is_command(argv[1])) {
         return health_main(argc - 1, argv + 1);
     }

@@ -306,8 +306,25 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* A store and its -wal/-shm are the owner's alone (0600), also when an older leadbus or another
+ * umask made them wider: SQLite gives a new -wal/-shm the db file's mode. */
+static void restrict_files(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char p[1100];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        if (stat(p, &sb) == 0 && (sb.st_mode & 077) != 0 && chmod(p, 0600) != 0) {
+            log_warn("Cannot make a store file private (0600)",
+                     LOG_FIELDS(LOG_S("path", p), LOG_S("error", strerror(errno))));
+        }
+    }
+}
+
 static int open_conn(const char *path, int flags, sqlite3 **db)
 {
+    restrict_files(path);
     int rc = sqlite3_open_v2(path, db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         log_error("Cannot open database",
@@ -316,6 +333,7 @@ static int open_conn(const char *path, int flags, sqlite3 **db)
         *db = NULL;
         return -1;
     }
+    restrict_files(path); /* created just now by a process with a wider umask (a library user) */
     sqlite3_busy_timeout(*db, 5000);
     return 0;
 }

@@ -1,11 +1,18 @@
 /* sandbox: module, settings, fault injection and the request log. */
 #include "sandbox.h"
+#include "api_key.h"
 #include "clock.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +80,7 @@ void sandbox_log_request(struct sandbox *sb, enum sandbox_api api, const char *m
     pthread_mutex_lock(&sb->lock);
     struct sandbox_logged *e = &sb->log[(sb->log_head + sb->log_len) % sb->log_cap];
     if (sb->log_len == sb->log_cap) {
+        sandbox_dropped("request_log");
         sb->log_head = (sb->log_head + 1) % sb->log_cap;
     } else {
         sb->log_len++;
@@ -179,6 +187,9 @@ static void get_requests(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
     char want[16] = "";
+    if (!sandbox_admit(sb, req)) {
+        return;
+    }
     http_query(req, "api", want, sizeof want);
     cJSON *o = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(o, "requests");
@@ -203,6 +214,9 @@ static void get_requests(struct http_req *req, void *arg)
 static void post_faults(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
+    if (!sandbox_admit(sb, req)) {
+        return;
+    }
     char *body;
     size_t len;
     if (http_read_body(req, 4096, &body, &len) != 0) {
@@ -238,7 +252,95 @@ static void sandbox_stop(void *state)
     sandbox_zoho_stop(sb);
     pthread_mutex_destroy(&sb->lock);
     free(sb->log);
+    api_keys_free(sb->keys);
     free(sb);
+}
+
+bool sandbox_bind_loopback(const char *bind)
+{
+    return bind != NULL && (strncmp(bind, "127.", 4) == 0 || strcmp(bind, "::1") == 0 ||
+                            strcmp(bind, "[::1]") == 0 || strcmp(bind, "localhost") == 0);
+}
+
+static bool loopback_host(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcasecmp(host, "localhost") == 0) {
+        return true;
+    }
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    char bare[64];
+    size_t n = strlen(host);
+    if (n >= 2 && n < sizeof bare && host[0] == '[' && host[n - 1] == ']') {
+        memcpy(bare, host + 1, n - 2);
+        bare[n - 2] = '\0';
+        return inet_pton(AF_INET6, bare, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    return false;
+}
+
+bool sandbox_callback_url_ok(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *user = NULL, *password = NULL, *options = NULL, *host = NULL;
+    bool ok = false;
+    if (u == NULL || url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        goto done;
+    }
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_USER, &user, 0);
+    curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+    curl_url_get(u, CURLUPART_OPTIONS, &options, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    ok = scheme != NULL && (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+         user == NULL && password == NULL && options == NULL && host != NULL && loopback_host(host);
+done:
+    curl_free(scheme);
+    curl_free(user);
+    curl_free(password);
+    curl_free(options);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+bool sandbox_admit(struct sandbox *sb, struct http_req *req)
+{
+    if (!sb->key_required || api_keys_check(sb->keys, http_header(req, "X-API-Key"))) {
+        return true;
+    }
+    http_reply_error(req, 401, "unauthorized",
+                     "the sandbox is bound off loopback: X-API-Key (an operator key) is required",
+                     NULL);
+    return false;
+}
+
+void sandbox_dropped(const char *what)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "what=\"%s\"", what);
+    metrics_counter_add("leadbus_sandbox_dropped_total",
+                        "Sandbox entries dropped, oldest first, to keep memory bounded", labels, 1);
+}
+
+static int sandbox_guard_init(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX])
+{
+    int64_t records_max;
+    if (config_int("SANDBOX_RECORDS_MAX", 20000, 10, 1000000, &records_max, err) != 0) {
+        return -1;
+    }
+    sb->records_max = (int)records_max;
+    sb->key_required = !sandbox_bind_loopback(config_str("HTTP_BIND", "0.0.0.0"));
+    if (sb->key_required && api_keys_load(app->data_dir, &sb->keys, err) != 0) {
+        return -1;
+    }
+    if (sb->key_required) {
+        log_warn("Sandbox bound off loopback: its inspection routes need X-API-Key", NULL);
+    }
+    return 0;
 }
 
 static int sandbox_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
@@ -263,7 +365,8 @@ static int sandbox_start(struct app *app, void **state, char err[CONFIG_ERR_MAX]
         sandbox_stop(sb);
         return -1;
     }
-    if (sandbox_exotel_start(sb, app, err) != 0 || sandbox_zoho_start(sb, app, err) != 0 ||
+    if (sandbox_guard_init(sb, app, err) != 0 || sandbox_exotel_start(sb, app, err) != 0 ||
+        sandbox_zoho_start(sb, app, err) != 0 ||
         http_route(app->http, "GET", "/sandbox/requests", get_requests, sb) != 0 ||
         http_route(app->http, "POST", "/sandbox/faults", post_faults, sb) != 0) {
         sandbox_stop(sb);

@@ -34,6 +34,8 @@ enum sandbox_fault { FAULT_NONE, FAULT_429, FAULT_500, FAULT_TIMEOUT, FAULT_DOWN
 
 struct sandbox_exotel;
 struct sandbox_zoho;
+struct api_keys;
+struct http_req;
 
 struct sandbox {
     pthread_mutex_t lock;
@@ -45,7 +47,27 @@ struct sandbox {
     int log_cap, log_len, log_head;
     struct sandbox_exotel *exotel;
     struct sandbox_zoho *zoho;
+    int records_max;       /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
+    struct api_keys *keys; /* the operator keys, for the inspection routes off loopback */
+    bool key_required;     /* HTTP_BIND is not a loopback address */
 };
+
+/*
+ * The inspection and control routes (/sandbox/requests, /sandbox/faults,
+ * /sandbox/exotel/placed, /sandbox/zoho/records): true when the request may
+ * go on; otherwise 401 has been answered. Off loopback they need X-API-Key.
+ */
+bool sandbox_admit(struct sandbox *sb, struct http_req *req);
+
+/* Something dropped to keep memory bounded: leadbus_sandbox_dropped_total{what}. */
+void sandbox_dropped(const char *what);
+
+/* Whether the sandbox may send a StatusCallback to `url`: http(s), no userinfo, a loopback host
+ * (127.0.0.0/8, ::1, localhost), parsed with libcurl's URL API. Pure. */
+bool sandbox_callback_url_ok(const char *url);
+
+/* Whether HTTP_BIND names a loopback address (127.x, ::1, localhost). Pure. */
+bool sandbox_bind_loopback(const char *bind);
 
 /* A random number in [0, n), from the sandbox's seeded generator. Lock held. */
 uint64_t sandbox_rand(struct sandbox *sb, uint64_t n);

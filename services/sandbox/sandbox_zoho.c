@@ -47,7 +47,7 @@ struct sandbox_zoho {
                        SANDBOX_ZOHO_MINT_LIMIT */
     int nmints, mint_head;
     struct zrecord *recs;
-    int nrecs, cap;
+    int nrecs, cap, records_max;
     uint64_t next_id;
 };
 
@@ -280,8 +280,24 @@ static void post_token(struct http_req *req, void *arg)
 
 /* ---- records (lock held) ---- */
 
+/* At SANDBOX_RECORDS_MAX records, the oldest tenth goes (and is counted). */
+static void drop_oldest_records(struct sandbox_zoho *z)
+{
+    if (z->nrecs < z->records_max) {
+        return;
+    }
+    int k = z->records_max / 10 > 0 ? z->records_max / 10 : 1;
+    for (int i = 0; i < k; i++) {
+        cJSON_Delete(z->recs[i].fields);
+        sandbox_dropped("zoho_records");
+    }
+    memmove(z->recs, z->recs + k, (size_t)(z->nrecs - k) * sizeof *z->recs);
+    z->nrecs -= k;
+}
+
 static struct zrecord *new_record(struct sandbox_zoho *z, const char *module, int64_t now)
 {
+    drop_oldest_records(z);
     if (z->nrecs == z->cap) {
         int ncap = z->cap ? z->cap * 2 : 256;
         struct zrecord *grown = realloc(z->recs, (size_t)ncap * sizeof *grown);
@@ -1029,6 +1045,9 @@ static void post_calls(struct http_req *req, void *arg)
 static void get_records(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
+    if (!sandbox_admit(sb, req)) {
+        return;
+    }
     char module[16] = "";
     http_query(req, "module", module, sizeof module);
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "data");
@@ -1056,6 +1075,7 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
     if (z == NULL) {
         return -1;
     }
+    z->records_max = sb->records_max;
     z->token_ttl_ms = ttl * 1000;
     z->mint_limit = (int)mint_limit;
     /* The sandbox accepts the credentials leadbus is configured with, or their defaults. */
