@@ -27,7 +27,7 @@ curl -s --no-progress-meter --parallel --parallel-max 16 -K "$T/same.cfg" >"$T/c
 done_calls() { curl -s "$SBURL/sandbox/exotel/placed" | grep -o '"status":"completed"' | wc -l; }
 placed_calls() { curl -s "$SBURL/sandbox/exotel/placed" | grep -o '"sid"' | wc -l; }
 all_done() { [ "$(done_calls)" -ge 101 ] && [ "$(done_calls)" -eq "$(placed_calls)" ]; }
-wait_for 90 "over 100 finished calls to $PHONE" all_done
+wait_for 180 "over 100 finished calls to $PHONE" all_done
 wait_for 30 "no call pending (each lead called or skipped)" none_pending
 all_done || fail "a call started after the others had ended"
 before=$(placed_calls)
