@@ -182,7 +182,7 @@ static int preflight(const struct app *app, const bool *selected, char err[CONFI
             plan.uses[r->api] = true;
         }
     }
-    if (upstream_check(&plan, err) != 0) {
+    if (upstream_check(&plan, err) != 0 || app_bus_security(err) != 0) {
         return -1;
     }
     for (int i = 0; modules[i] != NULL; i++) {
@@ -257,6 +257,10 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "tap") == 0) {
         char err[CONFIG_ERR_MAX];
         if (config_load(".env", err) != 0) {
+            fprintf(stderr, "leadbus: %s\n", err);
+            return 2;
+        }
+        if (app_bus_security(err) != 0) { /* BUS_TLS_* for tls+tcp:// taps */
             fprintf(stderr, "leadbus: %s\n", err);
             return 2;
         }

@@ -1,5 +1,6 @@
 /* app: bus endpoint defaults and store paths shared by every module. */
 #include "app.h"
+#include "bus_tls.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -93,7 +94,11 @@ int app_sources_add(const struct app *app, struct app_sources *s, const char *ta
     snprintf(pub, sizeof pub, "%s", config_raw(pname) ? config_raw(pname) : one_pub);
     snprintf(replay, sizeof replay, "%s", config_raw(rname) ? config_raw(rname) : one_replay);
     int added = 0;
-    char *ps = NULL, *rs = NULL;
+    char names[APP_URL_MAX * 4];
+    char *ps = NULL, *rs = NULL, *ns = NULL;
+    env_name(target, "NAME", names, sizeof names);
+    snprintf(names, sizeof names, "%s", config_str(names, target));
+    char *nm = strtok_r(names, ",", &ns), *last_name = nm;
     char *p = strtok_r(pub, ",", &ps), *r = strtok_r(replay, ",", &rs);
     for (; p != NULL || r != NULL; p = strtok_r(NULL, ",", &ps), r = strtok_r(NULL, ",", &rs)) {
         if (p == NULL || r == NULL || s->n == APP_MAX_SOURCES) {
@@ -107,6 +112,11 @@ int app_sources_add(const struct app *app, struct app_sources *s, const char *ta
         snprintf(v, APP_URL_MAX, "%s", r);
         s->src[s->n].pub_url = u;
         s->src[s->n].replay_url = v;
+        /* One name per URL; fewer: the last repeats (app_bus_security refuses that with TLS). */
+        last_name = nm != NULL ? nm : last_name;
+        snprintf(s->name[s->n], sizeof s->name[s->n], "%s", last_name ? last_name : target);
+        s->src[s->n].peer_name = s->name[s->n];
+        nm = nm != NULL ? strtok_r(NULL, ",", &ns) : NULL;
         s->n++;
         added++;
     }
@@ -118,4 +128,63 @@ const char *app_bus_name(const char *target)
     char name[64];
     env_name(target, "NAME", name, sizeof name);
     return config_str(name, target);
+}
+
+/* How many comma-separated items `v` has (0 for NULL). */
+static int count_items(const char *v)
+{
+    int n = v != NULL && *v != '\0';
+    for (const char *p = v; p != NULL && *p != '\0'; p++) {
+        n += *p == ',';
+    }
+    return n;
+}
+
+/* Every URL of variable `var` through bus_url_check(); counts them and the TLS ones. */
+static int check_urls(const char *var, bool insecure, int *n, int *ntls, char err[CONFIG_ERR_MAX])
+{
+    char list[APP_URL_MAX * 4], msg[CONFIG_ERR_MAX];
+    const char *v = config_raw(var);
+    *n = *ntls = 0;
+    snprintf(list, sizeof list, "%s", v != NULL ? v : "");
+    char *save = NULL;
+    for (char *u = strtok_r(list, ",", &save); u != NULL; u = strtok_r(NULL, ",", &save)) {
+        if (bus_url_check(u, insecure, bus_tls_enabled(), msg, sizeof msg) != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "%.40s: %.200s", var, msg);
+            return -1;
+        }
+        (*n)++;
+        *ntls += bus_url_kind(u) == BUS_URL_TLS;
+    }
+    return 0;
+}
+
+int app_bus_security(char err[CONFIG_ERR_MAX])
+{
+    bool insecure;
+    if (config_bool("BUS_INSECURE", false, &insecure, err) != 0 ||
+        bus_tls_setup(config_raw("BUS_TLS_CA"), config_raw("BUS_TLS_CERT"),
+                      config_raw("BUS_TLS_KEY"), insecure, err, CONFIG_ERR_MAX) != 0) {
+        return -1;
+    }
+    for (int i = 0; app_publishers[i] != NULL; i++) {
+        char pub[64], replay[64], name[64];
+        int npub, ntls, nrep, nrtls;
+        env_name(app_publishers[i], "PUB", pub, sizeof pub);
+        env_name(app_publishers[i], "REPLAY", replay, sizeof replay);
+        env_name(app_publishers[i], "NAME", name, sizeof name);
+        if (check_urls(pub, insecure, &npub, &ntls, err) != 0 ||
+            check_urls(replay, insecure, &nrep, &nrtls, err) != 0) {
+            return -1;
+        }
+        int nnames = count_items(config_raw(name));
+        if (npub > 1 && ntls + nrtls > 0 && nnames != npub) {
+            snprintf(err, CONFIG_ERR_MAX,
+                     "%.40s: with tls+tcp:// list one stream name per %.40s URL, in order (%d), "
+                     "so each replica's certificate is checked for its name",
+                     name, pub, npub);
+            return -1;
+        }
+    }
+    return 0;
 }

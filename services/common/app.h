@@ -57,11 +57,24 @@ struct app_sources {
     int n;
     struct bus_source src[APP_MAX_SOURCES];
     char url[2 * APP_MAX_SOURCES][APP_URL_MAX]; /* storage src[] points into */
+    char name[APP_MAX_SOURCES][64];             /* the peer names src[] points at */
 };
 int app_sources_add(const struct app *app, struct app_sources *s, const char *target,
                     char err[CONFIG_ERR_MAX]);
 
-/* The stream name publisher `target` uses: BUS_<NAME>_NAME, default the target's name. */
+/*
+ * Bus transport security, before any module starts (main exits 2 on -1, err naming the
+ * variable): BUS_TLS_CA, BUS_TLS_CERT, BUS_TLS_KEY all or none (loaded into bus_tls), BUS_INSECURE,
+ * every BUS_<NAME>_PUB/_REPLAY URL through bus_url_check(), and with TLS, one BUS_<NAME>_NAME
+ * per URL when a publisher has several (subscribers check each replica's certificate for it).
+ */
+int app_bus_security(char err[CONFIG_ERR_MAX]);
+
+/*
+ * The stream name publisher `target` uses: BUS_<NAME>_NAME, default the target's name. In a
+ * subscriber's process BUS_<NAME>_NAME may list one name per BUS_<NAME>_PUB URL (ingest replicas):
+ * app_sources_add() gives each source its name, which its TLS certificate must carry.
+ */
 const char *app_bus_name(const char *target);
 
 /* The path of store `name`: DATA_DIR/<name>.db. */

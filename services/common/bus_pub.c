@@ -1,6 +1,7 @@
 /* bus_pub: outbox sender, heartbeat and replay server. */
 #include "bus_pub.h"
 #include "bus_sock.h"
+#include "bus_tls.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -221,7 +222,7 @@ static void *replayer_main(void *arg)
 
 static int listen_on(nng_socket s, const char *url, const char *what, const char *name)
 {
-    int rc = nng_listen(s, url, NULL, 0);
+    int rc = bus_endpoint_listen(s, url); /* TLS and the plain-tcp guard: bus_tls.h */
     if (rc != 0) {
         log_error("Cannot listen for the bus",
                   LOG_FIELDS(LOG_S("publisher", name), LOG_S("socket", what), LOG_S("url", url),

@@ -1,6 +1,7 @@
 /* bus_sub: cursors, gap detection and replay on top of nng SUB and REQ sockets. */
 #include "bus_sub.h"
 #include "bus_sock.h"
+#include "bus_tls.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,6 +52,7 @@ struct ident_slot {
 struct source {
     char *pub_url;
     char *replay_url;
+    char peer[PROTO_SRC_MAX]; /* the name its TLS certificate must carry; "": any from the CA */
     char name[PROTO_SRC_MAX]; /* learned from the replay endpoint or the first frame */
     uint64_t epoch;           /* learned from the replay endpoint; 0: not known */
     nng_socket req;
@@ -915,12 +917,14 @@ static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
         struct source *src = &s->src[i];
         src->pub_url = strdup(o->sources[i].pub_url);
         src->replay_url = o->sources[i].replay_url ? strdup(o->sources[i].replay_url) : NULL;
+        snprintf(src->peer, sizeof src->peer, "%s",
+                 o->sources[i].peer_name ? o->sources[i].peer_name : "");
         s->nsrc++;
         if (src->pub_url == NULL) {
             return -1;
         }
         /* Non-blocking dials keep retrying in the background until the peer is up. */
-        int rc = nng_dial(s->sub, src->pub_url, NULL, NNG_FLAG_NONBLOCK);
+        int rc = bus_endpoint_dial(s->sub, src->pub_url, src->peer, NNG_FLAG_NONBLOCK);
         if (rc != 0) {
             log_error("Cannot dial publisher",
                       LOG_FIELDS(LOG_S("url", src->pub_url), LOG_S("error", nng_strerror(rc))));
@@ -940,7 +944,7 @@ static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
         nng_socket_set_ms(src->req, NNG_OPT_SENDTIMEO, REQ_SEND_TIMEOUT_MS);
         nng_socket_set_size(src->req, NNG_OPT_RECVMAXSZ,
                             2 * PROTO_REPLAY_MAX_BYTES + PROTO_FRAME_MAX);
-        rc = nng_dial(src->req, src->replay_url, NULL, NNG_FLAG_NONBLOCK);
+        rc = bus_endpoint_dial(src->req, src->replay_url, src->peer, NNG_FLAG_NONBLOCK);
         if (rc != 0) {
             log_error("Cannot dial replay endpoint",
                       LOG_FIELDS(LOG_S("url", src->replay_url), LOG_S("error", nng_strerror(rc))));

@@ -40,6 +40,9 @@
 struct bus_source {
     const char *pub_url;
     const char *replay_url; /* NULL: live only (no catch-up); only sensible for taps */
+    /* The publisher's stream name, which its tls+tcp:// certificate must carry (bus_tls.h);
+     * NULL: any certificate from the CA (tools such as taps). */
+    const char *peer_name;
 };
 
 typedef int (*bus_handler)(sqlite3 *db, const struct proto_event *ev, void *arg);

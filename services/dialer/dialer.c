@@ -1370,7 +1370,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};
-    struct bus_source src[] = {{spub, sreplay}};
+    struct bus_source src[] = {{spub, sreplay, app_bus_name("call-scheduler")}};
     const char *topics[] = {"call.due"};
     struct bus_sub_opts so = {.name = "dialer",
                               .sources = src,

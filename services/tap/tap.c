@@ -68,7 +68,8 @@ int tap_main(int argc, char **argv)
                 fprintf(stderr, "tap: unknown publisher '%s'\n", a);
                 return 2;
             }
-            sources[nsources] = (struct bus_source){urls[nsources][0], urls[nsources][1]};
+            sources[nsources] =
+                (struct bus_source){urls[nsources][0], urls[nsources][1], app_bus_name(a)};
             nsources++;
         } else {
             snprintf(urls[nsources][0], APP_URL_MAX, "%s", a);
