@@ -6,6 +6,7 @@
 #include "call_window.h"
 #include "clock.h"
 #include "dial_guard.h"
+#include "wake.h"
 #include "phone.h"
 #include "log.h"
 #include "metrics.h"
@@ -57,29 +58,8 @@ struct sched {
     int ningest; /* the first sources are ingest's replicas */
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t gen;
-    bool stopping;
-    atomic_bool dirty; /* a commit brought new pending calls: the timer looks again */
+    struct wake wake; /* the timer's: new pending calls (at their commit), cancels, the stop */
 };
-
-static void kick(void *arg)
-{
-    struct sched *s = arg;
-    pthread_mutex_lock(&s->lock);
-    s->gen++;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void on_commit(void *arg)
-{
-    struct sched *s = arg;
-    if (atomic_exchange(&s->dirty, false)) {
-        kick(s);
-    }
-}
 
 static int step_done(sqlite3_stmt *st)
 {
@@ -231,7 +211,7 @@ static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created
         bus_pub_append(s->pub, db, PROTO_CALL_SCHEDULED, &ev, NULL) != 0) {
         return -1;
     }
-    atomic_store(&s->dirty, true);
+    wake_mark(&s->wake);
     int64_t delay = due - clock_now_ms();
     log_info("Scheduling call",
              LOG_FIELDS(LOG_S("callId", call_id), LOG_PHONE("phoneNumber", l->phone_dial),
@@ -308,7 +288,7 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
     if (bus_pub_append(s->pub, db, PROTO_CALL_SCHEDULED, &next, NULL) != 0) {
         return -1;
     }
-    atomic_store(&s->dirty, true);
+    wake_mark(&s->wake);
     log_info("Scheduling retry",
              LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempt", attempt + 1),
                         LOG_S("after", c->status), LOG_I("delayMs", due - e->ts)));
@@ -422,18 +402,9 @@ static void *timer_main(void *arg)
     struct sched *s = arg;
     log_set_target("call-scheduler");
     uint64_t seen = 0;
-    int64_t wake = 0;
-    pthread_mutex_lock(&s->lock);
-    while (!s->stopping) {
+    int64_t next = 0;
+    while (wake_wait(&s->wake, &seen, next)) {
         int64_t now = clock_now_ms();
-        if (seen == s->gen && now < wake) {
-            int64_t ms = wake - now < MAX_SLEEP_MS ? wake - now : MAX_SLEEP_MS;
-            struct timespec dl = clock_deadline_in(ms);
-            pthread_cond_timedwait(&s->cond, &s->lock, &dl);
-            continue;
-        }
-        seen = s->gen;
-        pthread_mutex_unlock(&s->lock);
         struct dispatch_args a = {.s = s, .now = now};
         if (store_run(s->store, dispatch_job, &a) != 0) {
             log_error("Cannot dispatch due calls; retrying in a second", NULL);
@@ -445,10 +416,8 @@ static void *timer_main(void *arg)
             a.wake = 0; /* look again at once: the wake above did not count these yet */
             log_debug("Calls due", LOG_FIELDS(LOG_I("count", a.n)));
         }
-        wake = a.wake;
-        pthread_mutex_lock(&s->lock);
+        next = a.wake;
     }
-    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
@@ -610,7 +579,7 @@ static int cancel_job(sqlite3 *db, void *arg)
     if (step_done(st) != 0 || bus_pub_append(a->s->pub, db, PROTO_CALL_SKIPPED, &ev, NULL) != 0) {
         return -1;
     }
-    atomic_store(&a->s->dirty, true);
+    wake_mark(&a->s->wake);
     return 0;
 }
 
@@ -693,10 +662,7 @@ static void sched_stop(void *state)
     }
     metrics_collector_remove(collect, s);
     bus_sub_close(s->sub);
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    wake_stop(&s->wake);
     if (s->started) {
         pthread_join(s->thread, NULL);
     }
@@ -705,8 +671,7 @@ static void sched_stop(void *state)
     api_keys_free(s->keys);
     call_window_free(&s->window);
     rate_limit_free(&s->rl);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
+    wake_fini(&s->wake);
     free(s);
 }
 
@@ -757,8 +722,7 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     if (s == NULL) {
         return -1;
     }
-    pthread_mutex_init(&s->lock, NULL);
-    clock_cond_init(&s->cond);
+    wake_init(&s->wake, MAX_SLEEP_MS);
     if (read_settings(app, s, err) != 0) {
         sched_stop(s);
         return -1;
@@ -788,7 +752,7 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         app_store_open(app, "call-scheduler", schema, &s->store) != 0 ||
         store_run(s->store, load_dispatches_job, s) != 0 ||
         (po.store = s->store, bus_pub_open(&po, &s->pub)) != 0 ||
-        store_on_commit(s->store, on_commit, s) != 0 ||
+        store_on_commit(s->store, wake_on_commit, &s->wake) != 0 ||
         pthread_create(&s->thread, NULL, timer_main, s) != 0 ||
         (s->started = true, so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/calls", get_calls, s) != 0 ||

@@ -8,6 +8,7 @@
 #include "exotel_callback.h"
 #include "exotel_client.h"
 #include "log.h"
+#include "wake.h"
 #include "metrics.h"
 #include "rate_limit.h"
 #include "tz.h"
@@ -57,11 +58,7 @@ struct dialer {
     pthread_mutex_t rl_lock; /* rl is shared by the claims (admission) and the workers (sends) */
     struct worker *workers;
     int nworkers;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t gen;
-    bool stopping;
-    atomic_bool dirty;
+    struct wake wake; /* the workers': due calls (at their commit), callbacks, the stop */
     atomic_uint_fast64_t rng;
 };
 
@@ -80,23 +77,6 @@ struct attempt {
 };
 
 enum job_kind { JOB_NONE, JOB_DIAL, JOB_RECONCILE, JOB_CHECK };
-
-static void kick(void *arg)
-{
-    struct dialer *d = arg;
-    pthread_mutex_lock(&d->lock);
-    d->gen++;
-    pthread_cond_broadcast(&d->cond);
-    pthread_mutex_unlock(&d->lock);
-}
-
-static void on_commit(void *arg)
-{
-    struct dialer *d = arg;
-    if (atomic_exchange(&d->dirty, false)) {
-        kick(d);
-    }
-}
 
 /* ---- bus handler: a due call becomes a queued attempt (writer thread) ---- */
 
@@ -124,7 +104,7 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     sqlite3_bind_int64(st, 7, clock_now_ms());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    atomic_store(&d->dirty, true);
+    wake_mark(&d->wake);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -500,14 +480,7 @@ static bool rate_gate(struct dialer *d, int64_t *slot)
         metrics_counter_add("leadbus_rate_limit_waits_total",
                             "Times due calls waited for the Exotel rate limit",
                             "service=\"dialer\"", 1);
-        pthread_mutex_lock(&d->lock);
-        bool stopping = d->stopping;
-        if (!stopping) {
-            struct timespec dl = clock_deadline_in(next - now);
-            pthread_cond_timedwait(&d->cond, &d->lock, &dl);
-        }
-        pthread_mutex_unlock(&d->lock);
-        if (stopping) {
+        if (!wake_sleep_until(&d->wake, next)) {
             return false;
         }
     }
@@ -703,7 +676,7 @@ static void dial_batch(struct worker *w, const struct claim *c)
     for (int i = 0; i < c->n; i++) {
         log_result(&c->a[i], &res[i]);
         if (res[i].kind == RES_REQUEUE) {
-            kick(d);
+            wake_kick(&d->wake);
         }
     }
 }
@@ -891,17 +864,8 @@ static void *worker_main(void *arg)
     log_set_target("dialer");
     uint64_t seen = 0;
     int64_t wake = 0;
-    pthread_mutex_lock(&d->lock);
-    while (!d->stopping) {
+    while (wake_wait(&d->wake, &seen, wake)) {
         int64_t now = clock_now_ms();
-        if (seen == d->gen && now < wake) {
-            int64_t ms = wake - now < MAX_SLEEP_MS ? wake - now : MAX_SLEEP_MS;
-            struct timespec dl = clock_deadline_in(ms);
-            pthread_cond_timedwait(&d->cond, &d->lock, &dl);
-            continue;
-        }
-        seen = d->gen;
-        pthread_mutex_unlock(&d->lock);
         struct claim c = {.d = d};
         if (store_run(d->store, claim_job, &c) != 0) {
             log_error("Cannot claim dialer work; retrying in a second", NULL);
@@ -918,9 +882,7 @@ static void *worker_main(void *arg)
                 check(w, &c.a[0]);
             }
         }
-        pthread_mutex_lock(&d->lock);
     }
-    pthread_mutex_unlock(&d->lock);
     return NULL;
 }
 
@@ -1222,10 +1184,7 @@ static void dialer_stop(void *state)
         return;
     }
     bus_sub_close(d->sub);
-    pthread_mutex_lock(&d->lock);
-    d->stopping = true;
-    pthread_cond_broadcast(&d->cond);
-    pthread_mutex_unlock(&d->lock);
+    wake_stop(&d->wake);
     for (int i = 0; i < d->nworkers; i++) {
         if (d->workers[i].started) {
             pthread_join(d->workers[i].thread, NULL);
@@ -1243,8 +1202,7 @@ static void dialer_stop(void *state)
     explicit_bzero(&d->acct, sizeof d->acct);
     explicit_bzero(d->cb_key, sizeof d->cb_key);
     explicit_bzero(d->legacy_token, sizeof d->legacy_token);
-    pthread_mutex_destroy(&d->lock);
-    pthread_cond_destroy(&d->cond);
+    wake_fini(&d->wake);
     free(d);
 }
 
@@ -1355,9 +1313,8 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     if (d == NULL) {
         return -1;
     }
-    pthread_mutex_init(&d->lock, NULL);
+    wake_init(&d->wake, MAX_SLEEP_MS);
     pthread_mutex_init(&d->rl_lock, NULL);
-    clock_cond_init(&d->cond);
     atomic_store(&d->rng, (uint64_t)clock_now_ms());
     if (read_settings(app, d, err) != 0) {
         dialer_stop(d);
@@ -1383,7 +1340,7 @@ static int dialer_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         store_run(d->store, secret_job, d) != 0 || store_run(d->store, recover_job, d) != 0 ||
         store_run(d->store, load_dialed_job, d) != 0 ||
         (po.store = d->store, bus_pub_open(&po, &d->pub)) != 0 ||
-        store_on_commit(d->store, on_commit, d) != 0 || start_workers(d) != 0 ||
+        store_on_commit(d->store, wake_on_commit, &d->wake) != 0 || start_workers(d) != 0 ||
         (so.store = d->store, bus_sub_open(&so, &d->sub)) != 0 ||
         http_route(app->http, "POST", "/exotel/callback", post_callback, d) != 0 ||
         http_degraded_check(app->http, "dialer: call-scheduler stream", ready, d) != 0 ||

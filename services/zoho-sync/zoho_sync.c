@@ -46,29 +46,12 @@ struct pending {
     enum lead_result outcome;
 };
 
-void zsync_kick(struct zsync *z)
-{
-    pthread_mutex_lock(&z->lock);
-    z->gen++;
-    pthread_cond_broadcast(&z->cond);
-    pthread_mutex_unlock(&z->lock);
-}
-
-/* Commit hook: wake the worker only for commits that brought work, not for its own. */
-static void on_commit(void *arg)
-{
-    struct zsync *z = arg;
-    if (atomic_exchange(&z->dirty, false)) {
-        zsync_kick(z);
-    }
-}
-
 /* ---- bus handler (writer thread) ---- */
 
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     struct zsync *z = arg;
-    atomic_store(&z->dirty, true);
+    wake_mark(&z->wake);
     if (ev->topic == PROTO_CALL_STATUS) {
         return zoho_outcomes_on_status(db, ev);
     }
@@ -504,74 +487,81 @@ static int64_t sync_batch(struct worker *w, struct pending *p, int n)
     return r.retry_after_ms;
 }
 
+static void log_batch(const struct pending *batch, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (batch[i].outcome == LEAD_SYNCED) {
+            log_info("Lead synced to Zoho", LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                                       LOG_S("zohoId", batch[i].result.id),
+                                                       LOG_S("action", batch[i].result.action)));
+        } else if (batch[i].outcome == LEAD_DEAD) {
+            log_warn("Zoho refused a lead; it is in the dead-letter list",
+                     LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
+                                LOG_S("code", batch[i].result.code),
+                                LOG_S("message", batch[i].result.message)));
+        }
+    }
+}
+
+/* No token: the claimed leads go back, to be tried again after the wait. */
+static void give_back(struct pending *batch, int n)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&batch[i].result, 0, sizeof batch[i].result);
+        snprintf(batch[i].result.code, sizeof batch[i].result.code, "NO_TOKEN");
+        batch[i].outcome = LEAD_RETRY;
+        batch[i].attempts--; /* not an attempt at Zoho */
+    }
+}
+
+/* One round: claim due leads, send them, record the results. Returns when to look again. */
+static int64_t sync_round(struct worker *w, struct pending *batch)
+{
+    struct zsync *z = w->z;
+    int64_t now = clock_now_ms(), next = now + 5000;
+    struct due_args due = {.p = batch, .stale_before = now - 2 * z->timeout_ms - 60000};
+    if (atomic_load(&z->fatal) || store_run(z->store, load_due_job, &due) != 0) {
+        return next;
+    }
+    if (due.n == 0) {
+        return due.next_due > 0 ? due.next_due : next;
+    }
+    int64_t wait = 0;
+    struct commit_args c = {.z = z, .p = batch, .n = due.n};
+    if (zsync_token(w, NULL, &wait) == 0) {
+        c.retry_after_ms = sync_batch(w, batch, due.n);
+        next = 0; /* there may be more due right away */
+    } else {
+        give_back(batch, due.n);
+        c.retry_after_ms = wait;
+        next = now + wait;
+    }
+    if (store_run(z->store, commit_job, &c) != 0) {
+        log_error("Cannot record Zoho results; the leads will be sent again (upsert keeps that "
+                  "harmless)",
+                  NULL);
+    }
+    log_batch(batch, due.n);
+    for (int i = 0; i < due.n; i++) {
+        free(batch[i].lead_json);
+    }
+    return next;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct zsync *z = w->z;
     log_set_target("zoho-sync");
-    int64_t wake = 0;
-    uint64_t seen = 0;
     struct pending *batch = calloc(ZOHO_BATCH_MAX, sizeof *batch);
-    pthread_mutex_lock(&z->lock);
-    while (!z->stopping && batch != NULL) {
-        int64_t now = clock_now_ms();
-        if (seen == z->gen && now < wake) {
-            struct timespec dl = clock_deadline_in(wake - now);
-            pthread_cond_timedwait(&z->cond, &z->lock, &dl);
-            continue;
-        }
-        seen = z->gen;
-        pthread_mutex_unlock(&z->lock);
-
-        struct due_args due = {.p = batch, .stale_before = now - 2 * z->timeout_ms - 60000};
-        wake = now + 5000;
-        if (!atomic_load(&z->fatal) && store_run(z->store, load_due_job, &due) == 0 && due.n > 0) {
-            int64_t wait = 0;
-            struct commit_args c = {.z = z, .p = batch, .n = due.n};
-            if (zsync_token(w, NULL, &wait) == 0) {
-                c.retry_after_ms = sync_batch(w, batch, due.n);
-                wake = 0; /* there may be more due right away */
-            } else {
-                /* No token: the claimed leads go back, to be tried again after the wait. */
-                for (int i = 0; i < due.n; i++) {
-                    memset(&batch[i].result, 0, sizeof batch[i].result);
-                    snprintf(batch[i].result.code, sizeof batch[i].result.code, "NO_TOKEN");
-                    batch[i].outcome = LEAD_RETRY;
-                    batch[i].attempts--; /* not an attempt at Zoho */
-                }
-                c.retry_after_ms = wait;
-                wake = now + wait;
-            }
-            if (store_run(z->store, commit_job, &c) != 0) {
-                log_error("Cannot record Zoho results; the leads will be sent again (upsert keeps "
-                          "that harmless)",
-                          NULL);
-            }
-            for (int i = 0; i < due.n; i++) {
-                if (batch[i].outcome == LEAD_SYNCED) {
-                    log_info("Lead synced to Zoho",
-                             LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
-                                        LOG_S("zohoId", batch[i].result.id),
-                                        LOG_S("action", batch[i].result.action)));
-                } else if (batch[i].outcome == LEAD_DEAD) {
-                    log_warn("Zoho refused a lead; it is in the dead-letter list",
-                             LOG_FIELDS(LOG_S("leadId", batch[i].lead_id),
-                                        LOG_S("code", batch[i].result.code),
-                                        LOG_S("message", batch[i].result.message)));
-                }
-            }
-        } else if (due.next_due > 0) {
-            wake = due.next_due;
-        }
-        for (int i = 0; i < due.n; i++) {
-            free(batch[i].lead_json);
-        }
+    uint64_t seen = 0;
+    int64_t next = 0;
+    while (batch != NULL && wake_wait(&z->wake, &seen, next)) {
+        next = sync_round(w, batch);
         if (w->index == 0 && !atomic_load(&z->fatal)) {
             zoho_outcomes_sync(w); /* one writer of outcomes keeps each lead's notes in order */
         }
-        pthread_mutex_lock(&z->lock);
     }
-    pthread_mutex_unlock(&z->lock);
     free(batch);
     return NULL;
 }
@@ -670,7 +660,7 @@ static void post_retry(struct http_req *req, void *arg)
         http_reply_error(req, 404, "not_found", "no such lead in the dead-letter list", NULL);
         return;
     }
-    zsync_kick(z);
+    wake_kick(&z->wake);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON_AddStringToObject(o, "leadId", req->params[0]);
@@ -724,10 +714,7 @@ static void zsync_stop(void *state)
     }
     metrics_collector_remove(zoho_outcomes_collect, z);
     bus_sub_close(z->sub);
-    pthread_mutex_lock(&z->lock);
-    z->stopping = true;
-    pthread_cond_broadcast(&z->cond);
-    pthread_mutex_unlock(&z->lock);
+    wake_stop(&z->wake);
     for (int i = 0; i < z->nworkers; i++) {
         struct worker *w = &z->workers[i];
         if (w->started) {
@@ -745,9 +732,8 @@ static void zsync_stop(void *state)
     explicit_bzero(z->client_secret, sizeof z->client_secret);
     explicit_bzero(z->refresh_token, sizeof z->refresh_token);
     explicit_bzero(&z->token, sizeof z->token);
-    pthread_mutex_destroy(&z->lock);
+    wake_fini(&z->wake);
     pthread_mutex_destroy(&z->token_lock);
-    pthread_cond_destroy(&z->cond);
     free(z);
 }
 
@@ -822,8 +808,8 @@ static int open_store_and_bus(struct zsync *z, struct app *app, char err[CONFIG_
                               .replay_url = replay,
                               .retention_days = app->retention_days,
                               .store = z->store};
-    if (bus_pub_open(&po, &z->pub) != 0 || store_on_commit(z->store, on_commit, z) != 0 ||
-        start_workers(z) != 0) {
+    if (bus_pub_open(&po, &z->pub) != 0 ||
+        store_on_commit(z->store, wake_on_commit, &z->wake) != 0 || start_workers(z) != 0) {
         goto out;
     }
     const char *topics[] = {proto_topic_name(PROTO_LEAD_CREATED),
@@ -848,9 +834,8 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     if (z == NULL) {
         return -1;
     }
-    pthread_mutex_init(&z->lock, NULL);
+    wake_init(&z->wake, 0);
     pthread_mutex_init(&z->token_lock, NULL);
-    clock_cond_init(&z->cond);
     atomic_store(&z->rng, (uint64_t)clock_now_ms());
     if (read_settings(z, app, err) != 0 || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
         open_store_and_bus(z, app, err) != 0 ||

@@ -20,6 +20,7 @@
 #include "proto.h"
 #include "store.h"
 #include "upstream.h"
+#include "wake.h"
 #include "zoho_client.h"
 
 #include <pthread.h>
@@ -42,13 +43,9 @@ struct zsync {
     int64_t outcome_max_tries; /* ZOHO_OUTCOME_MAX_TRIES: a refused outcome dies on this try */
     struct worker *workers;
     int nworkers;
-    int ningest; /* the first sources are ingest's replicas */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t gen; /* bumped by every kick; a worker that has not seen it looks for work */
-    bool stopping;
+    int ningest;      /* the first sources are ingest's replicas */
+    struct wake wake; /* the workers': new leads and outcomes (at their commit), retries, stop */
     atomic_bool fatal;
-    atomic_bool dirty; /* the bus handler added work; the next commit wakes the workers */
     /* Outcome writes Zoho refused in a row: a systemic refusal (every write wrong) is not ready. */
     atomic_int outcome_refusals_in_row;
     /* One token for all workers, refreshed by one of them at a time. */
@@ -88,9 +85,6 @@ void zsync_crm(struct worker *w, const char *method, const char *path, const cha
  * NULL). Returns -1 with *wait_ms when there is none to be had now.
  */
 int zsync_token(struct worker *w, const char *refused, int64_t *wait_ms);
-
-/* Wake the workers. */
-void zsync_kick(struct zsync *z);
 
 /* ---- zoho_outcomes.c ---- */
 
