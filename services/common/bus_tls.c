@@ -23,7 +23,10 @@
 static struct {
     char *ca, *cert, *key; /* NUL-terminated PEM; NULL: no TLS */
     bool insecure;
+    bool configured; /* bus_tls_setup() was called (else the environment is read once) */
 } tls;
+
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
 /* ---- URLs ---- */
 
@@ -171,6 +174,7 @@ int bus_tls_setup(const char *ca_path, const char *cert_path, const char *key_pa
                   char *err, size_t errlen)
 {
     bus_tls_cleanup();
+    tls.configured = true;
     tls.insecure = insecure;
     if (ca_path == NULL && cert_path == NULL && key_path == NULL) {
         return 0;
@@ -206,6 +210,28 @@ int bus_tls_setup(const char *ca_path, const char *cert_path, const char *key_pa
 bool bus_tls_enabled(void)
 {
     return tls.key != NULL;
+}
+
+static const char *env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* A program that never called bus_tls_setup() (an outside subscriber, bus_peer) gets the same
+ * settings from its environment, read once before its first endpoint opens. */
+static void setup_from_env(void)
+{
+    if (tls.configured) {
+        return;
+    }
+    char err[512];
+    const char *insecure = env_or_null("BUS_INSECURE");
+    if (bus_tls_setup(env_or_null("BUS_TLS_CA"), env_or_null("BUS_TLS_CERT"),
+                      env_or_null("BUS_TLS_KEY"), insecure != NULL && strcmp(insecure, "true") == 0,
+                      err, sizeof err) != 0) {
+        log_error("Bus TLS settings refused", LOG_FIELDS(LOG_S("error", err)));
+    }
 }
 
 /* ---- the watcher: failed handshakes, which nng retries silently ---- */
@@ -334,6 +360,7 @@ static int refuse(const char *url, const char *msg)
 int bus_endpoint_listen(nng_socket s, const char *url)
 {
     char err[512];
+    pthread_once(&env_once, setup_from_env);
     if (bus_url_check(url, tls.insecure, bus_tls_enabled(), err, sizeof err) != 0) {
         return refuse(url, err);
     }
@@ -366,6 +393,7 @@ int bus_endpoint_listen(nng_socket s, const char *url)
 int bus_endpoint_dial(nng_socket s, const char *url, const char *peer_name, int flags)
 {
     char err[512];
+    pthread_once(&env_once, setup_from_env);
     if (bus_url_check(url, tls.insecure, bus_tls_enabled(), err, sizeof err) != 0) {
         return refuse(url, err);
     }

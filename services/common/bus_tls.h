@@ -17,6 +17,10 @@
  * second and turns refused peers into a WARN (first one, then at most one per 30 s per endpoint)
  * and leadbus_bus_tls_refused_total{side,peer}.
  *
+ * A program that never calls bus_tls_setup() (an outside subscriber such as
+ * proto/examples/webhook_forwarder.c) reads BUS_TLS_CA, BUS_TLS_CERT, BUS_TLS_KEY and BUS_INSECURE
+ * from its environment before its first endpoint opens.
+ *
  * Memory: bus_tls_setup() copies the PEM files into process-wide buffers, kept until
  * bus_tls_cleanup() (which wipes the key). Each endpoint's nng_tls_config is held by nng.
  * Threads: call bus_tls_setup() once, before any endpoint opens and before other threads use the

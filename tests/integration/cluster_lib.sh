@@ -3,8 +3,10 @@
 # TOPOLOGY=split: two ingest replicas (each its own stream), zoho-sync,
 # call-scheduler, dialer and stats, one process each, over tcp://127.0.0.1.
 # TOPOLOGY=single: every service in one process. Settings in the environment
-# before sourcing this file override the defaults below.
+# before sourcing this file override the defaults below. CLUSTER_TLS=1 (split only): every bus
+# URL is tls+tcp://127.0.0.1, each process with its own certificate from deploy/bus-certs.sh.
 . "$(dirname "$0")/lib.sh"
+BUS_CERTS="$(cd "$(dirname "$0")/../.." && pwd)/deploy/bus-certs.sh"
 cd "$T"
 KEY=test-key-0123456789abcdef
 TOPOLOGY=${TOPOLOGY:-split}
@@ -28,15 +30,22 @@ export API_KEYS=$KEY HTTP_BIND=127.0.0.1 CALL_HOURS=always EXOTEL_CALL_DELAY_MS=
     EXOTEL_CALLBACK_GRACE_MS=2000 EXOTEL_HTTP_TIMEOUT_MS=1000 ZOHO_TIMEOUT_MS=1000 ZOHO_BACKOFF_MAX_MS=1000 \
     EXOTEL_BASE_URL="$SB/sandbox/exotel" ZOHO_ACCOUNTS_URL="$SB/sandbox/zoho" ZOHO_API_DOMAIN="$SB/sandbox/zoho" \
     PUBLIC_BASE_URL="http://127.0.0.1:${PORT[dialer]}"
+SCHEME=tcp
+if [ -n "${CLUSTER_TLS:-}" ]; then # one process per name: TOPOLOGY=single would need one cert for all
+    [ "$TOPOLOGY" = split ] || fail "CLUSTER_TLS=1 needs TOPOLOGY=split"
+    "$BUS_CERTS" "$T/certs" ingest-0 ingest-1 >/dev/null
+    SCHEME=tls+tcp
+    export BUS_TLS_CA="$T/certs/ca.crt" BUS_INGEST_NAME=ingest-0,ingest-1 # the replicas, in order
+fi
 bus=$(free_port)
 i=0
 for pub in INGEST ZOHO_SYNC CALL_SCHEDULER DIALER; do # every publisher's endpoints, as a pod's env
-    export "BUS_${pub}_PUB=tcp://127.0.0.1:$((bus + 2 * i))" "BUS_${pub}_REPLAY=tcp://127.0.0.1:$((bus + 2 * i + 1))"
+    export "BUS_${pub}_PUB=$SCHEME://127.0.0.1:$((bus + 2 * i))" "BUS_${pub}_REPLAY=$SCHEME://127.0.0.1:$((bus + 2 * i + 1))"
     i=$((i + 1))
 done
 # The second ingest replica listens on its own endpoints; everyone else dials both, in order.
 I0P=$BUS_INGEST_PUB I0R=$BUS_INGEST_REPLAY
-I1P="tcp://127.0.0.1:$((bus + 8))" I1R="tcp://127.0.0.1:$((bus + 9))"
+I1P="$SCHEME://127.0.0.1:$((bus + 8))" I1R="$SCHEME://127.0.0.1:$((bus + 9))"
 [ "$TOPOLOGY" = split ] && export BUS_INGEST_PUB="$I0P,$I1P" BUS_INGEST_REPLAY="$I0R,$I1R"
 
 up() { # SERVICE
@@ -45,6 +54,11 @@ up() { # SERVICE
     ingest) extra=(BUS_INGEST_NAME=ingest-0 BUS_INGEST_PUB=$I0P BUS_INGEST_REPLAY=$I0R) ;;
     ingest2) extra=(BUS_INGEST_NAME=ingest-1 BUS_INGEST_PUB=$I1P BUS_INGEST_REPLAY=$I1R) ;;
     esac
+    if [ -n "${CLUSTER_TLS:-}" ]; then # each process's own certificate; the sandbox has no bus
+        local cert=$1
+        case $1 in ingest) cert=ingest-0 ;; ingest2) cert=ingest-1 ;; sandbox) cert=stats ;; esac
+        extra+=(BUS_TLS_CERT="$T/certs/$cert.crt" BUS_TLS_KEY="$T/certs/$cert.key")
+    fi
     start "$1" env PORT="${PORT[$1]}" DATA_DIR="$T/$1" "${extra[@]}" "$LEADBUS" --target="${TARGET[$1]}"
     PID[$1]=$LAST_PID
 }
