@@ -13,7 +13,7 @@ TRANSPORTS=${TRANSPORTS:-ipc tcp}
 BUILD=${BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 PEER=$BUILD/bus_peer
 T=$(mktemp -d /tmp/leadbus-bench.XXXXXX)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT # set -e: a failing kill skipped the rm
 if [[ " $TRANSPORTS " == *" tls "* ]]; then
     "$(dirname "$0")/../deploy/bus-certs.sh" "$T/certs" >/dev/null
 fi
