@@ -57,15 +57,19 @@ export EXOTEL_CALL_DELAY_MS=1000 EXOTEL_RATE_LIMIT_CALLS=10 EXOTEL_RATE_LIMIT_WI
 start_svc
 post_many 60 96000
 wait_for 30 "25 connects" at_least_connects 25
+killed_ms=$(date +%s%3N)
 kill -9 "$SVC"; wait "$SVC" 2>/dev/null || true
 echo "SIGKILL after $(connect_count) of 60 rate-limited calls"
 start_svc
+down=$(($(date +%s%3N) - killed_ms)) # the restart itself: no process, no connects
 wait_for 60 "the rate-limited backlog to drain" none_pending
 windows_ok 10 2000 || fail "more than 10 connects in a 2 s window"
 [ "$(connect_count)" -eq 60 ] || fail "$(connect_count) connects for 60 calls"
 read -r first last <<<"$(connect_log | awk 'NR == 1 {f = $1} {l = $1} END {print f, l}')"
 span=$((last - first))
-echo "60 calls at 10 per 2 s drained in $span ms (the limit allows it in 5 windows: 10000 ms + the margin, 100 ms a window)"
-[ $span -ge 10000 ] && [ $span -lt 12500 ] || fail "drain took $span ms"
+echo "60 calls at 10 per 2 s drained in $span ms with $down ms of restart (the limit allows it in 5 windows: 10000 ms + the margin, 100 ms a window)"
+# At the full allowed rate: 5 windows and their margins, plus the time the process was down (the
+# limiter may not lose any of its own), plus 2 s for a loaded machine.
+[ $span -ge 10000 ] && [ $span -lt $((12500 + down)) ] || fail "drain took $span ms ($down ms down)"
 grep -q "Exotel rate limit hit" "$T/svc.log" && fail "Exotel answered 429: the limit was not kept"
 stop_svc
