@@ -719,12 +719,33 @@ static void finish(struct dialer *d, const struct attempt *a, const char *status
 #define RECONCILE_PAGES 100
 
 /* Which call of a page a reconciliation may adopt: finished, the attempt's number, not yet any
- * attempt's (a Sid already adopted stays with its attempt). One transaction per page. */
+ * attempt's (a Sid already adopted stays with its attempt). One transaction per page, which also
+ * claims the Sid for the attempt: two workers reconciling two attempts of one number could
+ * otherwise both pick the same free call (found in one transaction, recorded in another). */
 struct adopt {
     const struct exotel_call *calls;
     int n;
+    const struct attempt *a;
     int found; /* out: index into calls, or -1 */
 };
+
+/* Record the adopted Sid on the attempt, in the transaction that found it free. */
+static int claim_sid(sqlite3 *db, const struct attempt *a, const char *sid)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET sid = ?1 WHERE call_id = ?2 AND attempt = ?3"
+                           " AND sid IS NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, a->attempt);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
 
 static int adopt_job(sqlite3 *db, void *arg)
 {
@@ -751,7 +772,10 @@ static int adopt_job(sqlite3 *db, void *arg)
         }
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return -1;
+    }
+    return p->found >= 0 ? claim_sid(db, p->a, p->calls[p->found].sid) : 0;
 }
 
 /* Keep a page's calls of the lead's number only (Exotel filters on it; the check costs nothing). */
@@ -790,7 +814,7 @@ static int search_calls(struct worker *w, const struct attempt *a, const char *g
     while (rc == 0 && !q.done) {
         int n =
             q.pages < RECONCILE_PAGES ? exotel_find_calls_page(w->curl, &d->acct, &q, calls) : -1;
-        struct adopt p = {calls, n >= 0 ? own_calls(calls, n, a, d->flow_url[0]) : 0, -1};
+        struct adopt p = {calls, n >= 0 ? own_calls(calls, n, a, d->flow_url[0]) : 0, a, -1};
         if (n < 0 || store_run(d->store, adopt_job, &p) != 0) {
             rc = -1;
         } else if (p.found >= 0) {
