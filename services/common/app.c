@@ -65,9 +65,20 @@ void app_store_path(const struct app *app, const char *name, char *out, size_t s
 
 int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out)
 {
+    return app_store_open_versioned(app, name, schema, NULL, 0, out);
+}
+
+int app_store_open_versioned(const struct app *app, const char *name, const char *schema,
+                             const struct store_migration *migrations, size_t nmigrations,
+                             struct store **out)
+{
     char path[1024];
     app_store_path(app, name, path, sizeof path);
-    struct store_opts o = {.path = path, .schema = schema, .sync = app->sync};
+    struct store_opts o = {.path = path,
+                           .schema = schema,
+                           .sync = app->sync,
+                           .migrations = migrations,
+                           .nmigrations = nmigrations};
     if (store_open(&o, out) != 0) {
         return -1;
     }

@@ -85,5 +85,9 @@ void app_store_path(const struct app *app, const char *name, char *out, size_t s
  * "store <name>" to /readyz: ready while the store commits (store_health).
  */
 int app_store_open(const struct app *app, const char *name, const char *schema, struct store **out);
+/* The same for a store whose schema has steps after version 1 (store.h, "Schema versions"). */
+int app_store_open_versioned(const struct app *app, const char *name, const char *schema,
+                             const struct store_migration *migrations, size_t nmigrations,
+                             struct store **out);
 
 #endif

@@ -440,15 +440,91 @@ static void set_name(struct store *s)
     }
 }
 
+/* ---- schema versions ---- */
+
+int store_schema_version(const struct store_opts *opts)
+{
+    return opts->nmigrations > 0 ? opts->migrations[opts->nmigrations - 1].version : 1;
+}
+
+/* One integer from a one-row query (PRAGMA user_version, a count), or -1. */
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * Bring the store to store_schema_version(opts) in one transaction, or refuse a newer one.
+ * Returns 0, or -1 after an ERROR naming the file (nothing written).
+ */
+static int migrate(struct store *s, const struct store_opts *opts)
+{
+    int known = store_schema_version(opts);
+    if (exec(s->db, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        return -1;
+    }
+    int64_t found = query_int(s->db, "PRAGMA user_version");
+    int64_t tables = query_int(s->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+    if (found < 0 || tables < 0) {
+        log_error("Cannot read the store's schema version", LOG_FIELDS(LOG_S("path", s->path)));
+        goto fail;
+    }
+    if (found > known) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "Store was written by a newer leadbus (schema version %lld; this one knows up to "
+                 "%d): refusing to start. Run the newer release, or restore a backup made by this "
+                 "one",
+                 (long long)found, known);
+        log_error(msg, LOG_FIELDS(LOG_S("path", s->path), LOG_I("storeVersion", found),
+                                  LOG_I("knownVersion", known)));
+        goto fail;
+    }
+    if (exec(s->db, "CREATE TABLE IF NOT EXISTS store_probe(id INTEGER PRIMARY KEY, ms INTEGER)") !=
+            SQLITE_OK ||
+        (opts->schema != NULL && exec(s->db, opts->schema) != SQLITE_OK)) {
+        goto fail;
+    }
+    int64_t from = found > 0 ? found : 1; /* new, or made before versions: version 1's tables */
+    for (size_t i = 0; i < opts->nmigrations; i++) {
+        if (opts->migrations[i].version > from &&
+            exec(s->db, opts->migrations[i].sql) != SQLITE_OK) {
+            log_error("Store migration failed; the store is left as it was",
+                      LOG_FIELDS(LOG_S("path", s->path), LOG_I("fromVersion", from),
+                                 LOG_I("step", opts->migrations[i].version)));
+            goto fail;
+        }
+    }
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", known);
+    if (exec(s->db, sql) != SQLITE_OK || exec(s->db, "COMMIT") != SQLITE_OK) {
+        goto fail;
+    }
+    if (tables > 0 && found < known) {
+        log_info("Store schema upgraded",
+                 LOG_FIELDS(LOG_S("path", s->path), LOG_I("fromVersion", found == 0 ? 1 : found),
+                            LOG_I("toVersion", known),
+                            LOG_S("adopted", found == 0 ? "yes" : "no")));
+    }
+    return 0;
+fail:
+    exec(s->db, "ROLLBACK");
+    return -1;
+}
+
 static int open_db(struct store *s, const struct store_opts *opts)
 {
     static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
                                            "PRAGMA synchronous=FULL"};
     if (open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->db) != 0 ||
         exec(s->db, "PRAGMA journal_mode=WAL") != 0 || exec(s->db, sync_sql[opts->sync]) != 0 ||
-        exec(s->db, "CREATE TABLE IF NOT EXISTS store_probe(id INTEGER PRIMARY KEY, ms INTEGER)") !=
-            0 ||
-        (opts->schema != NULL && exec(s->db, opts->schema) != 0)) {
+        migrate(s, opts) != 0) {
         return -1;
     }
     struct stat st;

@@ -22,11 +22,31 @@
 
 enum store_sync { STORE_SYNC_OFF, STORE_SYNC_NORMAL, STORE_SYNC_FULL };
 
+/*
+ * Schema versions. A store records its version in `PRAGMA user_version`. Version 1 is the
+ * `schema` of store_opts, which therefore never changes (CREATE TABLE IF NOT EXISTS ...);
+ * every later change is a step here: the SQL that takes a store from `version - 1` to
+ * `version`. At open, in one transaction: the schema (a new store gets version 1's tables),
+ * then every step above the store's version, then user_version = the last step's version.
+ * A store without user_version but with tables (made by a release before versions) is
+ * version 1. A store newer than the last step is refused: store_open() fails with an ERROR
+ * naming the file and both versions, before anything is written.
+ */
+struct store_migration {
+    int version; /* 2, 3, ... in order, no gaps */
+    const char *sql;
+};
+
 struct store_opts {
     const char *path;   /* file path; created with its directory's permissions */
-    const char *schema; /* SQL run once at open (CREATE TABLE IF NOT EXISTS ...) */
+    const char *schema; /* version 1: SQL run at open (CREATE TABLE IF NOT EXISTS ...) */
     enum store_sync sync;
+    const struct store_migration *migrations; /* steps after version 1, or NULL */
+    size_t nmigrations;
 };
+
+/* The version a store opened with these opts ends at (1 without steps). */
+int store_schema_version(const struct store_opts *opts);
 
 struct store;
 

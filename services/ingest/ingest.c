@@ -28,6 +28,12 @@ static const char schema[] =
     "  key TEXT PRIMARY KEY, body_hash INTEGER NOT NULL, status INTEGER NOT NULL,"
     "  response TEXT NOT NULL, created_ms INTEGER NOT NULL);";
 
+/* Schema steps after version 1 (store.h, "Schema versions"); never edit `schema` above. */
+static const struct store_migration migrations[] = {
+    /* 2: when a lead was erased on request (its personal fields are then NULL) */
+    {2, "ALTER TABLE leads ADD COLUMN erased_ms INTEGER;"},
+};
+
 struct ingest {
     struct store *store;
     struct bus_pub *pub;
@@ -434,7 +440,8 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .retention_days = app->retention_days};
     if (api_keys_load(app->data_dir, &ing->keys, err) != 0 ||
         form_guard_open(&ing->guard, err) != 0 ||
-        app_store_open(app, "ingest", schema, &ing->store) != 0 ||
+        app_store_open_versioned(app, "ingest", schema, migrations,
+                                 sizeof migrations / sizeof migrations[0], &ing->store) != 0 ||
         (po.store = ing->store, bus_pub_open(&po, &ing->pub)) != 0 ||
         http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
         http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||

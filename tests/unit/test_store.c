@@ -224,6 +224,75 @@ static void test_deleted_file_refuses_writes(void **state)
     store_close(s);
 }
 
+/* PRAGMA user_version of the file at `path` (a fresh connection). */
+static int file_version(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static int count_b(sqlite3 *db, void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT count(b) FROM t", -1, &st, NULL) == SQLITE_OK &&
+                     sqlite3_step(st) == SQLITE_ROW
+                 ? 0
+                 : -1;
+    *(int *)arg = rc == 0 ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Version 1 is the schema; steps run forward once; a newer store and a failing step are
+ * refused and leave the file as it was. */
+static void test_schema_versions(void **state)
+{
+    (void)state;
+    static const struct store_migration steps[] = {
+        {2, "ALTER TABLE t ADD COLUMN b INTEGER;"},
+        {3, "UPDATE t SET b = v * 10;"},
+    };
+    static const struct store_migration bad[] = {{4, "ALTER TABLE nope ADD COLUMN c;"}};
+    struct store *s = NULL;
+    struct store_opts o = {.path = path, .schema = "CREATE TABLE IF NOT EXISTS t(v INTEGER);"};
+    assert_int_equal(store_schema_version(&o), 1);
+    assert_int_equal(store_open(&o, &s), 0);
+    assert_int_equal(store_run(s, insert, (void *)(intptr_t)7), 0);
+    store_close(s);
+    assert_int_equal(file_version(), 1);
+
+    o.migrations = steps;
+    o.nmigrations = 2;
+    assert_int_equal(store_schema_version(&o), 3);
+    assert_int_equal(store_open(&o, &s), 0);
+    int n = 0;
+    assert_int_equal(store_run(s, count_b, &n), 0);
+    assert_int_equal(n, 1); /* step 3 ran over the row version 1 kept */
+    store_close(s);
+    assert_int_equal(file_version(), 3);
+    assert_int_equal(store_open(&o, &s), 0); /* again: nothing to do */
+    store_close(s);
+
+    o.migrations = bad; /* a step that fails: refused, still version 3 */
+    o.nmigrations = 1;
+    assert_int_not_equal(store_open(&o, &s), 0);
+    assert_int_equal(file_version(), 3);
+
+    o.migrations = NULL; /* a binary that knows only version 1: the store is newer */
+    o.nmigrations = 0;
+    assert_int_not_equal(store_open(&o, &s), 0);
+    assert_int_equal(file_version(), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_seq_and_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_one_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_file_refuses_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_versions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

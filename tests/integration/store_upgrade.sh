@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Issue 19, schema versions: stores made by the release before versions (no user_version,
+# version 1's tables) open, migrate forward in one transaction and keep every lead, call and
+# cursor; a store written by a newer leadbus (user_version 999) is refused at start with an
+# ERROR naming the file and both versions, and is left as it was.
+#
+# The fixture stores are made here, not committed as binary files: `make_release1_stores`
+# runs leadbus --target=all, posts leads until every call ended, stops it, and rewinds each
+# store to what release 1 left on disk (undoes the steps after version 1; user_version 0).
+. "$(dirname "$0")/lib.sh"
+cd "$T"
+KEY=test-key-0123456789abcdef
+P=$(free_port)
+URL="http://127.0.0.1:$P"
+N=12
+export PORT=$P HTTP_BIND=127.0.0.1 API_KEYS=$KEY CALL_HOURS=always EXOTEL_CALL_DELAY_MS=100 \
+    EXOTEL_MAX_RETRIES=1 SANDBOX_RING_MS=100 SANDBOX_OUTCOME_MODE=last-digit
+STORES="ingest zoho-sync call-scheduler dialer stats"
+
+start_all() { # DATA_DIR
+    start all env DATA_DIR="$1" "$LEADBUS" --target=all
+    ALL=$LAST_PID
+    wait_for 20 "leadbus --target=all" curl -fsS "$URL/readyz"
+}
+stop_all() { kill -TERM "$ALL"; wait_pid 20 "$ALL"; }
+settled() { # N: every lead synced and every call ended
+    curl -s "$URL/exotel/stats" | grep -q "\"pending\":0,\"total\":$1,.*\"synced\":$1"
+}
+post() {
+    curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/leads" -H "Content-Type: application/json" \
+        -H "X-API-Key: $KEY" -d "$1" | grep -q 202 || fail "post $1"
+}
+
+make_release1_stores() { # DIR
+    start_all "$1"
+    for i in $(seq 1 $N); do
+        post "{\"name\":\"Fixture $i\",\"phone\":\"93100$(printf '%04d' "$i")0\",\"email\":\"f$i@example.com\",\"notes\":\"n$i\"}"
+    done
+    wait_for 60 "$N leads synced and called" settled $N
+    stop_all
+    # Undo the steps after version 1 (newest first), as release 1 had no user_version.
+    sqlite3 "$1/ingest.db" "ALTER TABLE leads DROP COLUMN erased_ms"
+    for s in $STORES; do sqlite3 "$1/$s.db" "PRAGMA user_version = 0"; done
+}
+
+# What must survive an upgrade: leads, calls, attempts, Zoho links, cursors, stream epochs.
+snapshot() { # DIR
+    local d=$1
+    sqlite3 "$d/ingest.db" "SELECT id, first_name, last_name, email, phone_e164, notes FROM leads ORDER BY id"
+    sqlite3 "$d/call-scheduler.db" "SELECT call_id, lead_id, state, status FROM calls ORDER BY call_id"
+    sqlite3 "$d/dialer.db" "SELECT call_id, attempt, state, status, sid FROM attempts ORDER BY 1, 2"
+    sqlite3 "$d/zoho-sync.db" "SELECT lead_id, state, zoho_id FROM zoho_leads ORDER BY lead_id"
+    sqlite3 "$d/stats.db" "SELECT lead_id, name, phone FROM st_leads ORDER BY lead_id"
+    for s in $STORES; do
+        echo "== $s"
+        sqlite3 "$d/$s.db" "SELECT * FROM bus_epoch" 2>/dev/null || true
+        sqlite3 "$d/$s.db" "SELECT * FROM bus_cursors ORDER BY 1, 2" 2>/dev/null || true
+    done
+}
+
+make_release1_stores "$T/d"
+snapshot "$T/d" >"$T/before"
+[ "$(sqlite3 "$T/d/ingest.db" "SELECT count(*) FROM leads")" -eq $N ] || fail "fixture: not $N leads"
+[ "$(sqlite3 "$T/d/call-scheduler.db" "SELECT count(*) FROM calls")" -eq $N ] || fail "fixture: not $N calls"
+grep -q . <(sqlite3 "$T/d/stats.db" "SELECT * FROM bus_cursors") || fail "fixture: stats has no cursor"
+
+# --- upgrade: this binary adopts them as version 1 and runs its steps
+start_all "$T/d"
+upgrades=$(grep -c 'Store schema upgraded' "$T/all.log")
+[ "$upgrades" -eq 5 ] || fail "expected 5 stores adopted and upgraded, the log says $upgrades"
+grep 'Store schema upgraded' "$T/all.log" | grep 'ingest.db' | grep -q 'toVersion: 2' ||
+    fail "ingest.db's upgrade to version 2 not logged"
+wait_for 20 "stats after the upgrade" settled $N
+stop_all
+snapshot "$T/d" >"$T/after"
+diff "$T/before" "$T/after" || fail "the upgrade changed leads, calls or cursors"
+[ "$(sqlite3 "$T/d/ingest.db" "PRAGMA user_version")" -eq 2 ] || fail "ingest.db not at version 2"
+sqlite3 "$T/d/ingest.db" "SELECT count(erased_ms) FROM leads" >/dev/null || fail "no leads.erased_ms"
+for s in zoho-sync call-scheduler dialer stats; do
+    [ "$(sqlite3 "$T/d/$s.db" "PRAGMA user_version")" -eq 1 ] || fail "$s.db not at version 1"
+done
+echo "upgraded: $N leads, calls and every cursor kept; ingest.db at version 2, the others at 1"
+
+# ... and the upgraded deployment takes new leads (and a second start changes nothing)
+start_all "$T/d"
+post '{"name":"After Upgrade","phone":"9310099990"}'
+wait_for 30 "the lead posted after the upgrade" settled $((N + 1))
+stop_all
+[ "$(grep -c 'Store schema upgraded' "$T/all.log")" -eq 5 ] || fail "a second start upgraded again"
+
+# --- a store from a newer leadbus is refused, naming the file and both versions, left as it was
+sqlite3 "$T/d/ingest.db" "PRAGMA user_version = 999"
+: >"$T/newer.log"
+rc=0
+timeout 30 env DATA_DIR="$T/d" "$LEADBUS" --target=all >"$T/newer.log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a store of version 999 was not refused (exit $rc)"
+grep 'ERROR' "$T/newer.log" | grep 'newer leadbus' | grep "$T/d/ingest.db" | grep -q 'version 999.*up to 2' ||
+    fail "no ERROR naming the file and both versions: $(cat "$T/newer.log")"
+grep -q "leadbus started" "$T/newer.log" && fail "started with a newer store"
+[ "$(sqlite3 "$T/d/ingest.db" "PRAGMA user_version")" -eq 999 ] || fail "the newer store was changed"
+echo "refused (exit $rc): $(grep 'newer leadbus' "$T/newer.log" | head -1)"
+echo "PASS"
