@@ -49,6 +49,7 @@ static const struct field lead_created_fields[] = {
     FSTR(struct proto_lead_created, extra, false),
     FSTR(struct proto_lead_created, via, false),
     FSTR(struct proto_lead_created, origin, false),
+    FSTR(struct proto_lead_created, source_ref, false),
 };
 
 static const struct field lead_synced_fields[] = {

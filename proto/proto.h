@@ -54,6 +54,7 @@ struct proto_lead_created {
     char extra[8192]; /* JSON text of the client's free `extra` object, or "" */
     char via[24];     /* how it came: "api" (an operator key) or the form key's id ("form-1") */
     char origin[256]; /* the page's Origin for a form key, or "" */
+    char source_ref[128]; /* the source's own id (Meta leadgen_id, a webhook's id), or "" */
 };
 
 struct proto_lead_synced {

@@ -297,15 +297,40 @@ static const char *const known[] = {
     "SANDBOX_EXOTEL_RATE_LIMIT", "SANDBOX_EXOTEL_RATE_WINDOW_MS", "SANDBOX_DND_NUMBERS",
     "SANDBOX_INVALID_NUMBERS", "SANDBOX_FAULTS", "SANDBOX_HANG_MS", "SANDBOX_REQUEST_LOG",
     "SANDBOX_RECORDS_MAX", "SANDBOX_ZOHO_TOKEN_TTL_S", "SANDBOX_ZOHO_MINT_LIMIT",
-    "SANDBOX_ZOHO_REQUIRED_FIELDS", "SANDBOX_ZOHO_CUSTOM_FIELDS", NULL};
+    "SANDBOX_ZOHO_REQUIRED_FIELDS", "SANDBOX_ZOHO_CUSTOM_FIELDS", "SANDBOX_META_LEADS_MAX",
+    /* lead sources (issue 21): Meta Lead Ads, and signed webhooks by name (`*`: a name) */
+    "META_VERIFY_TOKEN", "META_APP_SECRET", "META_PAGE_TOKEN", "META_GRAPH_URL",
+    "META_GRAPH_VERSION", "META_MAX_TRIES", "META_RETRY_BASE_MS", "META_RETRY_MAX_MS",
+    "META_HTTP_TIMEOUT_MS", "SOURCE_*_SECRET", "SOURCE_*_MAP", "SOURCE_*_ID", "SOURCE_*_HEADER",
+    NULL};
 
-static const char *const prefixes[] = {"EXOTEL_",  "ZOHO_", "BUS_", "CALL_",
-                                       "SANDBOX_", "LEAD",  "DB_",  NULL};
+static const char *const prefixes[] = {"EXOTEL_", "ZOHO_", "BUS_",   "CALL_", "SANDBOX_",
+                                       "LEAD",    "DB_",   "META_", "SOURCE_", NULL};
+
+bool config_pattern_match(const char *pattern, const char *name)
+{
+    const char *star = strchr(pattern, '*');
+    if (star == NULL) {
+        return strcmp(pattern, name) == 0;
+    }
+    size_t pre = (size_t)(star - pattern), post = strlen(star + 1), n = strlen(name);
+    if (n <= pre + post || strncmp(name, pattern, pre) != 0 ||
+        strcmp(name + n - post, star + 1) != 0) {
+        return false;
+    }
+    for (size_t i = pre; i < n - post; i++) { /* the `*` part: a name in upper case */
+        if (!isupper((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
+            name[i] != '_') {
+            return false;
+        }
+    }
+    return true;
+}
 
 bool config_known(const char *name)
 {
     for (int i = 0; known[i] != NULL; i++) {
-        if (strcmp(known[i], name) == 0) {
+        if (config_pattern_match(known[i], name)) {
             return true;
         }
     }
@@ -349,6 +374,9 @@ const char *config_suggest(const char *name)
     const char *best = NULL;
     int best_d = 1 << 30;
     for (int i = 0; known[i] != NULL; i++) {
+        if (strchr(known[i], '*') != NULL) {
+            continue; /* a pattern is no spelling to suggest */
+        }
         int d = config_distance(name, known[i]);
         if (d < best_d) {
             best_d = d;
@@ -390,6 +418,28 @@ void config_each_unknown(void (*fn)(const char *name, const char *suggestion, vo
     for (size_t i = 0; i < file_count; i++) {
         if (getenv(file_vars[i].name) == NULL) { /* already reported from the environment */
             report_unknown(file_vars[i].name, &w);
+        }
+    }
+}
+
+void config_each_name(const char *prefix, void (*fn)(const char *name, void *arg), void *arg)
+{
+    size_t pl = strlen(prefix);
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        char name[NAME_MAX_CMP * 2];
+        size_t n = strcspn(*e, "=");
+        if (n >= sizeof name || strncmp(*e, prefix, pl) != 0 || (*e)[n] != '=' ||
+            (*e)[n + 1] == '\0') {
+            continue;
+        }
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        fn(name, arg);
+    }
+    for (size_t i = 0; i < file_count; i++) {
+        if (getenv(file_vars[i].name) == NULL && strncmp(file_vars[i].name, prefix, pl) == 0 &&
+            file_vars[i].value[0] != '\0') {
+            fn(file_vars[i].name, arg);
         }
     }
 }

@@ -47,7 +47,21 @@ int config_enum(const char *name, const char *def, const char *const *choices, i
  */
 bool config_known(const char *name);
 
-/* True for a name that looks like leadbus's (EXOTEL_, ZOHO_, BUS_, CALL_, SANDBOX_, LEAD, DB_). */
+/*
+ * A known-settings entry may be a pattern with one `*` standing for a name in
+ * upper case (letters, digits, `_`): "SOURCE_*_SECRET" knows SOURCE_TYPEFORM_SECRET.
+ */
+bool config_pattern_match(const char *pattern, const char *name);
+
+/*
+ * Call fn for every set, non-empty name starting with `prefix` (environment,
+ * then the .env names the environment does not set): settings named after
+ * something the operator chose (SOURCE_<NAME>_SECRET).
+ */
+void config_each_name(const char *prefix, void (*fn)(const char *name, void *arg), void *arg);
+
+/* True for a name that looks like leadbus's (EXOTEL_, ZOHO_, BUS_, CALL_, SANDBOX_, LEAD, DB_,
+ * META_, SOURCE_). */
 bool config_has_prefix(const char *name);
 
 /* The known name closest to `name` by edit distance, or NULL when none is close. */

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "phone.h"
+#include "sources.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct ingest {
     struct bus_pub *pub;
     struct api_keys *keys;
     struct form_guard *guard; /* limits for form keys (FORM_KEYS) */
+    struct sources *sources;  /* webhooks and Meta Lead Ads (sources.h) */
     size_t max_body;
     char region[8];
     /* Writer-thread state: statements on the store's connection. */
@@ -113,6 +115,37 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The lead and its lead.created, inside the caller's transaction (POST /leads and the sources). */
+static int store_lead(struct ingest *ing, sqlite3 *db, const struct proto_lead_created *l)
+{
+    sqlite3_stmt *st = ing->insert_lead;
+    const char *text[] = {l->lead_id,   NULL,          l->first_name, l->last_name,    l->email,
+                          l->phone_raw, l->phone_e164, l->phone_dial, l->phone_status, l->source,
+                          l->company,   l->city,       l->notes,      l->extra};
+    for (int i = 0; i < 14; i++) {
+        if (i == 1) {
+            sqlite3_bind_int64(st, 2, l->received_ms);
+        } else {
+            sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
+        }
+    }
+    if (step_done(st) != 0) {
+        log_error("Cannot store lead",
+                  LOG_FIELDS(LOG_S("leadId", l->lead_id), LOG_S("error", sqlite3_errmsg(db))));
+        return -1;
+    }
+    if (bus_pub_append(ing->pub, db, PROTO_LEAD_CREATED, l, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int ingest_commit_lead(void *arg, sqlite3 *db, const struct proto_lead_created *l)
+{
+    struct ingest *ing = arg;
+    return prepare(ing, db) != 0 ? -1 : store_lead(ing, db, l);
+}
+
 static int accept_job(sqlite3 *db, void *arg)
 {
     struct accept_job *j = arg;
@@ -146,24 +179,7 @@ static int accept_job(sqlite3 *db, void *arg)
             return rc;
         }
     }
-    const struct proto_lead_created *l = j->lead;
-    sqlite3_stmt *st = ing->insert_lead;
-    const char *text[] = {l->lead_id,   NULL,          l->first_name, l->last_name,    l->email,
-                          l->phone_raw, l->phone_e164, l->phone_dial, l->phone_status, l->source,
-                          l->company,   l->city,       l->notes,      l->extra};
-    for (int i = 0; i < 14; i++) {
-        if (i == 1) {
-            sqlite3_bind_int64(st, 2, l->received_ms);
-        } else {
-            sqlite3_bind_text(st, i + 1, text[i], -1, SQLITE_STATIC);
-        }
-    }
-    if (step_done(st) != 0) {
-        log_error("Cannot store lead",
-                  LOG_FIELDS(LOG_S("leadId", l->lead_id), LOG_S("error", sqlite3_errmsg(db))));
-        return -1;
-    }
-    if (bus_pub_append(ing->pub, db, PROTO_LEAD_CREATED, l, NULL) != 0) {
+    if (store_lead(ing, db, j->lead) != 0) {
         return -1;
     }
     if (j->idem_key != NULL) {
@@ -396,6 +412,7 @@ static void ingest_stop(void *state)
     if (ing == NULL) {
         return;
     }
+    sources_close(ing->sources); /* its worker writes through the store: first */
     if (ing->store != NULL) {
         store_run(ing->store, finalize_job, ing);
     }
@@ -446,6 +463,17 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
         http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||
         http_ready_check(app->http, "ingest", ready, ing) != 0) {
+        ingest_stop(ing);
+        return -1;
+    }
+    struct sources_ctx sc = {.app = app,
+                             .store = ing->store,
+                             .keys = ing->keys,
+                             .region = ing->region,
+                             .max_body = ing->max_body,
+                             .commit_lead = ingest_commit_lead,
+                             .ing = ing};
+    if (sources_open(&sc, &ing->sources, err) != 0) {
         ingest_stop(ing);
         return -1;
     }

@@ -1,0 +1,657 @@
+/*
+ * sources_meta: Meta (Facebook/Instagram) Lead Ads at /sources/meta.
+ *
+ * A delivery names leads (leadgen_id) without their contents. Each one is
+ * recorded durably before Meta gets its 200, then a worker fetches the lead
+ * from the Graph API and stores it with its lead.created event. One row per
+ * leadgen_id in meta_leads:
+ *
+ *     POST /sources/meta ──► pending ──(Graph answers the lead)──────────────► done
+ *     (INSERT OR IGNORE:      │   ▲
+ *      a redelivery adds      │   └── Graph or the network fails: tries + 1,
+ *      nothing)               │       next_ms = now + META_RETRY_BASE_MS · 2^(tries-1)
+ *                             │       (at most META_RETRY_MAX_MS)
+ *                             └──(META_MAX_TRIES failures, or a lead leadbus refuses)──► dead
+ *     dead ──(POST /sources/meta/failed/{leadgenId}/retry)──► pending (tries 0)
+ *
+ * Invariants: only pending rows are fetched; a row becomes done in the
+ * transaction that stores its lead, its event and source_refs('meta', id), so
+ * a SIGKILL anywhere fetches again (a GET, safe to repeat) and never creates a
+ * second lead. A dead row is an ERROR line, leadbus_source_requests_total
+ * {source="meta",result="dead"}, the gauge leadbus_meta_leads{state="dead"} and
+ * an entry of GET /sources/meta/failed.
+ *
+ * Credentials: META_VERIFY_TOKEN, META_APP_SECRET and META_PAGE_TOKEN, all
+ * or none. With none, the Graph API is the sandbox's (served by --target=all
+ * or --target=sandbox; META_GRAPH_URL points elsewhere) and the sandbox's
+ * secrets are used; with SANDBOX=off and none, the routes answer 404. The
+ * page token travels in an Authorization header, never in a URL.
+ */
+#include "clock.h"
+#include "http_client.h"
+#include "log.h"
+#include "metrics.h"
+#include "sources.h"
+#include "sources_parse.h"
+#include "wake.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define META_BATCH 16
+
+static const char meta_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta_leads("
+    "  leadgen_id TEXT PRIMARY KEY, page_id TEXT NOT NULL, form_id TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK(state IN ('pending', 'done', 'dead')),"
+    "  tries INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL, last_error TEXT,"
+    "  lead_id TEXT, received_ms INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS meta_leads_due ON meta_leads(state, next_ms);";
+
+struct sources_meta {
+    struct sources_ctx ctx;
+    bool enabled;
+    bool sandbox;
+    char verify_token[256];
+    unsigned char app_secret[256];
+    size_t app_secret_len;
+    char auth_header[600]; /* "Authorization: Bearer <page token>" */
+    char graph[APP_URL_MAX];
+    char version[16];
+    int64_t max_tries, base_ms, max_ms, timeout_ms;
+    struct wake wake;
+    pthread_t thread;
+    bool thread_started;
+};
+
+/* ---- writer thread ---- */
+
+struct record_job {
+    const struct meta_change *changes;
+    int n;
+    int added; /* out */
+};
+
+static int record_job(sqlite3 *db, void *arg)
+{
+    struct record_job *j = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO meta_leads(leadgen_id, page_id, form_id, state,"
+                           " next_ms, received_ms) VALUES(?1, ?2, ?3, 'pending', ?4, ?4)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int64_t now = clock_now_ms();
+    int rc = 0;
+    for (int i = 0; i < j->n && rc == 0; i++) {
+        sqlite3_bind_text(st, 1, j->changes[i].leadgen_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, j->changes[i].page_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, j->changes[i].form_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        j->added += sqlite3_changes(db);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct done_job {
+    struct sources_meta *m;
+    const char *leadgen_id;
+    struct proto_lead_created *lead;
+    int created; /* out: SOURCE_CREATED, SOURCE_DUPLICATE, or -2 when no longer pending */
+};
+
+/* Run sql with ?1 = a, ?2 = b, ?3 = i3, ?4 = i4 (those it uses); the rows changed, or -1. */
+static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b, int64_t i3,
+                      int64_t i4)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b != NULL) {
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 3, i3);
+    sqlite3_bind_int64(st, 4, i4);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
+}
+
+static int done_job(sqlite3 *db, void *arg)
+{
+    struct done_job *j = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM meta_leads WHERE leadgen_id = ?1 AND state = 'pending'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, j->leadgen_id, -1, SQLITE_STATIC);
+    bool pending = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!pending) {
+        j->created = -2;
+        return 0;
+    }
+    j->created = sources_commit(&j->m->ctx, db, j->lead);
+    if (j->created < 0) {
+        return -1;
+    }
+    return exec_bound(db,
+                      "UPDATE meta_leads SET state = 'done', lead_id = ?2, tries = tries + 1,"
+                      " last_error = NULL, next_ms = ?3 WHERE leadgen_id = ?1",
+                      j->leadgen_id, j->lead->lead_id, clock_now_ms(), 0) == 1
+               ? 0
+               : -1;
+}
+
+struct fail_job {
+    struct sources_meta *m;
+    const char *leadgen_id;
+    const char *error;
+    bool permanent;
+    bool dead; /* out */
+    int tries; /* out */
+};
+
+static int fail_job(sqlite3 *db, void *arg)
+{
+    struct fail_job *j = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(
+            db, "SELECT tries FROM meta_leads WHERE leadgen_id = ?1 AND state = 'pending'", -1, &st,
+            NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, j->leadgen_id, -1, SQLITE_STATIC);
+    int tries = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) + 1 : -1;
+    sqlite3_finalize(st);
+    if (tries < 0) {
+        return 0;
+    }
+    j->tries = tries;
+    j->dead = j->permanent || tries >= j->m->max_tries;
+    int64_t delay = j->m->base_ms;
+    for (int i = 1; i < tries && delay < j->m->max_ms; i++) {
+        delay *= 2;
+    }
+    delay = delay < j->m->max_ms ? delay : j->m->max_ms;
+    return exec_bound(db,
+                      j->dead ? "UPDATE meta_leads SET state = 'dead', last_error = ?2, tries = ?4,"
+                                " next_ms = ?3 WHERE leadgen_id = ?1"
+                              : "UPDATE meta_leads SET last_error = ?2, tries = ?4, next_ms = ?3"
+                                " WHERE leadgen_id = ?1",
+                      j->leadgen_id, j->error, clock_now_ms() + delay, tries) == 1
+               ? 0
+               : -1;
+}
+
+struct retry_job {
+    const char *leadgen_id;
+    int changed; /* out */
+};
+
+static int retry_job(sqlite3 *db, void *arg)
+{
+    struct retry_job *j = arg;
+    j->changed = exec_bound(db,
+                            "UPDATE meta_leads SET state = 'pending', tries = 0, next_ms = ?3"
+                            " WHERE leadgen_id = ?1 AND state = 'dead'",
+                            j->leadgen_id, NULL, clock_now_ms(), 0);
+    return j->changed < 0 ? -1 : 0;
+}
+
+/* ---- the worker ---- */
+
+static void meta_gauges(sqlite3 *rdb)
+{
+    static const char *const states[] = {"pending", "done", "dead"};
+    int64_t count[3] = {0, 0, 0};
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rdb, "SELECT state, count(*) FROM meta_leads GROUP BY state", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; s != NULL && i < 3; i++) {
+            count[i] = strcmp(s, states[i]) == 0 ? sqlite3_column_int64(st, 1) : count[i];
+        }
+    }
+    sqlite3_finalize(st);
+    for (int i = 0; i < 3; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "state=\"%s\"", states[i]);
+        metrics_gauge_set("leadbus_meta_leads",
+                          "Meta leadgen ids by state: pending (to fetch from the Graph API), done, "
+                          "dead (GET /sources/meta/failed)",
+                          labels, (double)count[i]);
+    }
+}
+
+static void meta_failed(struct sources_meta *m, const char *id, const char *error, bool permanent)
+{
+    struct fail_job j = {m, id, error, permanent, false, 0};
+    if (store_run(m->ctx.store, fail_job, &j) != 0) {
+        log_error("Cannot record a Graph API failure; the fetch is retried",
+                  LOG_FIELDS(LOG_S("leadgenId", id)));
+        return;
+    }
+    sources_count("meta", j.dead ? "dead" : "fetch_retry");
+    if (j.dead) {
+        log_error(
+            "Meta lead dead-lettered: fetch it by hand or retry it (GET /sources/meta/failed)",
+            LOG_FIELDS(LOG_S("leadgenId", id), LOG_I("tries", j.tries), LOG_S("error", error)));
+    } else {
+        log_warn(
+            "Graph API fetch failed; retrying with backoff",
+            LOG_FIELDS(LOG_S("leadgenId", id), LOG_I("tries", j.tries), LOG_S("error", error)));
+    }
+}
+
+static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
+{
+    char url[APP_URL_MAX + 96], error[256];
+    snprintf(url, sizeof url, "%s/%s/%s", m->graph, m->version, id);
+    struct curl_slist *h = curl_slist_append(NULL, m->auth_header);
+    struct httpc_request req = {.api = "meta",
+                                .method = "GET",
+                                .url = url,
+                                .headers = h,
+                                .timeout_ms = (long)m->timeout_ms};
+    struct httpc_response resp = {0};
+    int rc = httpc_perform(curl, &req, &resp);
+    curl_slist_free_all(h);
+    struct lead_parse_result *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        free(resp.body);
+        return; /* tried again next round */
+    }
+    int code = 0;
+    enum meta_lead_status st = META_LEAD_MALFORMED;
+    if (rc == 0) {
+        st = meta_parse_lead(resp.body, resp.len, m->ctx.region, r, &code);
+    }
+    if (rc != 0) {
+        snprintf(error, sizeof error, "transport: %.200s", resp.error);
+        meta_failed(m, id, error, false);
+    } else if (resp.status == 200 && st == META_LEAD_OK) {
+        struct proto_lead_created *l = &r->lead;
+        sources_new_lead_id(l->lead_id, sizeof l->lead_id);
+        l->received_ms = clock_now_ms();
+        snprintf(l->source, sizeof l->source, "meta");
+        snprintf(l->source_ref, sizeof l->source_ref, "%s", id);
+        snprintf(l->via, sizeof l->via, "meta");
+        struct done_job j = {m, id, l, 0};
+        if (store_run(m->ctx.store, done_job, &j) != 0) {
+            log_error("Cannot store the Meta lead; the fetch is retried",
+                      LOG_FIELDS(LOG_S("leadgenId", id)));
+        } else if (j.created == SOURCE_CREATED) {
+            sources_count("meta", "created");
+            log_info("Lead accepted", LOG_FIELDS(LOG_S("leadId", l->lead_id),
+                                                 LOG_PHONE("phoneNumber", l->phone_e164),
+                                                 LOG_S("phoneStatus", l->phone_status),
+                                                 LOG_S("source", "meta"), LOG_S("leadgenId", id)));
+        } else if (j.created == SOURCE_DUPLICATE) {
+            sources_count("meta", "duplicate");
+        }
+    } else if (resp.status == 200 && st == META_LEAD_INVALID) {
+        sources_count("meta", "invalid");
+        snprintf(error, sizeof error, "the lead has no usable name or contact: %s", r->message);
+        meta_failed(m, id, error, true);
+    } else {
+        snprintf(error, sizeof error, "Graph API HTTP %ld, code %d: %.150s", resp.status, code,
+                 r->message[0] != '\0' ? r->message : "(no error object)");
+        meta_failed(m, id, error, false);
+    }
+    lead_parse_free(r);
+    free(r);
+    free(resp.body);
+}
+
+/* One round: fetch what is due; returns the unix ms of the next due row. */
+static int64_t meta_round(struct sources_meta *m, sqlite3 *rdb, CURL *curl)
+{
+    char ids[META_BATCH][META_ID_MAX];
+    int n = 0;
+    int64_t now = clock_now_ms(), next = now + 60000;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(rdb,
+                           "SELECT leadgen_id FROM meta_leads WHERE state = 'pending'"
+                           " AND next_ms <= ?1 ORDER BY next_ms LIMIT ?2",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int(st, 2, META_BATCH);
+        while (n < META_BATCH && sqlite3_step(st) == SQLITE_ROW) {
+            store_text(st, 0, ids[n++], META_ID_MAX);
+        }
+    }
+    sqlite3_finalize(st);
+    for (int i = 0; i < n; i++) {
+        meta_fetch(m, curl, ids[i]);
+    }
+    if (n == META_BATCH) {
+        return 0; /* more may be due */
+    }
+    if (sqlite3_prepare_v2(rdb, "SELECT min(next_ms) FROM meta_leads WHERE state = 'pending'", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        next = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    meta_gauges(rdb);
+    return next;
+}
+
+static void *meta_worker(void *arg)
+{
+    struct sources_meta *m = arg;
+    sqlite3 *rdb = NULL;
+    CURL *curl = curl_easy_init();
+    if (store_open_reader(m->ctx.store, &rdb) != 0 || curl == NULL) {
+        log_error("Meta worker cannot start: Meta leads wait in meta_leads until a restart", NULL);
+        goto out;
+    }
+    uint64_t seen = 0;
+    int64_t next = 0;
+    while (wake_wait(&m->wake, &seen, next)) {
+        next = meta_round(m, rdb, curl);
+    }
+out:
+    sqlite3_close(rdb);
+    curl_easy_cleanup(curl);
+    return NULL;
+}
+
+/* ---- HTTP ---- */
+
+static bool meta_enabled(struct sources_meta *m, struct http_req *req)
+{
+    if (!m->enabled) {
+        http_reply_error(req, 404, "source_not_configured",
+                         "Meta Lead Ads are off: set META_VERIFY_TOKEN, META_APP_SECRET and "
+                         "META_PAGE_TOKEN (or let the sandbox simulate Meta)",
+                         NULL);
+    }
+    return m->enabled;
+}
+
+static void get_meta(struct http_req *req, void *arg)
+{
+    struct sources_meta *m = arg;
+    char mode[32] = "", token[256] = "", challenge[256] = "";
+    if (!meta_enabled(m, req)) {
+        return;
+    }
+    http_query(req, "hub.mode", mode, sizeof mode);
+    http_query(req, "hub.verify_token", token, sizeof token);
+    int n = http_query(req, "hub.challenge", challenge, sizeof challenge);
+    if (!meta_verify_ok(mode, token, m->verify_token) || n <= 0) {
+        sources_count("meta", "bad_verify_token");
+        log_warn("Meta verification refused (hub.mode, hub.verify_token or hub.challenge)", NULL);
+        http_reply_error(req, 403, "verification_refused",
+                         "hub.mode must be subscribe and hub.verify_token META_VERIFY_TOKEN", NULL);
+        return;
+    }
+    log_info("Meta webhook verified", NULL);
+    http_reply(req, 200, "text/plain", challenge, (size_t)n);
+}
+
+static void post_meta(struct http_req *req, void *arg)
+{
+    struct sources_meta *m = arg;
+    if (!meta_enabled(m, req)) {
+        return;
+    }
+    char *body;
+    size_t len;
+    if (http_read_body(req, m->ctx.max_body, &body, &len) != 0) {
+        return;
+    }
+    enum source_sig sig = source_sig_check(m->app_secret, m->app_secret_len, body, len,
+                                           http_header(req, "X-Hub-Signature-256"));
+    if (sig != SOURCE_SIG_OK) {
+        free(body);
+        sources_count("meta", "bad_signature");
+        log_warn("Meta delivery refused: X-Hub-Signature-256",
+                 LOG_FIELDS(LOG_S("signature", source_sig_name(sig))));
+        http_reply_error(req, 401, "bad_signature",
+                         "X-Hub-Signature-256 is missing or is not the body's HMAC-SHA256 with "
+                         "the app secret",
+                         NULL);
+        return;
+    }
+    struct meta_change *changes = calloc(META_CHANGES_MAX, sizeof *changes);
+    int n = 0, ignored = 0;
+    char err[160];
+    enum meta_parse_status ps = changes == NULL
+                                    ? META_PARSE_MALFORMED
+                                    : meta_parse_delivery(body, len, changes, META_CHANGES_MAX, &n,
+                                                          &ignored, err, sizeof err);
+    free(body);
+    if (ps != META_PARSE_OK) {
+        free(changes);
+        sources_count("meta", "malformed");
+        log_warn("Meta delivery refused: not a delivery", LOG_FIELDS(LOG_S("error", err)));
+        http_reply_error(req, 400, "malformed_delivery", err, NULL);
+        return;
+    }
+    struct record_job j = {changes, n, 0};
+    int rc = n > 0 ? store_run(m->ctx.store, record_job, &j) : 0;
+    if (rc != 0) {
+        free(changes);
+        sources_count("meta", "unavailable");
+        http_reply_error(req, 503, "unavailable", "the delivery could not be stored; retry", NULL);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        log_info("Meta lead recorded", LOG_FIELDS(LOG_S("leadgenId", changes[i].leadgen_id),
+                                                  LOG_S("formId", changes[i].form_id)));
+    }
+    if (n > j.added) {
+        sources_count("meta", "duplicate");
+    }
+    free(changes);
+    wake_kick(&m->wake);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddNumberToObject(o, "leadgen", n);
+    cJSON_AddNumberToObject(o, "new", j.added);
+    cJSON_AddNumberToObject(o, "ignored", ignored);
+    http_reply_json(req, 200, o);
+}
+
+static bool operator(struct sources_meta *m, struct http_req *req)
+{
+    if (api_keys_check(m->ctx.keys, http_header(req, "X-API-Key"))) {
+        return true;
+    }
+    http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+    return false;
+}
+
+static void get_failed(struct http_req *req, void *arg)
+{
+    struct sources_meta *m = arg;
+    if (!operator(m, req)) {
+        return;
+    }
+    sqlite3 *rdb = NULL;
+    sqlite3_stmt *st = NULL;
+    if (store_open_reader(m->ctx.store, &rdb) != 0 ||
+        sqlite3_prepare_v2(rdb,
+                           "SELECT leadgen_id, page_id, form_id, tries, coalesce(last_error, ''),"
+                           " received_ms, next_ms FROM meta_leads WHERE state = 'dead'"
+                           " ORDER BY received_ms LIMIT 1000",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_close(rdb);
+        http_reply_error(req, 503, "unavailable", "the store cannot be read; retry", NULL);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(o, "failed");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "leadgenId", (const char *)sqlite3_column_text(st, 0));
+        cJSON_AddStringToObject(e, "pageId", (const char *)sqlite3_column_text(st, 1));
+        cJSON_AddStringToObject(e, "formId", (const char *)sqlite3_column_text(st, 2));
+        cJSON_AddNumberToObject(e, "tries", sqlite3_column_int(st, 3));
+        cJSON_AddStringToObject(e, "lastError", (const char *)sqlite3_column_text(st, 4));
+        cJSON_AddNumberToObject(e, "receivedMs", (double)sqlite3_column_int64(st, 5));
+        cJSON_AddNumberToObject(e, "failedMs", (double)sqlite3_column_int64(st, 6));
+        cJSON_AddItemToArray(list, e);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(rdb);
+    http_reply_json(req, 200, o);
+}
+
+static void post_retry(struct http_req *req, void *arg)
+{
+    struct sources_meta *m = arg;
+    if (!operator(m, req)) {
+        return;
+    }
+    struct retry_job j = {req->params[0], 0};
+    if (!meta_id_ok(j.leadgen_id) || store_run(m->ctx.store, retry_job, &j) != 0) {
+        http_reply_error(req, 503, "unavailable", "the retry could not be stored; retry", NULL);
+        return;
+    }
+    if (j.changed != 1) {
+        http_reply_error(req, 404, "not_found", "no dead-lettered Meta lead with this leadgen id",
+                         NULL);
+        return;
+    }
+    wake_kick(&m->wake);
+    log_info("Meta lead put back to fetch", LOG_FIELDS(LOG_S("leadgenId", j.leadgen_id)));
+    static const char ok[] = "{\"success\":true}";
+    http_reply(req, 202, "application/json", ok, sizeof ok - 1);
+}
+
+/* ---- settings, open, close ---- */
+
+static int meta_settings(struct sources_meta *m, char err[CONFIG_ERR_MAX])
+{
+    static const char *const creds[] = {"META_VERIFY_TOKEN", "META_APP_SECRET", "META_PAGE_TOKEN"};
+    int set = 0;
+    const char *missing = NULL;
+    for (int i = 0; i < 3; i++) {
+        if (config_raw(creds[i]) != NULL) {
+            set++;
+        } else if (missing == NULL) {
+            missing = creds[i];
+        }
+    }
+    if (set != 0 && set != 3) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "%s: missing while other Meta settings are set (META_VERIFY_TOKEN, "
+                 "META_APP_SECRET, META_PAGE_TOKEN: all three or none)",
+                 missing);
+        return -1;
+    }
+    m->sandbox = set == 0;
+    m->enabled = set == 3 || strcasecmp(config_str("SANDBOX", "auto"), "off") != 0;
+    const char *verify = config_str("META_VERIFY_TOKEN", "sandbox-verify-token");
+    const char *secret = config_str("META_APP_SECRET", "sandbox-app-secret");
+    const char *page = config_str("META_PAGE_TOKEN", "sandbox-page-token");
+    if (strlen(verify) >= sizeof m->verify_token || strlen(secret) >= sizeof m->app_secret ||
+        strlen(page) > 500 || strpbrk(page, "\r\n") != NULL) {
+        snprintf(err, CONFIG_ERR_MAX,
+                 "META_VERIFY_TOKEN, META_APP_SECRET, META_PAGE_TOKEN: too long (255, 255 and 500 "
+                 "characters at most) or a line break in the token");
+        return -1;
+    }
+    snprintf(m->verify_token, sizeof m->verify_token, "%s", verify);
+    m->app_secret_len = strlen(secret);
+    memcpy(m->app_secret, secret, m->app_secret_len);
+    snprintf(m->auth_header, sizeof m->auth_header, "Authorization: Bearer %s", page);
+    char local[APP_URL_MAX];
+    snprintf(local, sizeof local, "http://127.0.0.1:%d/sandbox/meta", m->ctx.app->port);
+    snprintf(m->graph, sizeof m->graph, "%s",
+             config_str("META_GRAPH_URL", m->sandbox ? local : "https://graph.facebook.com"));
+    if (strncmp(m->graph, "http://", 7) != 0 && strncmp(m->graph, "https://", 8) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "META_GRAPH_URL: expected an http:// or https:// URL");
+        return -1;
+    }
+    const char *ver = config_str("META_GRAPH_VERSION", "v21.0");
+    unsigned major, minor;
+    char tail;
+    if (strlen(ver) >= sizeof m->version || sscanf(ver, "v%u.%u%c", &major, &minor, &tail) != 2) {
+        snprintf(err, CONFIG_ERR_MAX, "META_GRAPH_VERSION: expected a Graph version such as v21.0");
+        return -1;
+    }
+    snprintf(m->version, sizeof m->version, "%s", ver);
+    if (config_int("META_MAX_TRIES", 8, 1, 1000, &m->max_tries, err) != 0 ||
+        config_int("META_RETRY_BASE_MS", 2000, 10, 3600000, &m->base_ms, err) != 0 ||
+        config_int("META_RETRY_MAX_MS", 600000, 10, 86400000, &m->max_ms, err) != 0 ||
+        config_int("META_HTTP_TIMEOUT_MS", 10000, 100, 120000, &m->timeout_ms, err) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+void sources_meta_close(struct sources_meta *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    if (m->thread_started) {
+        wake_stop(&m->wake);
+        pthread_join(m->thread, NULL);
+    }
+    wake_fini(&m->wake);
+    memset(m->app_secret, 0, sizeof m->app_secret);
+    memset(m->auth_header, 0, sizeof m->auth_header);
+    free(m);
+}
+
+int sources_meta_open(const struct sources_ctx *ctx, struct sources_meta **out,
+                      char err[CONFIG_ERR_MAX])
+{
+    struct sources_meta *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, CONFIG_ERR_MAX, "sources: out of memory");
+        return -1;
+    }
+    m->ctx = *ctx;
+    wake_init(&m->wake, 0);
+    if (meta_settings(m, err) != 0) {
+        goto fail;
+    }
+    if (store_exec_schema(ctx->store, meta_schema) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "ingest store: cannot add the meta_leads table");
+        goto fail;
+    }
+    if (http_route(ctx->app->http, "GET", "/sources/meta", get_meta, m) != 0 ||
+        http_route(ctx->app->http, "POST", "/sources/meta", post_meta, m) != 0 ||
+        http_route(ctx->app->http, "GET", "/sources/meta/failed", get_failed, m) != 0 ||
+        http_route(ctx->app->http, "POST", "/sources/meta/failed/{leadgenId}/retry", post_retry,
+                   m) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "sources: cannot add the Meta routes");
+        goto fail;
+    }
+    if (m->enabled) {
+        if (pthread_create(&m->thread, NULL, meta_worker, m) != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "sources: cannot start the Meta worker");
+            goto fail;
+        }
+        m->thread_started = true;
+        log_info("Meta Lead Ads source ready",
+                 LOG_FIELDS(LOG_S("graph", m->sandbox ? "sandbox" : "live"),
+                            LOG_S("version", m->version)));
+    }
+    *out = m;
+    return 0;
+fail:
+    sources_meta_close(m);
+    return -1;
+}
