@@ -11,9 +11,11 @@ build_pkgs=(cmake make gcc g++ pkg-config
 # /metrics, chromium to open the dashboard, wrk for the benchmarks, podman (with runc and
 # debootstrap: no registry here) and docker-compose to build and run the image, caddy as the TLS
 # proxy of deploy/Caddyfile, yamllint for the Kubernetes manifests (kubectl comes with the
-# machine; npm fetches the schema package).
+# machine; npm fetches the schema package), dnsmasq (dnsmasq-base: the binary, no service) as the
+# DNS server of the bus discovery test.
 test_pkgs=(clang libclang-rt-14-dev curl nng-utils prometheus chromium wrk
-    podman buildah fuse-overlayfs slirp4netns uidmap debootstrap runc docker-compose yamllint caddy)
+    podman buildah fuse-overlayfs slirp4netns uidmap debootstrap runc docker-compose yamllint caddy
+    dnsmasq-base)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then

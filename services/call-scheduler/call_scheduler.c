@@ -649,7 +649,7 @@ static bool ready(void *arg)
             return false;
         }
     }
-    return true;
+    return bus_sub_discovery_ok(s->sub); /* or ingest's replicas found by DNS */
 }
 
 /* ---- module ---- */
@@ -747,7 +747,8 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .topics = topics,
                               .ntopics = 2,
                               .handler = on_event,
-                              .arg = s};
+                              .arg = s,
+                              .discover = app_sources_discover(src)};
     if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
         app_store_open(app, "call-scheduler", schema, &s->store) != 0 ||
         store_run(s->store, load_dispatches_job, s) != 0 ||

@@ -92,6 +92,40 @@ int app_store_open_versioned(const struct app *app, const char *name, const char
     return 0;
 }
 
+/* BUS_<NAME>_DISCOVER of `target` into s->discover: 1 if set, 0 if not, -1 with err. */
+static int sources_discover(struct app_sources *s, const char *target, const char *pname,
+                            const char *rname, char err[CONFIG_ERR_MAX])
+{
+    char dname[64], msg[160];
+    env_name(target, "DISCOVER", dname, sizeof dname);
+    const char *spec = config_raw(dname);
+    if (spec == NULL || spec[0] == '\0') {
+        return 0;
+    }
+    if (config_raw(pname) != NULL || config_raw(rname) != NULL) {
+        snprintf(err, CONFIG_ERR_MAX, "%.40s: set it or %.40s/%.40s, not both", dname, pname,
+                 rname);
+        return -1;
+    }
+    if (bus_discover_parse(spec, &s->discover, msg, sizeof msg) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "%.40s: %.160s", dname, msg);
+        return -1;
+    }
+    int64_t ms;
+    if (config_int("BUS_DISCOVER_INTERVAL_MS", 5000, 100, 600000, &ms, err) != 0) {
+        return -1;
+    }
+    s->discover.interval_ms = (int)ms;
+    s->discover.tls = bus_tls_enabled();
+    s->has_discover = true;
+    return 1;
+}
+
+const struct bus_discover *app_sources_discover(const struct app_sources *s)
+{
+    return s->has_discover ? &s->discover : NULL;
+}
+
 int app_sources_add(const struct app *app, struct app_sources *s, const char *target,
                     char err[CONFIG_ERR_MAX])
 {
@@ -102,6 +136,10 @@ int app_sources_add(const struct app *app, struct app_sources *s, const char *ta
     }
     env_name(target, "PUB", pname, sizeof pname);
     env_name(target, "REPLAY", rname, sizeof rname);
+    int disc = s->has_discover ? 0 : sources_discover(s, target, pname, rname, err);
+    if (disc != 0) {
+        return disc < 0 ? -1 : 0;
+    }
     snprintf(pub, sizeof pub, "%s", config_raw(pname) ? config_raw(pname) : one_pub);
     snprintf(replay, sizeof replay, "%s", config_raw(rname) ? config_raw(rname) : one_replay);
     int added = 0;

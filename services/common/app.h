@@ -49,7 +49,9 @@ int app_bus_endpoints(const struct app *app, const char *target, char pub[APP_UR
  * The endpoints subscribers dial for publisher `target`, appended to `s`.
  * BUS_<NAME>_PUB and BUS_<NAME>_REPLAY may list several replicas
  * (comma-separated, in the same order): ingest scales out that way, each
- * replica publishing its own stream (BUS_INGEST_NAME). Returns how many
+ * replica publishing its own stream (BUS_INGEST_NAME). Or BUS_<NAME>_DISCOVER
+ * (dns:<name>:<pub-port>[:<replay-port>], every BUS_DISCOVER_INTERVAL_MS) finds them
+ * by DNS: no source is added, s->discover is filled instead. Returns how many
  * sources were added, or -1 with `err` naming the variable.
  */
 #define APP_MAX_SOURCES 16
@@ -58,9 +60,15 @@ struct app_sources {
     struct bus_source src[APP_MAX_SOURCES];
     char url[2 * APP_MAX_SOURCES][APP_URL_MAX]; /* storage src[] points into */
     char name[APP_MAX_SOURCES][64];             /* the peer names src[] points at */
+    /* BUS_INGEST_DISCOVER: ingest's replicas found by DNS instead of listed (bus_discover.h);
+     * pass app_sources_discover(s) as bus_sub_opts.discover. */
+    bool has_discover;
+    struct bus_discover discover;
 };
 int app_sources_add(const struct app *app, struct app_sources *s, const char *target,
                     char err[CONFIG_ERR_MAX]);
+/* The discovery app_sources_add() found for `s` (bus_sub_opts.discover), or NULL. */
+const struct bus_discover *app_sources_discover(const struct app_sources *s);
 
 /*
  * Bus transport security, before any module starts (main exits 2 on -1, err naming the

@@ -14,8 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define MAX_SOURCES 16
+#define MAX_SOURCES (16 + BUS_DISCOVER_MAX) /* listed, then discovered */
 #define MAX_IDENTS 32
 #define MAX_CURSORS 128
 #define MAX_TOPICS 16
@@ -59,6 +60,29 @@ struct source {
     bool synced;
     atomic_bool ready; /* synced, as other threads may read it */
     int64_t next_sync;
+    bool used;                          /* a slot of a dropped discovered source is not */
+    bool discovered;                    /* found by DNS: may retire */
+    char addr[BUS_DISCOVER_ADDR_MAX];   /* its address, when discovered */
+    nng_dialer pub_dialer;              /* its dialer on the SUB socket, to close it alone */
+    bool retiring;                      /* left the DNS answer: followed until it stops */
+    bool drained;                       /* retiring: its last stream list was applied to its end */
+    int64_t unreachable_ms, next_drain; /* retiring: since when it has not answered (0: it has) */
+};
+
+/* Discovery: the resolver thread's latest answer, read by the sub thread (under `lock`). */
+struct discovery {
+    struct bus_discover d;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    char addrs[BUS_DISCOVER_MAX][BUS_DISCOVER_ADDR_MAX];
+    int n;               /* -1: the resolver failed */
+    char err[128];       /* why */
+    uint64_t gen, taken; /* answers given, and taken by the sub thread */
+    int nfound;          /* addresses in the answer taken (-1: failed) */
+    atomic_bool ok;      /* for bus_sub_discovery_ok() */
+    int64_t last_warn;
 };
 
 struct bus_sub {
@@ -68,6 +92,8 @@ struct bus_sub {
     void *arg;
     struct source src[MAX_SOURCES];
     int nsrc;
+    pthread_mutex_t srclock; /* discovered sources' sockets opened or closed vs bus_sub_close */
+    struct discovery *disc;  /* NULL: no discovery */
     char topics[MAX_TOPICS][PROTO_TOPIC_MAX];
     int ntopics;
     bool from_now;
@@ -132,10 +158,19 @@ static struct source *source_for(struct bus_sub *s, const char *name, uint64_t e
 {
     struct source *unnamed = NULL, *named = NULL;
     int n_unnamed = 0;
+    struct source *match = NULL;
     for (int i = 0; i < s->nsrc; i++) {
+        if (!s->src[i].used) {
+            continue;
+        }
         if (strcmp(s->src[i].name, name) == 0) {
             if (epoch == 0 || s->src[i].epoch == epoch) {
-                return &s->src[i];
+                /* A replica found again at a new address: its retiring old one may be dead. */
+                if (s->src[i].synced && !s->src[i].retiring) {
+                    return &s->src[i];
+                }
+                match = match != NULL ? match : &s->src[i];
+                continue;
             }
             named = named != NULL ? named : &s->src[i];
             continue;
@@ -144,6 +179,9 @@ static struct source *source_for(struct bus_sub *s, const char *name, uint64_t e
             unnamed = &s->src[i]; /* a source with a replay endpoint learns its name from it */
             n_unnamed++;
         }
+    }
+    if (match != NULL) {
+        return match;
     }
     if (named != NULL) {
         return named;
@@ -832,6 +870,311 @@ static void sync_source(struct bus_sub *s, struct source *src)
     }
 }
 
+/* ---- discovery: publishers found by DNS ---- */
+
+static int source_dial(struct bus_sub *s, struct source *src, const char *pub_url,
+                       const char *replay_url, const char *peer);
+
+static void *disc_main(void *arg)
+{
+    struct bus_sub *s = arg;
+    struct discovery *dc = s->disc;
+    log_set_target(s->name);
+    pthread_mutex_lock(&dc->lock);
+    while (!atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&dc->lock);
+        char addrs[BUS_DISCOVER_MAX][BUS_DISCOVER_ADDR_MAX], err[128] = "";
+        int n = bus_discover_resolve(&dc->d, addrs, err, sizeof err);
+        pthread_mutex_lock(&dc->lock);
+        dc->n = n;
+        if (n > 0) {
+            memcpy(dc->addrs, addrs, (size_t)n * sizeof addrs[0]);
+        }
+        snprintf(dc->err, sizeof dc->err, "%s", err);
+        dc->gen++;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (int64_t)dc->d.interval_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        while (!atomic_load(&s->stopping) &&
+               pthread_cond_timedwait(&dc->wake, &dc->lock, &until) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&dc->lock);
+    return NULL;
+}
+
+static void source_log(const struct source *src, const char *msg, bool warn)
+{
+    log_write(warn ? LOG_WARN : LOG_INFO, msg,
+              LOG_FIELDS(LOG_S("address", src->addr), LOG_S("url", src->pub_url),
+                         LOG_S("stream", src->name[0] ? src->name : "(not known yet)")));
+}
+
+/* Close and forget discovered source `src` (sub thread). */
+static void source_drop(struct bus_sub *s, struct source *src, const char *why, bool warn)
+{
+    source_log(src, why, warn);
+    pthread_mutex_lock(&s->srclock);
+    nng_dialer_close(src->pub_dialer);
+    if (src->replay_url != NULL) {
+        bus_sock_close(src->req, CLOSE_TIMEOUT_MS);
+    }
+    free(src->pub_url);
+    free(src->replay_url);
+    memset(src, 0, sizeof *src);
+    while (s->nsrc > 0 && !s->src[s->nsrc - 1].used) {
+        s->nsrc--;
+    }
+    pthread_mutex_unlock(&s->srclock);
+}
+
+static void source_add_discovered(struct bus_sub *s, const char *addr)
+{
+    struct discovery *dc = s->disc;
+    struct source *src = NULL;
+    for (int i = 0; i < MAX_SOURCES && src == NULL; i++) {
+        src = s->src[i].used ? NULL : &s->src[i];
+    }
+    if (src == NULL) {
+        log_error("Too many bus publishers: one found by DNS is not dialled",
+                  LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("address", addr),
+                             LOG_I("max", MAX_SOURCES)));
+        return;
+    }
+    char pub[128], replay[128];
+    bus_discover_url(&dc->d, addr, false, pub, sizeof pub);
+    bus_discover_url(&dc->d, addr, true, replay, sizeof replay);
+    int idx = (int)(src - s->src);
+    pthread_mutex_lock(&s->srclock); /* bus_sub_close may be closing requesters meanwhile */
+    if (idx >= s->nsrc) {
+        s->nsrc = idx + 1;
+    }
+    src->discovered = true;
+    snprintf(src->addr, sizeof src->addr, "%s", addr);
+    /* The certificate must carry the name dialled (bus_discover.h), not the stream's name. */
+    int rc = source_dial(s, src, pub, replay, dc->d.host);
+    pthread_mutex_unlock(&s->srclock);
+    if (rc != 0) {
+        source_drop(s, src, "Cannot dial a bus publisher found by DNS", true);
+        return;
+    }
+    source_log(src, "Bus publisher found by DNS: dialling it", false);
+}
+
+/* Take the resolver's latest answer (sub thread): dial new addresses, retire vanished ones. */
+static void discovery_take(struct bus_sub *s, int64_t now)
+{
+    struct discovery *dc = s->disc;
+    char addrs[BUS_DISCOVER_MAX][BUS_DISCOVER_ADDR_MAX], err[128];
+    pthread_mutex_lock(&dc->lock);
+    bool fresh = dc->gen != dc->taken;
+    int n = dc->n;
+    dc->taken = dc->gen;
+    if (n > 0) {
+        memcpy(addrs, dc->addrs, (size_t)n * sizeof addrs[0]);
+    }
+    snprintf(err, sizeof err, "%s", dc->err);
+    pthread_mutex_unlock(&dc->lock);
+    if (!fresh || atomic_load(&s->stopping)) {
+        return;
+    }
+    char labels[400];
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",name=\"%s\"", s->name, dc->d.host);
+    dc->nfound = n;
+    if (n <= 0) {
+        metrics_counter_add("leadbus_bus_discover_failures_total",
+                            "Resolutions of a bus discovery name that failed or found no address",
+                            labels, 1);
+        if (now - dc->last_warn >= 30000 || dc->last_warn == 0) {
+            dc->last_warn = now;
+            log_warn(n < 0 ? "Cannot resolve the bus publishers' name; keeping those known"
+                           : "The bus publishers' name has no address: no publisher to dial",
+                     LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("name", dc->d.host),
+                                LOG_S("error", n < 0 ? err : "no A/AAAA record")));
+        }
+        if (n < 0) {
+            return; /* a resolver outage says nothing about the publishers */
+        }
+    }
+    metrics_gauge_set("leadbus_bus_discovered_publishers",
+                      "Addresses the last resolution of a bus discovery name found", labels, n);
+    for (int i = 0; i < s->nsrc; i++) {
+        struct source *src = &s->src[i];
+        if (!src->used || !src->discovered) {
+            continue;
+        }
+        bool present = bus_discover_has(addrs, n, src->addr);
+        if (!present && !src->retiring) {
+            src->retiring = true;
+            src->drained = false;
+            src->unreachable_ms = 0;
+            src->next_drain = 0;
+            source_log(src, "Bus publisher left the DNS answer: following it until it stops",
+                       false);
+        } else if (present && src->retiring) {
+            src->retiring = false;
+            source_log(src, "Bus publisher is back in the DNS answer", false);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        bool known = false;
+        for (int j = 0; j < s->nsrc && !known; j++) {
+            known = s->src[j].used && s->src[j].discovered && !strcmp(s->src[j].addr, addrs[i]);
+        }
+        if (!known) {
+            source_add_discovered(s, addrs[i]);
+        }
+    }
+}
+
+enum drain_state { DRAIN_UNREACHABLE, DRAIN_BEHIND, DRAIN_DONE };
+
+/*
+ * Whether retiring source `src` has anything left for this subscriber: its stream list read now,
+ * every wanted stream caught up to its end (replaying what is missing on the way).
+ */
+static enum drain_state source_drain(struct bus_sub *s, struct source *src)
+{
+    struct proto_replay_req req = {.streams = true};
+    void *rep;
+    size_t rep_len;
+    if (roundtrip(src, &req, &rep, &rep_len) != 0) {
+        return DRAIN_UNREACHABLE;
+    }
+    bool is_streams = false;
+    struct proto_heartbeat hb;
+    char name[PROTO_SRC_MAX];
+    uint64_t epoch = 0;
+    int rc = proto_replay_rep_decode(rep, rep_len, &is_streams, name, &epoch, &hb, NULL, NULL);
+    nng_free(rep, rep_len);
+    struct ident_slot *is = rc == PROTO_OK && is_streams && name[0] ? ident_find(s, name) : NULL;
+    if (is == NULL || !ident_ok(s, is, epoch)) {
+        return DRAIN_BEHIND;
+    }
+    snprintf(src->name, sizeof src->name, "%s", name);
+    src->epoch = epoch;
+    for (int i = 0; i < hb.count; i++) {
+        if (!stream_seen(s, src, is, &hb.streams[i], false)) {
+            return DRAIN_BEHIND;
+        }
+    }
+    flush(s);
+    for (int i = 0; i < hb.count; i++) {
+        bool created;
+        struct cursor *c = topic_wanted(s, hb.streams[i].topic)
+                               ? cursor_find(s, is->src, hb.streams[i].topic, &created)
+                               : NULL;
+        if (c != NULL && c->seq < hb.streams[i].last_seq && !s->from_now) {
+            return DRAIN_BEHIND;
+        }
+    }
+    return DRAIN_DONE;
+}
+
+/* Drain and drop retiring sources; compute bus_sub_discovery_ok (sub thread). */
+static void discovery_tick(struct bus_sub *s, int64_t now)
+{
+    struct discovery *dc = s->disc;
+    bool ok = dc->nfound > 0;
+    for (int i = 0; i < s->nsrc; i++) {
+        struct source *src = &s->src[i];
+        if (!src->used || !src->discovered) {
+            continue;
+        }
+        if (!src->retiring) {
+            ok = ok && src->synced;
+            continue;
+        }
+        if (now < src->next_drain) {
+            continue;
+        }
+        src->next_drain = now + RESYNC_MS;
+        bool elsewhere = false;
+        for (int j = 0; j < s->nsrc && src->name[0] != '\0' && !elsewhere; j++) {
+            const struct source *o = &s->src[j];
+            elsewhere =
+                j != i && o->used && !o->retiring && o->synced && strcmp(o->name, src->name) == 0;
+        }
+        if (elsewhere) {
+            source_drop(s, src, "Retired bus address dropped: its stream is followed at another",
+                        false);
+            continue;
+        }
+        /* A publisher that left DNS may still be running (a terminating pod in its preStop
+         * pause still takes requests): follow it while it answers; drop it once it has stopped,
+         * if its last answer was applied to its end. */
+        enum drain_state ds = source_drain(s, src);
+        if (ds != DRAIN_UNREACHABLE) {
+            src->drained = ds == DRAIN_DONE;
+            src->unreachable_ms = 0;
+            continue;
+        }
+        src->unreachable_ms = src->unreachable_ms != 0 ? src->unreachable_ms : now;
+        if (src->drained) {
+            source_drop(s, src, "Retired bus publisher stopped after it was drained: dropped",
+                        false);
+        } else if (now - src->unreachable_ms >= BUS_DISCOVER_RETIRE_MS) {
+            char labels[400];
+            snprintf(labels, sizeof labels, "subscriber=\"%s\",name=\"%s\"", s->name, dc->d.host);
+            metrics_counter_add("leadbus_bus_discover_abandoned_total",
+                                "Retired bus publishers dropped before they were drained", labels,
+                                1);
+            source_drop(s, src,
+                        "Retired bus publisher unreachable: dropped before it was drained. Events "
+                        "it has that were not applied (leadbus_bus_subscriber_lag_events) wait in "
+                        "its store: start it again (kubectl scale up) to deliver them",
+                        true);
+        }
+    }
+    atomic_store(&dc->ok, ok);
+}
+
+static int discovery_start(struct bus_sub *s, const struct bus_discover *d)
+{
+    struct discovery *dc = calloc(1, sizeof *dc);
+    if (dc == NULL) {
+        return -1;
+    }
+    dc->d = *d;
+    if (dc->d.interval_ms <= 0) {
+        dc->d.interval_ms = 5000;
+    }
+    pthread_mutex_init(&dc->lock, NULL);
+    pthread_cond_init(&dc->wake, NULL);
+    s->disc = dc;
+    if (pthread_create(&dc->thread, NULL, disc_main, s) != 0) {
+        return -1;
+    }
+    dc->started = true;
+    return 0;
+}
+
+static void discovery_stop(struct bus_sub *s)
+{
+    struct discovery *dc = s->disc;
+    if (dc == NULL) {
+        return;
+    }
+    if (dc->started) {
+        pthread_mutex_lock(&dc->lock);
+        pthread_cond_broadcast(&dc->wake);
+        pthread_mutex_unlock(&dc->lock);
+        pthread_join(dc->thread, NULL); /* after a getaddrinfo under way: the resolver's timeout */
+    }
+    pthread_mutex_destroy(&dc->lock);
+    pthread_cond_destroy(&dc->wake);
+    free(dc);
+    s->disc = NULL;
+}
+
+bool bus_sub_discovery_ok(void *sub)
+{
+    struct bus_sub *s = sub;
+    return s->disc == NULL || atomic_load(&s->disc->ok);
+}
+
 static void *sub_main(void *arg)
 {
     struct bus_sub *s = arg;
@@ -842,19 +1185,28 @@ static void *sub_main(void *arg)
     while (!atomic_load(&s->stopping)) {
         bool all = true;
         int64_t now = clock_mono_ms();
+        if (s->disc != NULL) {
+            discovery_take(s, now);
+        }
         for (int i = 0; i < s->nsrc; i++) {
             struct source *src = &s->src[i];
+            if (!src->used) {
+                continue;
+            }
             if (!src->synced && src->replay_url != NULL && now >= src->next_sync) {
                 sync_source(s, src);
             }
             bool ok = src->synced || src->replay_url == NULL;
             atomic_store(&src->ready, ok);
-            all = all && ok;
+            all = all && (ok || src->retiring);
         }
         atomic_store(&s->ready, all);
         if (now >= s->next_tick) {
             s->next_tick = now + RECV_POLL_MS;
             idents_tick(s, now);
+            if (s->disc != NULL) {
+                discovery_tick(s, now);
+            }
         }
 
         void *buf;
@@ -880,11 +1232,13 @@ static void *sub_main(void *arg)
 
 static void close_requesters(struct bus_sub *s)
 {
+    pthread_mutex_lock(&s->srclock);
     for (int i = 0; i < s->nsrc; i++) {
         if (s->src[i].replay_url != NULL) {
             bus_sock_close(s->src[i].req, CLOSE_TIMEOUT_MS);
         }
     }
+    pthread_mutex_unlock(&s->srclock);
 }
 
 static void free_sources(struct bus_sub *s)
@@ -893,6 +1247,46 @@ static void free_sources(struct bus_sub *s)
         free(s->src[i].pub_url);
         free(s->src[i].replay_url);
     }
+}
+
+/* Fill slot `src` and dial its PUB and replay endpoints (non-blocking: nng keeps retrying). */
+static int source_dial(struct bus_sub *s, struct source *src, const char *pub_url,
+                       const char *replay_url, const char *peer)
+{
+    src->used = true;
+    src->pub_url = strdup(pub_url);
+    src->replay_url = replay_url ? strdup(replay_url) : NULL;
+    snprintf(src->peer, sizeof src->peer, "%s", peer ? peer : "");
+    if (src->pub_url == NULL) {
+        return -1;
+    }
+    int rc =
+        bus_endpoint_dial_get(s->sub, src->pub_url, src->peer, NNG_FLAG_NONBLOCK, &src->pub_dialer);
+    if (rc != 0) {
+        log_error("Cannot dial publisher",
+                  LOG_FIELDS(LOG_S("url", src->pub_url), LOG_S("error", nng_strerror(rc))));
+        return -1;
+    }
+    if (src->replay_url == NULL) {
+        return 0;
+    }
+    if (nng_req0_open(&src->req) != 0) {
+        free(src->replay_url);
+        src->replay_url = NULL;
+        return -1;
+    }
+    nng_socket_set_ms(src->req, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
+    /* A request waits this long for the publisher to be connected: not the whole answer
+     * time, since the thread also applies the other publishers' live events meanwhile. */
+    nng_socket_set_ms(src->req, NNG_OPT_SENDTIMEO, REQ_SEND_TIMEOUT_MS);
+    nng_socket_set_size(src->req, NNG_OPT_RECVMAXSZ, 2 * PROTO_REPLAY_MAX_BYTES + PROTO_FRAME_MAX);
+    rc = bus_endpoint_dial(src->req, src->replay_url, src->peer, NNG_FLAG_NONBLOCK);
+    if (rc != 0) {
+        log_error("Cannot dial replay endpoint",
+                  LOG_FIELDS(LOG_S("url", src->replay_url), LOG_S("error", nng_strerror(rc))));
+        return -1;
+    }
+    return 0;
 }
 
 static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
@@ -915,39 +1309,9 @@ static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
     }
     for (int i = 0; i < o->nsources; i++) {
         struct source *src = &s->src[i];
-        src->pub_url = strdup(o->sources[i].pub_url);
-        src->replay_url = o->sources[i].replay_url ? strdup(o->sources[i].replay_url) : NULL;
-        snprintf(src->peer, sizeof src->peer, "%s",
-                 o->sources[i].peer_name ? o->sources[i].peer_name : "");
         s->nsrc++;
-        if (src->pub_url == NULL) {
-            return -1;
-        }
-        /* Non-blocking dials keep retrying in the background until the peer is up. */
-        int rc = bus_endpoint_dial(s->sub, src->pub_url, src->peer, NNG_FLAG_NONBLOCK);
-        if (rc != 0) {
-            log_error("Cannot dial publisher",
-                      LOG_FIELDS(LOG_S("url", src->pub_url), LOG_S("error", nng_strerror(rc))));
-            return -1;
-        }
-        if (src->replay_url == NULL) {
-            continue;
-        }
-        if (nng_req0_open(&src->req) != 0) {
-            free(src->replay_url);
-            src->replay_url = NULL;
-            return -1;
-        }
-        nng_socket_set_ms(src->req, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
-        /* A request waits this long for the publisher to be connected: not the whole answer
-         * time, since the thread also applies the other publishers' live events meanwhile. */
-        nng_socket_set_ms(src->req, NNG_OPT_SENDTIMEO, REQ_SEND_TIMEOUT_MS);
-        nng_socket_set_size(src->req, NNG_OPT_RECVMAXSZ,
-                            2 * PROTO_REPLAY_MAX_BYTES + PROTO_FRAME_MAX);
-        rc = bus_endpoint_dial(src->req, src->replay_url, src->peer, NNG_FLAG_NONBLOCK);
-        if (rc != 0) {
-            log_error("Cannot dial replay endpoint",
-                      LOG_FIELDS(LOG_S("url", src->replay_url), LOG_S("error", nng_strerror(rc))));
+        if (source_dial(s, src, o->sources[i].pub_url, o->sources[i].replay_url,
+                        o->sources[i].peer_name) != 0) {
             return -1;
         }
     }
@@ -956,7 +1320,8 @@ static int open_sockets(struct bus_sub *s, const struct bus_sub_opts *o)
 
 int bus_sub_open(const struct bus_sub_opts *o, struct bus_sub **out)
 {
-    if (o->nsources > MAX_SOURCES || o->ntopics > MAX_TOPICS || o->handler == NULL) {
+    if (o->nsources > MAX_SOURCES - BUS_DISCOVER_MAX || o->ntopics > MAX_TOPICS ||
+        o->handler == NULL) {
         return -1;
     }
     if (o->store != NULL && store_exec_schema(o->store, cursor_schema) != 0) {
@@ -968,6 +1333,7 @@ int bus_sub_open(const struct bus_sub_opts *o, struct bus_sub **out)
         return -1;
     }
     snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "subscriber");
+    pthread_mutex_init(&s->srclock, NULL);
     snprintf(s->check_name, sizeof s->check_name, "%s: two live publishers share a bus stream name",
              s->name);
     s->store = o->store;
@@ -977,10 +1343,14 @@ int bus_sub_open(const struct bus_sub_opts *o, struct bus_sub **out)
     for (int i = 0; i < o->ntopics; i++) {
         snprintf(s->topics[s->ntopics++], PROTO_TOPIC_MAX, "%s", o->topics[i]);
     }
-    if (open_sockets(s, o) != 0 || pthread_create(&s->thread, NULL, sub_main, s) != 0) {
+    if (open_sockets(s, o) != 0 || (o->discover != NULL && discovery_start(s, o->discover) != 0) ||
+        pthread_create(&s->thread, NULL, sub_main, s) != 0) {
+        atomic_store(&s->stopping, true);
+        discovery_stop(s);
         nng_close(s->sub);
         close_requesters(s);
         free_sources(s);
+        pthread_mutex_destroy(&s->srclock);
         free(s->batch);
         free(s);
         return -1;
@@ -999,11 +1369,13 @@ void bus_sub_close(struct bus_sub *s)
      * the REQ sockets ends it now, so shutdown does not wait for it. */
     close_requesters(s);
     pthread_join(s->thread, NULL);
+    discovery_stop(s);
     if (s->store != NULL && s->upsert != NULL) {
         store_run(s->store, finalize_job, s);
     }
     bus_sock_close(s->sub, CLOSE_TIMEOUT_MS);
     free_sources(s);
+    pthread_mutex_destroy(&s->srclock);
     free(s->batch);
     free(s);
 }

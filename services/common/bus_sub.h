@@ -31,6 +31,7 @@
 #ifndef LEADBUS_BUS_SUB_H
 #define LEADBUS_BUS_SUB_H
 
+#include "bus_discover.h"
 #include "proto.h"
 #include "store.h"
 
@@ -58,6 +59,13 @@ struct bus_sub_opts {
     int recv_buf;  /* SUB receive queue length in messages; 0: nng's default */
     bus_handler handler;
     void *arg;
+    /* Publishers found by DNS (bus_discover.h) besides `sources`; NULL: none. Addresses that
+     * appear are dialled (without restart); one that leaves the answer is still followed while
+     * it answers (a terminating pod), and dropped once it has stopped with its streams applied
+     * to their end, once its stream is followed at another address, or once it has been
+     * unreachable for BUS_DISCOVER_RETIRE_MS without being drained (a WARN: its events wait
+     * in its store until it comes back). */
+    const struct bus_discover *discover;
 };
 
 struct bus_sub;
@@ -87,6 +95,16 @@ void bus_sub_get_stats(struct bus_sub *s, struct bus_sub_stats *st);
  */
 bool bus_sub_streams_ok(void *sub);
 const char *bus_sub_streams_check(struct bus_sub *s);
+
+/*
+ * Discovery, for /readyz (a degraded check: events wait in the publishers' outboxes): false while
+ * the last resolution failed or found no address, or a publisher found is not synchronised yet.
+ * True without discovery. Each resolution sets leadbus_bus_discovered_publishers{subscriber,name};
+ * a failed or empty one is also a WARN and leadbus_bus_discover_failures_total.
+ */
+bool bus_sub_discovery_ok(void *sub);
+
+#define BUS_DISCOVER_RETIRE_MS 60000 /* a retired, undrained address unreachable this long */
 
 /* ---- the decision, as a pure function (no I/O, no clock) ---- */
 

@@ -392,13 +392,19 @@ int bus_endpoint_listen(nng_socket s, const char *url)
 
 int bus_endpoint_dial(nng_socket s, const char *url, const char *peer_name, int flags)
 {
+    return bus_endpoint_dial_get(s, url, peer_name, flags, NULL);
+}
+
+int bus_endpoint_dial_get(nng_socket s, const char *url, const char *peer_name, int flags,
+                          nng_dialer *out)
+{
     char err[512];
     pthread_once(&env_once, setup_from_env);
     if (bus_url_check(url, tls.insecure, bus_tls_enabled(), err, sizeof err) != 0) {
         return refuse(url, err);
     }
     if (bus_url_kind(url) != BUS_URL_TLS) {
-        return nng_dial(s, url, NULL, flags);
+        return nng_dial(s, url, out, flags);
     }
     if (peer_name == NULL || peer_name[0] == '\0') {
         peer_name = NULL;
@@ -426,5 +432,8 @@ int bus_endpoint_dial(nng_socket s, const char *url, const char *peer_name, int 
         return rc;
     }
     watch_add(true, d, (nng_listener){0}, url, peer_name);
+    if (out != NULL) {
+        *out = d;
+    }
     return 0;
 }

@@ -64,5 +64,8 @@ int bus_endpoint_listen(nng_socket s, const char *url);
  * (NULL: only that the CA issued it, with a WARN). Returns an nng error code.
  */
 int bus_endpoint_dial(nng_socket s, const char *url, const char *peer_name, int flags);
+/* The same, giving the dialer in *out (to close it alone: a discovered publisher that left). */
+int bus_endpoint_dial_get(nng_socket s, const char *url, const char *peer_name, int flags,
+                          nng_dialer *out);
 
 #endif

@@ -687,7 +687,7 @@ static bool ready(void *arg)
             return false;
         }
     }
-    return true;
+    return bus_sub_discovery_ok(s->sub); /* or ingest's replicas found by DNS */
 }
 
 static void stats_stop(void *state)
@@ -727,7 +727,12 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         }
     }
     struct bus_sub_opts so = {
-        .name = "stats", .sources = src->src, .nsources = src->n, .handler = on_event, .arg = s};
+        .name = "stats",
+        .sources = src->src,
+        .nsources = src->n,
+        .handler = on_event,
+        .arg = s,
+        .discover = app_sources_discover(src)};
     if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
         app_store_open(app, "stats", schema, &s->store) != 0 ||
         store_run(s->store, since_job, NULL) != 0 ||

@@ -689,7 +689,7 @@ static bool peers(void *arg)
             return false;
         }
     }
-    return true;
+    return bus_sub_discovery_ok(z->sub); /* or ingest's replicas found by DNS */
 }
 
 /*
@@ -821,7 +821,8 @@ static int open_store_and_bus(struct zsync *z, struct app *app, char err[CONFIG_
                               .ntopics = 2,
                               .handler = on_event,
                               .arg = z,
-                              .store = z->store};
+                              .store = z->store,
+                              .discover = app_sources_discover(src)};
     rc = bus_sub_open(&so, &z->sub);
 out:
     free(src);
