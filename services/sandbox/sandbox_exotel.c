@@ -30,6 +30,8 @@ struct call {
     bool cb_json;
     char outcome[16]; /* what the ring will end in */
     int64_t created, updated, start, end;
+    int64_t end_due; /* when the call ends, whatever happens to its callback */
+    bool notified;   /* its first callback was taken by the ringer */
     int duration;
     char recording[96];
 };
@@ -56,6 +58,7 @@ struct sandbox_exotel {
     char invalid[512]; /* SANDBOX_INVALID_NUMBERS: numbers Exotel refuses to dial */
     struct call *calls;
     int ncalls, cap;
+    int settled;     /* calls[0..settled) have ended */
     int64_t *placed; /* ring of the last rate_limit placement times */
     int nplaced, placed_head;
     struct pending_cb *pending; /* sorted by due */
@@ -269,6 +272,36 @@ static void pick_outcome(struct sandbox *sb, struct sandbox_exotel *ex, const ch
     snprintf(out, 16, "completed");
 }
 
+/* End a call: its outcome, duration and recording. Lock held. */
+static void call_end(struct sandbox *sb, struct call *c, int64_t now)
+{
+    snprintf(c->status, sizeof c->status, "%s", c->outcome);
+    c->end = c->updated = now;
+    if (strcmp(c->outcome, "completed") == 0) {
+        c->duration = 20 + (int)sandbox_rand(sb, 100);
+        snprintf(c->recording, sizeof c->recording,
+                 "https://s3-ap-southeast-1.amazonaws.com/sandbox-recordings/%s.mp3", c->sid);
+    }
+}
+
+/*
+ * End every call whose ring time is over. A call ends on time as a real one does, whether or
+ * not the ringer has sent its callback yet: one slow callback receiver must not keep other
+ * calls "in progress" (and so out of bulk call details) past their end. Lock held.
+ */
+static void settle_calls(struct sandbox *sb, struct sandbox_exotel *ex, int64_t now)
+{
+    for (int i = ex->settled; i < ex->ncalls; i++) {
+        struct call *c = &ex->calls[i];
+        if (c->end == 0 && c->end_due <= now) {
+            call_end(sb, c, now);
+        }
+    }
+    while (ex->settled < ex->ncalls && ex->calls[ex->settled].end != 0) {
+        ex->settled++;
+    }
+}
+
 static void schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
 {
     struct pending_cb *p = malloc(sizeof *p);
@@ -455,6 +488,7 @@ static int place_call(struct sandbox *sb, const struct connect_req *r, int64_t n
     snprintf(c->custom, sizeof c->custom, "%.128s", r->custom);
     snprintf(c->status, sizeof c->status, "in-progress");
     c->created = c->updated = c->start = now;
+    c->end_due = now + ex->ring_ms;
     pick_outcome(sb, ex, r->to[0] ? r->to : r->from, c->outcome);
     c->cb_json = strcmp(r->ctype, "application/json") == 0;
     if (r->cb[0] != '\0' && sandbox_callback_url_ok(r->cb)) {
@@ -599,6 +633,7 @@ static void get_call(struct http_req *req, void *arg)
         sid[n - 5] = '\0';
     }
     pthread_mutex_lock(&sb->lock);
+    settle_calls(sb, ex, clock_now_ms());
     struct call *c = find_call(ex, sid);
     struct call copy;
     if (c != NULL) {
@@ -870,6 +905,7 @@ static void get_calls(struct http_req *req, void *arg)
     struct bulk_query q;
     cJSON *o = cJSON_CreateObject();
     pthread_mutex_lock(&sb->lock);
+    settle_calls(sb, ex, clock_now_ms());
     const char *refusal = bulk_parse(req, ex, &q);
     if (refusal == NULL) {
         bulk_page(ex, &q, o);
@@ -893,6 +929,7 @@ static void get_placed(struct http_req *req, void *arg)
     struct sandbox_exotel *ex = sb->exotel;
     cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "calls");
     pthread_mutex_lock(&sb->lock);
+    settle_calls(sb, ex, clock_now_ms());
     for (int i = 0; i < ex->ncalls; i++) {
         const struct call *c = &ex->calls[i];
         cJSON *e = cJSON_CreateObject();
@@ -1028,17 +1065,9 @@ static void *ringer_main(void *arg)
         struct pending_cb *p = ex->pending;
         ex->pending = p->next;
         struct call *c = &ex->calls[p->call];
-        bool first = c->end == 0;
-        if (first) {
-            snprintf(c->status, sizeof c->status, "%s", c->outcome);
-            c->end = c->updated = now;
-            if (strcmp(c->outcome, "completed") == 0) {
-                c->duration = 20 + (int)sandbox_rand(sb, 100);
-                snprintf(c->recording, sizeof c->recording,
-                         "https://s3-ap-southeast-1.amazonaws.com/sandbox-recordings/%s.mp3",
-                         c->sid);
-            }
-        }
+        settle_calls(sb, ex, now);
+        bool first = !c->notified;
+        c->notified = true;
         struct call copy = *c;
         const struct sandbox_faults *f = &sb->faults[SANDBOX_EXOTEL];
         int r = (int)sandbox_rand(sb, 100);

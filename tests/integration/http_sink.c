@@ -2,6 +2,8 @@
  * http_sink: a loopback HTTP server for tests that records every request it
  * receives as one JSON line {"method","uri","content_type","body"} in a file,
  * and answers 200. It stands in for webhooks' receivers (StatusCallbacks).
+ * A request whose query has hold_ms=N (at most 10000) is recorded at once and
+ * answered N ms later: a slow receiver.
  *   http_sink PORT OUTFILE      runs until SIGTERM
  */
 #include <civetweb.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static FILE *out;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,6 +48,12 @@ static int record(struct mg_connection *conn, void *arg)
     fflush(out);
     pthread_mutex_unlock(&lock);
     free(line);
+    const char *hold = ri->query_string ? strstr(ri->query_string, "hold_ms=") : NULL;
+    long ms = hold != NULL ? strtol(hold + 8, NULL, 10) : 0;
+    if (ms > 0 && ms <= 10000) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok");
     return 200;
 }

@@ -179,4 +179,17 @@ must '^201 ' "$(call -H "Authorization: Zoho-oauthtoken $t" -X POST "$ZO/crm/v8/
 wait_for 5 "the token to expire" has INVALID_TOKEN -H "Authorization: Zoho-oauthtoken $t" "$ZO/crm/v8/Leads/1"
 for i in $(seq 2 10); do must '"access_token"' "$(tok sandbox-client sandbox-refresh)"; done
 must '"error":"Access Denied".*200$' "$(tok sandbox-client sandbox-refresh)"
+# --- Exotel: a call ends on time, even while another call's StatusCallback receiver is slow
+# (the ringer is one thread; a call's end must not wait for it: bulk call details would then
+# leave a finished call out, and a reconciling client would conclude it was never placed)
+EX2="http://127.0.0.1:$P2/sandbox/exotel/v1/Accounts/sandbox"
+slow="http://127.0.0.1:$SINK_PORT/exotel/callback?call=slow&hold_ms=6000"
+must '^200 ' "$(call "${AUTH[@]}" -X POST "$EX2/Calls/connect.json" -d From=09876543210 -d To=09111111117 \
+    -d CallerId=08047000000 --data-urlencode "StatusCallback=$slow")"
+wait_for 5 "the slow receiver to hold a callback" count_ge "$T/callbacks.jsonl" "call=slow" 1
+held=$SECONDS
+must '^200 ' "$(call "${AUTH[@]}" -X POST "$EX2/Calls/connect.json" -d From=09876543210 -d To=09111111118 -d CallerId=08047000000)"
+wait_for 3 "the second call to end on time (bulk call details list it)" \
+    has '"Total":1' "${AUTH[@]}" -G "$EX2/Calls.json" --data-urlencode "To=09111111118"
+[ $((SECONDS - held)) -lt 6 ] || fail "the slow callback was answered before the check: nothing proven"
 echo "sandbox: Exotel and Zoho checks passed"
