@@ -952,7 +952,7 @@ static void source_add_discovered(struct bus_sub *s, const char *addr)
         s->nsrc = idx + 1;
     }
     src->discovered = true;
-    snprintf(src->addr, sizeof src->addr, "%s", addr);
+    snprintf(src->addr, sizeof src->addr, "%.*s", BUS_DISCOVER_ADDR_MAX - 1, addr);
     /* The certificate must carry the name dialled (bus_discover.h), not the stream's name. */
     int rc = source_dial(s, src, pub, replay, dc->d.host);
     pthread_mutex_unlock(&s->srclock);
