@@ -4,6 +4,7 @@
 #include "http.h"
 #include "http_client.h"
 #include "log.h"
+#include "backup/backup.h"
 #include "call-scheduler/call_scheduler.h"
 #include "dialer/dialer.h"
 #include "health/health.h"
@@ -64,6 +65,7 @@ static void usage(FILE *f)
             "usage: leadbus --target=NAME[,NAME...]   run these targets in one process\n"
             "       leadbus tap [options] ENDPOINT...   print bus events as JSON lines\n"
             "       leadbus health [PATH] | sleep SECONDS   probe this container; preStop pause\n"
+            "       leadbus backup DIR | restore DIR [STORE...]   copy the stores; put back\n"
             "       leadbus --help | --version\n"
             "targets: all");
     for (int i = 0; modules[i] != NULL; i++) {
@@ -253,6 +255,9 @@ int main(int argc, char **argv)
     umask(077);
     if (argc > 1 && health_is_command(argv[1])) {
         return health_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && backup_is_command(argv[1])) {
+        return backup_main(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], "tap") == 0) {
         char err[CONFIG_ERR_MAX];

@@ -264,3 +264,65 @@ int64_t outbox_count(sqlite3 *db)
     }
     return n;
 }
+
+int outbox_rewrite(sqlite3 *db, const char *needle, uint64_t epoch, outbox_edit_fn fn, void *arg)
+{
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    struct proto_event *ev = malloc(sizeof *ev);
+    int n = 0;
+    if (ev == NULL ||
+        sqlite3_prepare_v2(db,
+                           "SELECT id, frame FROM bus_outbox WHERE ?1 IS NULL OR "
+                           "instr(frame, CAST(?1 AS BLOB)) > 0 ORDER BY id",
+                           -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "UPDATE bus_outbox SET frame = ?2 WHERE id = ?1", -1, &upd, NULL) !=
+            SQLITE_OK) {
+        n = -1;
+        goto out;
+    }
+    sqlite3_bind_text(sel, 1, needle, -1, SQLITE_STATIC);
+    int step = SQLITE_DONE;
+    while (n >= 0 && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        int dec = proto_frame_decode(sqlite3_column_blob(sel, 1),
+                                     (size_t)sqlite3_column_bytes(sel, 1), ev);
+        int changed = dec != PROTO_OK ? -1 : fn != NULL ? fn(ev, arg) : 0;
+        if (changed < 0) {
+            log_error("Cannot rewrite a kept event",
+                      LOG_FIELDS(LOG_I("outboxId", sqlite3_column_int64(sel, 0)),
+                                 LOG_S("error", dec != PROTO_OK ? proto_strerror(dec) : "edit")));
+            n = -1;
+            break;
+        }
+        if (changed == 0 && epoch == 0) {
+            continue;
+        }
+        uint8_t *frame = NULL;
+        size_t len = 0;
+        if (proto_frame_encode(ev->topic, ev->src, epoch != 0 ? epoch : ev->epoch, ev->seq, ev->ts,
+                               &ev->data, &frame, &len) != PROTO_OK) {
+            n = -1;
+            break;
+        }
+        sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+        sqlite3_bind_blob(upd, 2, frame, (int)len, free);
+        n = sqlite3_step(upd) == SQLITE_DONE ? n + 1 : -1;
+        sqlite3_reset(upd);
+    }
+    if (n >= 0 && step != SQLITE_DONE) {
+        n = -1;
+    }
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    free(ev);
+    return n;
+}
+
+uint64_t outbox_renew_epoch(sqlite3 *db)
+{
+    if (sqlite3_exec(db, "DELETE FROM bus_epoch", NULL, NULL, NULL) != SQLITE_OK) {
+        return 0;
+    }
+    uint64_t epoch = outbox_epoch(db);
+    return epoch != 0 && outbox_rewrite(db, NULL, epoch, NULL, NULL) >= 0 ? epoch : 0;
+}

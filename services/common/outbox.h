@@ -49,4 +49,19 @@ int outbox_prune(sqlite3 *db, int64_t before_ms);
 /* Number of events in the outbox. */
 int64_t outbox_count(sqlite3 *db);
 
+/*
+ * Rewrite kept events in place (same topic, seq, ts and src). Each frame holding the bytes of
+ * `needle` (every frame for NULL) is decoded and given to `fn` (NULL: none), which may change
+ * its data and returns 1 if it did, 0 if not, < 0 to fail. A changed frame, and every frame
+ * when `epoch` is not 0, is encoded again with `epoch` (0: its own). Erasure scrubs a lead's
+ * personal fields this way, so a replay never sends them again; a restore gives a stream a new
+ * epoch. Runs in the caller's transaction; returns the frames rewritten, or -1.
+ */
+typedef int (*outbox_edit_fn)(struct proto_event *ev, void *arg);
+int outbox_rewrite(sqlite3 *db, const char *needle, uint64_t epoch, outbox_edit_fn fn, void *arg);
+
+/* A new stream epoch for a restored store, every kept frame rewritten with it (in the caller's
+ * transaction): subscribers then see a reset, not a second publisher. Returns it, or 0. */
+uint64_t outbox_renew_epoch(sqlite3 *db);
+
 #endif

@@ -664,3 +664,70 @@ void store_text(sqlite3_stmt *st, int i, char *dst, size_t size)
     const unsigned char *t = sqlite3_column_text(st, i);
     snprintf(dst, size, "%s", t ? (const char *)t : "");
 }
+
+/* ---- backup ---- */
+
+int store_backup(const char *path, const char *dest, int *version, long long *bytes, char *err,
+                 size_t size)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    sqlite3_backup *b = NULL;
+    int rc = -1;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, size, "%s: cannot create the copy: %s", dest, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_open_v2(dest, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+        snprintf(err, size, "%s: cannot open: %s", src == NULL ? path : dest,
+                 sqlite3_errmsg(dst != NULL ? dst : src));
+        goto out;
+    }
+    sqlite3_busy_timeout(src, 5000);
+    b = sqlite3_backup_init(dst, "main", src, "main");
+    if (b == NULL) {
+        snprintf(err, size, "%s: cannot start the backup: %s", dest, sqlite3_errmsg(dst));
+        goto out;
+    }
+    /* All pages in one step: one read transaction on the source, so one committed state. */
+    int step = sqlite3_backup_step(b, -1);
+    for (int tries = 0; (step == SQLITE_BUSY || step == SQLITE_LOCKED) && tries < 50; tries++) {
+        sqlite3_sleep(100);
+        step = sqlite3_backup_step(b, -1);
+    }
+    int fin = sqlite3_backup_finish(b);
+    if (step != SQLITE_DONE || fin != SQLITE_OK) {
+        snprintf(err, size, "%s: backup failed: %s", path,
+                 sqlite3_errstr(step != SQLITE_DONE ? step : fin));
+        goto out;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(dst, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = 0;
+    } else {
+        snprintf(err, size, "%s: cannot read the copy: %s", dest, sqlite3_errmsg(dst));
+    }
+    sqlite3_finalize(st);
+out:
+    sqlite3_close(src);
+    if (dst != NULL && sqlite3_close(dst) != SQLITE_OK) {
+        rc = -1;
+    }
+    if (rc == 0 && stat(dest, &sb) == 0) {
+        *bytes = (long long)sb.st_size;
+    } else if (rc != 0) {
+        unlink(dest);
+    }
+    return rc;
+}

@@ -101,6 +101,15 @@ const char *store_health_name(enum store_health h);
 /* For http_ready_check: true while store_health(arg) is STORE_OK. */
 bool store_ready(void *arg);
 
+/*
+ * Online backup: a consistent copy of the store at `path` (which a running process may be
+ * writing) into a new file `dest` (0600; an existing file is refused), with SQLite's backup
+ * API in one step, so the copy is one committed state. On success *version is the copy's
+ * schema version and *bytes its size. Returns 0, or -1 with `err` naming the file.
+ */
+int store_backup(const char *path, const char *dest, int *version, long long *bytes, char *err,
+                 size_t size);
+
 /* Column `i` of the current row as text into dst ("" for NULL), always terminated. */
 void store_text(sqlite3_stmt *st, int i, char *dst, size_t size);
 
