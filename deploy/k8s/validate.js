@@ -26,6 +26,32 @@ const crds = {
     for (const e of s.endpoints) if (!e.port && !e.targetPort) return "an endpoint has no port";
     return null;
   },
+  // cert-manager v1 (https://cert-manager.io/docs/reference/api-docs/): the bus certificates.
+  "cert-manager.io/v1 Issuer": (o) => {
+    const s = o.spec || {};
+    const kinds = ["selfSigned", "ca", "acme", "vault", "venafi"].filter((k) => k in s);
+    if (kinds.length !== 1) return `exactly one issuer type expected, found [${kinds}]`;
+    if (s.ca && typeof s.ca.secretName !== "string") return "spec.ca.secretName missing";
+    return null;
+  },
+  "cert-manager.io/v1 Certificate": (o) => {
+    const s = o.spec || {};
+    const usages = ["signing", "digital signature", "content commitment", "key encipherment",
+      "key agreement", "data encipherment", "cert sign", "crl sign", "encipher only",
+      "decipher only", "any", "server auth", "client auth", "code signing", "email protection",
+      "s/mime", "ipsec end system", "ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
+      "microsoft sgc", "netscape sgc"];
+    if (typeof s.secretName !== "string" || !s.secretName) return "spec.secretName missing";
+    if (!s.issuerRef || typeof s.issuerRef.name !== "string") return "spec.issuerRef.name missing";
+    if (!s.commonName && !(s.dnsNames || []).length) return "neither commonName nor dnsNames";
+    for (const n of s.dnsNames || []) if (typeof n !== "string" || !/^[a-z0-9*]([a-z0-9.-]*[a-z0-9])?$/.test(n)) return `bad dnsName ${n}`;
+    for (const u of s.usages || []) if (!usages.includes(u)) return `unknown usage ${u}`;
+    const pk = s.privateKey || {};
+    if (pk.algorithm && !["RSA", "ECDSA", "Ed25519"].includes(pk.algorithm)) return `privateKey.algorithm ${pk.algorithm}`;
+    if (pk.rotationPolicy && !["Never", "Always"].includes(pk.rotationPolicy)) return `privateKey.rotationPolicy ${pk.rotationPolicy}`;
+    for (const d of ["duration", "renewBefore"]) if (s[d] !== undefined && !/^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$/.test(s[d])) return `${d} ${s[d]} is not a Go duration`;
+    return null;
+  },
 };
 async function main() {
 const text = fs.readFileSync(process.argv[2] === "-" ? 0 : process.argv[2], "utf8");

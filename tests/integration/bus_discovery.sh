@@ -10,6 +10,8 @@
 #  3. a replica scaled down while stats was down, with leads stats had not applied: they wait
 #     in its store; "scaled up again" at another address (a new pod IP, same name and volume),
 #     it is found and drained: nothing lost, none twice (leadbus_bus_events_applied_total).
+# DISCOVERY_TLS=1 (ctest bus_discovery_tls) runs it all over tls+tcp://: the replicas share one
+# certificate for the discovery name, as production's cert-manager Certificate does.
 # The test runs in a network and mount namespace of its own: its resolv.conf (bind-mounted)
 # points the system resolver at dnsmasq on 127.0.0.1:53 there; the machine's is untouched.
 if [ -z "${LEADBUS_TEST_NETNS:-}" ]; then
@@ -44,21 +46,30 @@ answers() { getent ahosts "$NAME" | awk '$2 == "STREAM" {print $1}' | sort | tr 
 wait_for 10 "dnsmasq" getent hosts localhost
 # no record yet: the resolver answers "no such name", which is not a resolver failure
 
+SCHEME=tcp
+TLS_INGEST=() TLS_STATS=()
+if [ "${DISCOVERY_TLS:-}" = 1 ]; then
+    SCHEME=tls+tcp
+    "$(dirname "$0")/../../deploy/bus-certs.sh" "$T/certs" "$NAME" >/dev/null
+    TLS_INGEST=(BUS_TLS_CA="$T/certs/ca.crt" BUS_TLS_CERT="$T/certs/$NAME.crt" BUS_TLS_KEY="$T/certs/$NAME.key")
+    TLS_STATS=(BUS_TLS_CA="$T/certs/ca.crt" BUS_TLS_CERT="$T/certs/stats.crt" BUS_TLS_KEY="$T/certs/stats.key")
+fi
 declare -A HPORT
 # replica N ADDR: ingest-N publishing on ADDR (its pod IP), its store in $T/ingest-N
 replica() {
     local n=$1 addr=$2
     HPORT[$n]=${HPORT[$n]:-$(free_port)}
     start "ingest-$n" env PORT=${HPORT[$n]} HTTP_BIND=127.0.0.1 DATA_DIR="$T/ingest-$n" \
-        API_KEYS=$KEY BUS_INGEST_NAME="ingest-$n" BUS_INGEST_PUB="tcp://$addr:7401" \
-        BUS_INGEST_REPLAY="tcp://$addr:7402" "$LEADBUS" --target=ingest
+        API_KEYS=$KEY BUS_INGEST_NAME="ingest-$n" BUS_INGEST_PUB="$SCHEME://$addr:7401" \
+        BUS_INGEST_REPLAY="$SCHEME://$addr:7402" "${TLS_INGEST[@]}" "$LEADBUS" --target=ingest
     eval "PID_$n=$LAST_PID"
     wait_for 15 "ingest-$n" curl -fsS "http://127.0.0.1:${HPORT[$n]}/readyz"
 }
 SP=$(free_port)
 start_stats() {
     start stats env PORT=$SP HTTP_BIND=127.0.0.1 DATA_DIR="$T/stats" API_KEYS=$KEY \
-        BUS_INGEST_DISCOVER="dns:$NAME:7401" BUS_DISCOVER_INTERVAL_MS=200 "$LEADBUS" --target=stats
+        BUS_INGEST_DISCOVER="dns:$NAME:7401" BUS_DISCOVER_INTERVAL_MS=200 "${TLS_STATS[@]}" \
+        "$LEADBUS" --target=stats
     STATS=$LAST_PID
 }
 # found N: stats' last resolution found N addresses
@@ -100,7 +111,7 @@ post 20 0 1 2
 wait_for 10 "three publishers discovered" found 3
 post 10 2
 wait_for 30 "stats to apply $POSTED leads" all_applied
-grep -q 'Bus publisher found by DNS.*127.0.0.4' "$T/stats.log" || fail "no log line for the third replica"
+grep -q "Bus publisher found by DNS.*$SCHEME://127.0.0.4" "$T/stats.log" || fail "no log line for the third replica"
 
 echo "== 2. ingest-1 scaled down: leaves DNS, takes a last few leads, drained, stopped"
 hosts 127.0.0.2 127.0.0.4

@@ -102,14 +102,20 @@ function check(variant, objs) {
     fail("BUS_INGEST_NAME does not come from the pod name (Downward API, metadata.name)");
   else ok("each ingest pod's stream name is its pod name (BUS_INGEST_NAME from metadata.name)");
   if (!(ing.spec.template.spec.topologySpreadConstraints || []).length) fail("ingest has no topology spread");
+  // Found by DNS, not listed: `kubectl scale` changes nothing else (services/common/bus_discover.h).
+  if (headless && !headless.spec.publishNotReadyAddresses)
+    fail("the headless Service hides not-ready and terminating replicas from discovery (publishNotReadyAddresses)");
+  const retain = ing.spec.persistentVolumeClaimRetentionPolicy || {};
+  if ((retain.whenScaled || "Retain") !== "Retain") fail("a replica scaled down loses its volume (and its undelivered events)");
+  const discover = headless ? `dns:${headless.metadata.name}:7401:7402` : "?";
   for (const sub of BUS.ingest.subscribers) {
     const env = containerEnv(objs, byComp[sub], `${byComp[sub].metadata.name}-0`);
-    for (const [v, port] of [["BUS_INGEST_PUB", 7401], ["BUS_INGEST_REPLAY", 7402]]) {
-      const want = [...Array(replicas).keys()].map((i) => `tcp://leadbus-ingest-${i}.${ing.spec.serviceName}:${port}`).join(",");
-      if (env[v] !== want) fail(`${sub}: ${v}=${env[v]}, expected every replica in order: ${want}`);
-    }
+    if (env.BUS_INGEST_DISCOVER !== discover) fail(`${sub}: BUS_INGEST_DISCOVER=${env.BUS_INGEST_DISCOVER}, expected ${discover}`);
+    for (const v of ["BUS_INGEST_PUB", "BUS_INGEST_REPLAY", "BUS_INGEST_NAME"])
+      if (v in env) fail(`${sub}: ${v} is set: a list of replicas that scaling would leave stale`);
+    if (!(Number(env.BUS_DISCOVER_INTERVAL_MS) >= 1000)) fail(`${sub}: BUS_DISCOVER_INTERVAL_MS=${env.BUS_DISCOVER_INTERVAL_MS}`);
   }
-  ok(`the subscribers dial all ${replicas} ingest replicas by their pod DNS names`);
+  ok(`the subscribers find the ingest replicas through DNS (${discover}), however many there are`);
   const names = [...Array(replicas).keys()].map((i) => containerEnv(objs, ing, `leadbus-ingest-${i}`).BUS_INGEST_NAME);
   if (new Set(names).size !== replicas) fail(`ingest stream names are not unique: ${names}`);
 
@@ -137,6 +143,41 @@ function check(variant, objs) {
   ok("every container pauses before SIGTERM (preStop: leadbus sleep)");
 
   if (variant !== "production") return;
+
+  // ---- production: the bus over mutual TLS, one cert-manager certificate per target
+  const certs = objs.filter((o) => o.kind === "Certificate" && o.apiVersion === "cert-manager.io/v1");
+  const issuers = objs.filter((o) => o.kind === "Issuer" && o.apiVersion === "cert-manager.io/v1");
+  const issuer = (ref) => issuers.find((i) => i.metadata.name === ref.name && (ref.kind || "Issuer") === "Issuer");
+  for (const w of ws) {
+    const comp = component(w), c = w.spec.template.spec.containers[0];
+    const env = containerEnv(objs, w, `${w.metadata.name}-0`);
+    if (env.BUS_INSECURE !== undefined) fail(`${comp}: BUS_INSECURE=${env.BUS_INSECURE} in production`);
+    for (const [k, v] of Object.entries(env))
+      if (/^BUS_.*_(PUB|REPLAY)$/.test(k) && !v.startsWith("tls+tcp://")) fail(`${comp}: ${k}=${v} is not TLS`);
+    const files = ["BUS_TLS_CA", "BUS_TLS_CERT", "BUS_TLS_KEY"].map((k) => env[k]);
+    if (files.some((f) => !f)) { fail(`${comp}: BUS_TLS_CA/CERT/KEY not all set`); continue; }
+    const mount = (c.volumeMounts || []).find((m) => files.every((f) => f.startsWith(`${m.mountPath}/`)));
+    if (!mount || !mount.readOnly) { fail(`${comp}: the bus certificate files are not on a read-only mount`); continue; }
+    const vol = (w.spec.template.spec.volumes || []).find((v) => v.name === mount.name);
+    const secretName = vol && vol.secret && vol.secret.secretName;
+    const keys = files.map((f) => f.slice(mount.mountPath.length + 1));
+    if (JSON.stringify(keys) !== JSON.stringify(["ca.crt", "tls.crt", "tls.key"])) fail(`${comp}: files ${keys} are not cert-manager's ca.crt, tls.crt, tls.key`);
+    const cert = certs.find((x) => x.spec.secretName === secretName);
+    if (!cert) { fail(`${comp}: no cert-manager Certificate writes Secret ${secretName}`); continue; }
+    // the name subscribers check this publisher's certificate for (bus_tls.h, bus_discover.h)
+    const want = comp === "ingest" ? discover.split(":")[1] : BUS[comp] ? env[`BUS_${comp.toUpperCase().replace("-", "_")}_NAME`] || comp : null;
+    const usages = cert.spec.usages || [];
+    if (!usages.includes("client auth")) fail(`${comp}: its certificate cannot authenticate a subscriber (client auth)`);
+    if (want && !(cert.spec.dnsNames || []).includes(want)) fail(`${comp}: certificate ${cert.metadata.name} lacks the name ${want} its subscribers check`);
+    if (want && !usages.includes("server auth")) fail(`${comp}: its certificate cannot serve (server auth)`);
+    const iss = issuer(cert.spec.issuerRef);
+    if (!iss || !iss.spec.ca) { fail(`${comp}: certificate ${cert.metadata.name} is not issued by a CA Issuer`); continue; }
+    const ca = certs.find((x) => x.spec.secretName === iss.spec.ca.secretName && x.spec.isCA);
+    if (!ca) fail(`Issuer ${iss.metadata.name}: its CA Secret ${iss.spec.ca.secretName} is made by no CA Certificate`);
+  }
+  const certsPerTarget = new Set(ws.map((w) => (w.spec.template.spec.volumes || []).map((v) => v.secret && v.secret.secretName).find((n) => n && n.startsWith("leadbus-bus-"))));
+  if (certsPerTarget.size !== ws.length) fail("targets share a bus certificate");
+  ok("the bus is mutual TLS: every URL tls+tcp://, no BUS_INSECURE, one cert-manager Certificate per target (the name its subscribers check), mounted read-only");
 
   // ---- production: no sandbox, settings present, public routes, network policies, ServiceMonitor
   if (ws.some((w) => component(w) === "sandbox")) fail("production still runs the sandbox");

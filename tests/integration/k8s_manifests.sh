@@ -42,6 +42,9 @@ SAFE=(EXOTEL_BASE_URL=http://127.0.0.1:9/none ZOHO_ACCOUNTS_URL=http://127.0.0.1
     ZOHO_API_DOMAIN=http://127.0.0.1:9/none)
 SECRET=(API_KEYS=test-key-0123456789abcdef EXOTEL_ACCOUNT_SID=YOUR_SID EXOTEL_API_KEY=YOUR_KEY
     EXOTEL_API_TOKEN=YOUR_TOKEN ZOHO_CLIENT_ID=YOUR_ID ZOHO_CLIENT_SECRET=YOUR_SECRET ZOHO_REFRESH_TOKEN=YOUR_REFRESH)
+# The bus certificates production mounts from cert-manager's Secrets (/etc/leadbus/bus-tls), made
+# here by deploy/bus-certs.sh (the same file names: ca.crt and one pair per target).
+"$ROOT/deploy/bus-certs.sh" "$T/bus-tls" >/dev/null || fail "bus-certs.sh"
 n=0
 # refuses WORKLOAD EXPECTED-LINE VAR=value...: exits non-zero before listening, one line naming it
 refuses() {
@@ -55,7 +58,8 @@ refuses() {
     (cd "$T/run$n" && env -i "${env[@]}" DATA_DIR="$T/run$n/data" PORT="$port" HTTP_BIND=127.0.0.1 \
         BUS_DIALER_PUB="ipc://$T/run$n/p.ipc" BUS_DIALER_REPLAY="ipc://$T/run$n/r.ipc" \
         BUS_ZOHO_SYNC_PUB="ipc://$T/run$n/p.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/run$n/r.ipc" \
-        "${SAFE[@]}" "$@" timeout 20 "$LEADBUS" --target="${wl#leadbus-}") >"$T/refused$n.log" 2>&1 || rc=$?
+        BUS_TLS_CA="$T/bus-tls/ca.crt" BUS_TLS_CERT="$T/bus-tls/${wl#leadbus-}.crt" \
+        BUS_TLS_KEY="$T/bus-tls/${wl#leadbus-}.key" "${SAFE[@]}" "$@" timeout 20 "$LEADBUS" --target="${wl#leadbus-}") >"$T/refused$n.log" 2>&1 || rc=$?
     [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "$wl [$*]: exit $rc, expected a refusal: $(tail -5 "$T/refused$n.log")"
     grep -q "leadbus started" "$T/refused$n.log" && fail "$wl [$*]: started before refusing"
     local line
