@@ -298,14 +298,14 @@ static const char *const known[] = {
     "SANDBOX_EXOTEL_RATE_LIMIT", "SANDBOX_EXOTEL_RATE_WINDOW_MS", "SANDBOX_DND_NUMBERS",
     "SANDBOX_INVALID_NUMBERS", "SANDBOX_FAULTS", "SANDBOX_HANG_MS", "SANDBOX_REQUEST_LOG",
     "SANDBOX_RECORDS_MAX", "SANDBOX_ZOHO_TOKEN_TTL_S", "SANDBOX_ZOHO_MINT_LIMIT",
-    "SANDBOX_ZOHO_REQUIRED_FIELDS", "SANDBOX_ZOHO_CUSTOM_FIELDS", "SANDBOX_META_LEADS_MAX",
+    "SANDBOX_ZOHO_REQUIRED_FIELDS", "SANDBOX_ZOHO_CUSTOM_FIELDS",
     /* lead sources (issue 21): Meta Lead Ads, and signed webhooks by name (`*`: a name) */
     "META_VERIFY_TOKEN", "META_APP_SECRET", "META_PAGE_TOKEN", "META_GRAPH_URL",
     "META_GRAPH_VERSION", "META_MAX_TRIES", "META_RETRY_BASE_MS", "META_RETRY_MAX_MS",
     "META_HTTP_TIMEOUT_MS", "SOURCE_*_SECRET", "SOURCE_*_MAP", "SOURCE_*_ID", "SOURCE_*_HEADER",
     NULL};
 
-static const char *const prefixes[] = {"EXOTEL_", "ZOHO_", "BUS_",   "CALL_", "SANDBOX_",
+static const char *const prefixes[] = {"EXOTEL_", "ZOHO_", "BUS_",  "CALL_",   "SANDBOX_",
                                        "LEAD",    "DB_",   "META_", "SOURCE_", NULL};
 
 bool config_pattern_match(const char *pattern, const char *name)

@@ -261,7 +261,7 @@ static void meta_failed(struct sources_meta *m, const char *id, const char *erro
 static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
 {
     char url[APP_URL_MAX + 96], error[256];
-    snprintf(url, sizeof url, "%s/%s/%s", m->graph, m->version, id);
+    snprintf(url, sizeof url, "%s/%s/%.*s", m->graph, m->version, META_ID_MAX - 1, id);
     struct curl_slist *h = curl_slist_append(NULL, m->auth_header);
     struct httpc_request req = {.api = "meta",
                                 .method = "GET",
@@ -289,7 +289,7 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
         sources_new_lead_id(l->lead_id, sizeof l->lead_id);
         l->received_ms = clock_now_ms();
         snprintf(l->source, sizeof l->source, "meta");
-        snprintf(l->source_ref, sizeof l->source_ref, "%s", id);
+        snprintf(l->source_ref, sizeof l->source_ref, "%.*s", META_ID_MAX - 1, id);
         snprintf(l->via, sizeof l->via, "meta");
         struct done_job j = {m, id, l, 0};
         if (store_run(m->ctx.store, done_job, &j) != 0) {
@@ -355,6 +355,7 @@ static int64_t meta_round(struct sources_meta *m, sqlite3 *rdb, CURL *curl)
 static void *meta_worker(void *arg)
 {
     struct sources_meta *m = arg;
+    log_set_target("ingest");
     sqlite3 *rdb = NULL;
     CURL *curl = curl_easy_init();
     if (store_open_reader(m->ctx.store, &rdb) != 0 || curl == NULL) {

@@ -26,7 +26,7 @@ struct sandbox_logged {
     char summary[512];
 };
 
-static const char *const api_names[SANDBOX_APIS] = {"exotel", "zoho"};
+static const char *const api_names[SANDBOX_APIS] = {"exotel", "zoho", "meta"};
 
 uint64_t sandbox_rand(struct sandbox *sb, uint64_t n)
 {
@@ -113,6 +113,7 @@ int sandbox_faults_parse(struct sandbox *sb, const char *spec, char *err, size_t
         }
         int a = strcmp(api, "exotel") == 0 ? SANDBOX_EXOTEL
                 : strcmp(api, "zoho") == 0 ? SANDBOX_ZOHO
+                : strcmp(api, "meta") == 0 ? SANDBOX_META
                                            : -1;
         struct sandbox_faults *f = a >= 0 ? &next[a] : NULL;
         int *pct = NULL;
@@ -250,6 +251,7 @@ static void sandbox_stop(void *state)
     }
     sandbox_exotel_stop(sb);
     sandbox_zoho_stop(sb);
+    sandbox_meta_stop(sb);
     pthread_mutex_destroy(&sb->lock);
     free(sb->log);
     api_keys_free(sb->keys);
@@ -366,15 +368,15 @@ static int sandbox_start(struct app *app, void **state, char err[CONFIG_ERR_MAX]
         return -1;
     }
     if (sandbox_guard_init(sb, app, err) != 0 || sandbox_exotel_start(sb, app, err) != 0 ||
-        sandbox_zoho_start(sb, app, err) != 0 ||
+        sandbox_zoho_start(sb, app, err) != 0 || sandbox_meta_start(sb, app, err) != 0 ||
         http_route(app->http, "GET", "/sandbox/requests", get_requests, sb) != 0 ||
         http_route(app->http, "POST", "/sandbox/faults", post_faults, sb) != 0) {
         sandbox_stop(sb);
         return -1;
     }
-    log_info("Sandbox serving simulated Exotel and Zoho APIs",
+    log_info("Sandbox serving simulated Exotel, Zoho and Meta APIs",
              LOG_FIELDS(LOG_S("exotel", "/sandbox/exotel/v1/Accounts/{sid}/..."),
-                        LOG_S("zoho", "/sandbox/zoho/...")));
+                        LOG_S("zoho", "/sandbox/zoho/..."), LOG_S("meta", "/sandbox/meta/...")));
     *state = sb;
     return 0;
 }

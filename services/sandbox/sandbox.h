@@ -1,11 +1,11 @@
 /*
- * sandbox: simulated Exotel and Zoho APIs, faithful to shared/reference, so
+ * sandbox: simulated Exotel, Zoho and Meta APIs, faithful to shared/reference, so
  * the whole flow runs on one machine with no account. Served under
- * /sandbox/exotel/... and /sandbox/zoho/... on the process's HTTP port.
+ * /sandbox/exotel/..., /sandbox/zoho/... and /sandbox/meta/... on the process's HTTP port.
  *
  * This header is the sandbox's internal contract between its three files:
- * sandbox.c (module, settings, fault injection, request log), sandbox_exotel.c
- * and sandbox_zoho.c. State lives in memory behind one mutex: the sandbox is
+ * sandbox.c (module, settings, fault injection, request log), sandbox_exotel.c,
+ * sandbox_zoho.c and sandbox_meta.c. State lives in memory behind one mutex: the sandbox is
  * a test double, not a service with records to keep.
  */
 #ifndef LEADBUS_SANDBOX_H
@@ -19,7 +19,7 @@
 
 extern const struct module sandbox_module;
 
-enum sandbox_api { SANDBOX_EXOTEL, SANDBOX_ZOHO, SANDBOX_APIS };
+enum sandbox_api { SANDBOX_EXOTEL, SANDBOX_ZOHO, SANDBOX_META, SANDBOX_APIS };
 
 /* Percentages of requests answered with a fault, per API, plus outages. */
 struct sandbox_faults {
@@ -34,6 +34,7 @@ enum sandbox_fault { FAULT_NONE, FAULT_429, FAULT_500, FAULT_TIMEOUT, FAULT_DOWN
 
 struct sandbox_exotel;
 struct sandbox_zoho;
+struct sandbox_meta;
 struct api_keys;
 struct http_req;
 
@@ -47,9 +48,10 @@ struct sandbox {
     int log_cap, log_len, log_head;
     struct sandbox_exotel *exotel;
     struct sandbox_zoho *zoho;
-    int records_max;       /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
-    struct api_keys *keys; /* the operator keys, for the inspection routes off loopback */
-    bool key_required;     /* HTTP_BIND is not a loopback address */
+    struct sandbox_meta *meta; /* Meta Lead Ads: the Graph lead endpoint, signed deliveries */
+    int records_max;           /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
+    struct api_keys *keys;     /* the operator keys, for the inspection routes off loopback */
+    bool key_required;         /* HTTP_BIND is not a loopback address */
 };
 
 /*
@@ -96,5 +98,7 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
 void sandbox_exotel_stop(struct sandbox *sb);
 int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
 void sandbox_zoho_stop(struct sandbox *sb);
+int sandbox_meta_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
+void sandbox_meta_stop(struct sandbox *sb);
 
 #endif
