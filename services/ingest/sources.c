@@ -50,7 +50,7 @@ void sources_count(const char *source, const char *result)
 
 /* ---- writer thread ---- */
 
-static int step_done(sqlite3_stmt *st)
+static int sources_step_ok(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
@@ -85,7 +85,7 @@ int sources_commit(const struct sources_ctx *ctx, sqlite3 *db, struct proto_lead
     sqlite3_bind_text(ins, 2, lead->source_ref, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 3, lead->lead_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 4, clock_now_ms());
-    rc = step_done(ins) == 0 ? SOURCE_CREATED : -1;
+    rc = sources_step_ok(ins) == 0 ? SOURCE_CREATED : -1;
 out:
     sqlite3_finalize(find);
     sqlite3_finalize(ins);

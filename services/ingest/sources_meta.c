@@ -69,15 +69,15 @@ struct sources_meta {
 
 /* ---- writer thread ---- */
 
-struct record_job {
+struct meta_record_job {
     const struct meta_change *changes;
     int n;
     int added; /* out */
 };
 
-static int record_job(sqlite3 *db, void *arg)
+static int meta_record_job(sqlite3 *db, void *arg)
 {
-    struct record_job *j = arg;
+    struct meta_record_job *j = arg;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO meta_leads(leadgen_id, page_id, form_id, state,"
@@ -100,7 +100,7 @@ static int record_job(sqlite3 *db, void *arg)
     return rc;
 }
 
-struct done_job {
+struct meta_done_job {
     struct sources_meta *m;
     const char *leadgen_id;
     struct proto_lead_created *lead;
@@ -126,9 +126,9 @@ static int exec_bound(sqlite3 *db, const char *sql, const char *a, const char *b
     return rc == SQLITE_DONE ? sqlite3_changes(db) : -1;
 }
 
-static int done_job(sqlite3 *db, void *arg)
+static int meta_done_job(sqlite3 *db, void *arg)
 {
-    struct done_job *j = arg;
+    struct meta_done_job *j = arg;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT 1 FROM meta_leads WHERE leadgen_id = ?1 AND state = 'pending'",
@@ -154,7 +154,7 @@ static int done_job(sqlite3 *db, void *arg)
                : -1;
 }
 
-struct fail_job {
+struct meta_fail_job {
     struct sources_meta *m;
     const char *leadgen_id;
     const char *error;
@@ -163,9 +163,9 @@ struct fail_job {
     int tries; /* out */
 };
 
-static int fail_job(sqlite3 *db, void *arg)
+static int meta_fail_job(sqlite3 *db, void *arg)
 {
-    struct fail_job *j = arg;
+    struct meta_fail_job *j = arg;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(
             db, "SELECT tries FROM meta_leads WHERE leadgen_id = ?1 AND state = 'pending'", -1, &st,
@@ -195,14 +195,14 @@ static int fail_job(sqlite3 *db, void *arg)
                : -1;
 }
 
-struct retry_job {
+struct meta_retry_job {
     const char *leadgen_id;
     int changed; /* out */
 };
 
-static int retry_job(sqlite3 *db, void *arg)
+static int meta_retry_job(sqlite3 *db, void *arg)
 {
-    struct retry_job *j = arg;
+    struct meta_retry_job *j = arg;
     j->changed = exec_bound(db,
                             "UPDATE meta_leads SET state = 'pending', tries = 0, next_ms = ?3"
                             " WHERE leadgen_id = ?1 AND state = 'dead'",
@@ -240,8 +240,8 @@ static void meta_gauges(sqlite3 *rdb)
 
 static void meta_failed(struct sources_meta *m, const char *id, const char *error, bool permanent)
 {
-    struct fail_job j = {m, id, error, permanent, false, 0};
-    if (store_run(m->ctx.store, fail_job, &j) != 0) {
+    struct meta_fail_job j = {m, id, error, permanent, false, 0};
+    if (store_run(m->ctx.store, meta_fail_job, &j) != 0) {
         log_error("Cannot record a Graph API failure; the fetch is retried",
                   LOG_FIELDS(LOG_S("leadgenId", id)));
         return;
@@ -291,8 +291,8 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
         snprintf(l->source, sizeof l->source, "meta");
         snprintf(l->source_ref, sizeof l->source_ref, "%.*s", META_ID_MAX - 1, id);
         snprintf(l->via, sizeof l->via, "meta");
-        struct done_job j = {m, id, l, 0};
-        if (store_run(m->ctx.store, done_job, &j) != 0) {
+        struct meta_done_job j = {m, id, l, 0};
+        if (store_run(m->ctx.store, meta_done_job, &j) != 0) {
             log_error("Cannot store the Meta lead; the fetch is retried",
                       LOG_FIELDS(LOG_S("leadgenId", id)));
         } else if (j.created == SOURCE_CREATED) {
@@ -446,8 +446,8 @@ static void post_meta(struct http_req *req, void *arg)
         http_reply_error(req, 400, "malformed_delivery", err, NULL);
         return;
     }
-    struct record_job j = {changes, n, 0};
-    int rc = n > 0 ? store_run(m->ctx.store, record_job, &j) : 0;
+    struct meta_record_job j = {changes, n, 0};
+    int rc = n > 0 ? store_run(m->ctx.store, meta_record_job, &j) : 0;
     if (rc != 0) {
         free(changes);
         sources_count("meta", "unavailable");
@@ -480,7 +480,7 @@ static bool operator(struct sources_meta *m, struct http_req *req)
     return false;
 }
 
-static void get_failed(struct http_req *req, void *arg)
+static void meta_get_failed(struct http_req *req, void *arg)
 {
     struct sources_meta *m = arg;
     if (!operator(m, req)) {
@@ -516,14 +516,14 @@ static void get_failed(struct http_req *req, void *arg)
     http_reply_json(req, 200, o);
 }
 
-static void post_retry(struct http_req *req, void *arg)
+static void meta_post_retry(struct http_req *req, void *arg)
 {
     struct sources_meta *m = arg;
     if (!operator(m, req)) {
         return;
     }
-    struct retry_job j = {req->params[0], 0};
-    if (!meta_id_ok(j.leadgen_id) || store_run(m->ctx.store, retry_job, &j) != 0) {
+    struct meta_retry_job j = {req->params[0], 0};
+    if (!meta_id_ok(j.leadgen_id) || store_run(m->ctx.store, meta_retry_job, &j) != 0) {
         http_reply_error(req, 503, "unavailable", "the retry could not be stored; retry", NULL);
         return;
     }
@@ -634,9 +634,9 @@ int sources_meta_open(const struct sources_ctx *ctx, struct sources_meta **out,
     }
     if (http_route(ctx->app->http, "GET", "/sources/meta", get_meta, m) != 0 ||
         http_route(ctx->app->http, "POST", "/sources/meta", post_meta, m) != 0 ||
-        http_route(ctx->app->http, "GET", "/sources/meta/failed", get_failed, m) != 0 ||
-        http_route(ctx->app->http, "POST", "/sources/meta/failed/{leadgenId}/retry", post_retry,
-                   m) != 0) {
+        http_route(ctx->app->http, "GET", "/sources/meta/failed", meta_get_failed, m) != 0 ||
+        http_route(ctx->app->http, "POST", "/sources/meta/failed/{leadgenId}/retry",
+                   meta_post_retry, m) != 0) {
         snprintf(err, CONFIG_ERR_MAX, "sources: cannot add the Meta routes");
         goto fail;
     }

@@ -58,7 +58,7 @@ static void graph_error(struct http_req *req, int status, int code, const char *
     http_reply_json(req, status, o);
 }
 
-static bool version_ok(const char *v)
+static bool graph_version_ok(const char *v)
 {
     unsigned major, minor;
     char tail;
@@ -79,7 +79,7 @@ static void token_of(struct http_req *req, char *out, size_t size)
     }
 }
 
-static void get_lead(struct http_req *req, void *arg)
+static void meta_graph_get_lead(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
     struct sandbox_meta *m = sb->meta;
@@ -100,7 +100,7 @@ static void get_lead(struct http_req *req, void *arg)
         graph_error(req, 500, 1, "OAuthException", "An unknown error occurred");
         return;
     }
-    if (!version_ok(version)) {
+    if (!graph_version_ok(version)) {
         graph_error(req, 400, 2500, "OAuthException", "Unknown path components");
         return;
     }
@@ -165,7 +165,7 @@ static char *field_data_of(const cJSON *lead)
     return s;
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
+static size_t meta_discard(char *p, size_t size, size_t n, void *arg)
 {
     (void)p;
     (void)arg;
@@ -200,7 +200,7 @@ static long deliver(struct sandbox_meta *m, const char *url, const char *body, c
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, meta_discard);
     long status = 0;
     if (curl_easy_perform(curl) == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -252,7 +252,7 @@ static const char *str_or(const cJSON *o, const char *name, const char *def)
     return cJSON_IsString(it) && strlen(it->valuestring) < 24 ? it->valuestring : def;
 }
 
-static void post_leads(struct http_req *req, void *arg)
+static void meta_post_leads(struct http_req *req, void *arg)
 {
     struct sandbox *sb = arg;
     struct sandbox_meta *m = sb->meta;
@@ -344,8 +344,9 @@ int sandbox_meta_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
     snprintf(m->page_token, sizeof m->page_token, "%s",
              config_str("META_PAGE_TOKEN", "sandbox-page-token"));
     sb->meta = m;
-    if (http_route(app->http, "GET", "/sandbox/meta/{version}/{leadgenId}", get_lead, sb) != 0 ||
-        http_route(app->http, "POST", "/sandbox/meta/leads", post_leads, sb) != 0) {
+    if (http_route(app->http, "GET", "/sandbox/meta/{version}/{leadgenId}", meta_graph_get_lead,
+                   sb) != 0 ||
+        http_route(app->http, "POST", "/sandbox/meta/leads", meta_post_leads, sb) != 0) {
         return -1;
     }
     return 0;
