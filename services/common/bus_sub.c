@@ -917,7 +917,7 @@ static void source_drop(struct bus_sub *s, struct source *src, const char *why, 
 {
     source_log(src, why, warn);
     pthread_mutex_lock(&s->srclock);
-    nng_dialer_close(src->pub_dialer);
+    bus_endpoint_dialer_close(src->pub_dialer);
     if (src->replay_url != NULL) {
         bus_sock_close(src->req, CLOSE_TIMEOUT_MS);
     }

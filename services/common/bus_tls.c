@@ -234,16 +234,33 @@ static void setup_from_env(void)
     }
 }
 
-/* ---- the watcher: failed handshakes, which nng retries silently ---- */
+/*
+ * ---- the watcher: failed handshakes, which nng retries silently, and stuck dialers ----
+ *
+ * Stuck dialers: in nng 1.5.2 (Debian 12's) a TLS connection lost just after its handshake,
+ * between the SP header sent and the peer's awaited, leaves the dialer waiting for good. The TLS
+ * layer closed its TCP aios on the error; the header read then restarts a TCP receive on a closed
+ * aio, which nng drops without a callback, so the negotiation never ends (its 10 s timeout only
+ * aborts that same dead aio) and the dialer, waiting on it, never dials again. A subscriber then
+ * never hears from that publisher (split_mode_tls hung so under ASan: the restarted stats never
+ * caught up). tests/integration/bus_tls_redial.sh cuts connections there through a proxy.
+ * Upstream reworked this after 1.5.2; here the watcher notices a dialer with no pipe whose
+ * statistics (connects, refusals, timeouts, errors) have not moved for BUS_DIAL_STALL_MS, closes it
+ * and dials again with the same settings: a WARN and leadbus_bus_dial_restarts_total{peer}.
+ */
 
 struct watched {
     bool dialer;
     nng_dialer d;
     nng_listener l;
+    uint32_t first_id; /* the dialer's id as its owner knows it (bus_endpoint_dialer_close) */
     char url[256];
     char peer[64];
-    uint64_t refused;  /* auth + proto failures counted so far */
-    int64_t warned_ms; /* the last WARN */
+    char server_name[64]; /* the name the publisher's certificate must carry; "": any */
+    uint64_t refused;     /* auth + proto failures counted so far */
+    int64_t warned_ms;    /* the last WARN */
+    uint64_t progress;    /* a dialer's attempts and failures counted so far */
+    int64_t progress_ms;  /* when they last moved, or it had a pipe */
 };
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -295,6 +312,76 @@ static nng_stat *find_endpoint(nng_stat *all, const char *kind, int id)
     return NULL;
 }
 
+static uint64_t stat_value(nng_stat *ep, const char *name)
+{
+    nng_stat *st = nng_stat_find(ep, name);
+    return st != NULL ? nng_stat_value(st) : 0;
+}
+
+/* Everything a dialer's attempts move: a live dialer without a pipe moves one of them at least
+ * once per attempt (nng re-dials every NNG_OPT_RECONNMINT, 100 ms by default). */
+static uint64_t dial_progress(nng_stat *ep)
+{
+    static const char *const names[] = {"connect", "refused", "disconnect", "canceled",
+                                        "other",   "timeout", "proto",      "auth",
+                                        "oom",     "reject",  NULL};
+    uint64_t n = 0;
+    for (int i = 0; names[i] != NULL; i++) {
+        n += stat_value(ep, names[i]);
+    }
+    return n;
+}
+
+static int dial_tls(nng_socket s, const char *url, const char *peer_name, int flags,
+                    nng_dialer *out);
+
+/* Close a stuck dialer and dial again with its settings (watch_lock held). */
+static void dial_again(struct watched *w, nng_socket s, int64_t now)
+{
+    nng_dialer d;
+    int rc = dial_tls(s, w->url, w->server_name[0] != '\0' ? w->server_name : NULL,
+                      NNG_FLAG_NONBLOCK, &d);
+    if (rc != 0) {
+        w->progress_ms = now; /* try again after another stall period */
+        log_error("Bus dialer stuck and cannot be replaced; its publisher is not followed",
+                  LOG_FIELDS(LOG_S("url", w->url), LOG_S("expected", w->peer),
+                             LOG_S("error", nng_strerror(rc))));
+        return;
+    }
+    nng_dialer_close(w->d);
+    w->d = d;
+    w->progress = 0;
+    w->progress_ms = now;
+    char labels[96];
+    snprintf(labels, sizeof labels, "peer=\"%s\"", w->peer);
+    metrics_counter_add("leadbus_bus_dial_restarts_total",
+                        "Bus TLS dialers found stuck after a connection lost mid-negotiation "
+                        "(nng 1.5.2) and dialed again",
+                        labels, 1);
+    log_warn("Bus dialer stuck after a TLS connection was lost mid-negotiation; dialing again",
+             LOG_FIELDS(LOG_S("url", w->url), LOG_S("expected", w->peer),
+                        LOG_I("stalledMs", BUS_DIAL_STALL_MS)));
+}
+
+/* A dialer's stall check: false if its owner closed it (the entry is then dropped). */
+static bool dial_check(struct watched *w, nng_stat *ep, int64_t now)
+{
+    if (ep == NULL) {
+        return false;
+    }
+    uint64_t progress = dial_progress(ep);
+    if (stat_value(ep, "pipes") > 0 || progress != w->progress || w->progress_ms == 0) {
+        w->progress = progress;
+        w->progress_ms = now;
+        return true;
+    }
+    if (now - w->progress_ms >= BUS_DIAL_STALL_MS) {
+        nng_socket s = {.id = (uint32_t)stat_value(ep, "socket")};
+        dial_again(w, s, now);
+    }
+    return true;
+}
+
 static void watch_once(void)
 {
     nng_stat *all;
@@ -312,6 +399,9 @@ static void watch_once(void)
             uint64_t more = n - w->refused;
             w->refused = n;
             report(w, more, now);
+        }
+        if (w->dialer && !dial_check(w, ep, now)) {
+            watch[i--] = watch[--nwatch]; /* closed by its owner (or its socket closed) */
         }
     }
     pthread_mutex_unlock(&watch_lock);
@@ -334,9 +424,10 @@ static void watch_add(bool dialer, nng_dialer d, nng_listener l, const char *url
     pthread_mutex_lock(&watch_lock);
     if (nwatch < WATCH_MAX) {
         struct watched *w = &watch[nwatch++];
-        *w = (struct watched){.dialer = dialer, .d = d, .l = l};
+        *w = (struct watched){.dialer = dialer, .d = d, .l = l, .first_id = d.id};
         snprintf(w->url, sizeof w->url, "%s", url);
         snprintf(w->peer, sizeof w->peer, "%s", peer != NULL ? peer : "any CA certificate");
+        snprintf(w->server_name, sizeof w->server_name, "%s", dialer && peer != NULL ? peer : "");
     }
     if (!watcher_started) {
         pthread_t t;
@@ -349,7 +440,49 @@ static void watch_add(bool dialer, nng_dialer d, nng_listener l, const char *url
     pthread_mutex_unlock(&watch_lock);
 }
 
+int bus_endpoint_dialer_close(nng_dialer d)
+{
+    pthread_mutex_lock(&watch_lock);
+    for (int i = 0; i < nwatch; i++) {
+        if (watch[i].dialer && watch[i].first_id == d.id) {
+            d = watch[i].d; /* the watcher may have replaced it */
+            watch[i] = watch[--nwatch];
+            break;
+        }
+    }
+    int rc = nng_dialer_close(d);
+    pthread_mutex_unlock(&watch_lock);
+    return rc;
+}
+
 /* ---- endpoints ---- */
+
+/* A started TLS dialer verifying the server's certificate for `peer_name` (NULL: CA only). */
+static int dial_tls(nng_socket s, const char *url, const char *peer_name, int flags,
+                    nng_dialer *out)
+{
+    nng_dialer d;
+    nng_tls_config *cfg;
+    const char *what;
+    int rc = nng_dialer_create(&d, s, url);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = make_config(NNG_TLS_MODE_CLIENT, peer_name, &cfg, &what);
+    if (rc == 0) {
+        rc = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+        nng_tls_config_free(cfg);
+    }
+    if (rc == 0) {
+        rc = nng_dialer_start(d, flags);
+    }
+    if (rc != 0) {
+        nng_dialer_close(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
 
 static int refuse(const char *url, const char *msg)
 {
@@ -413,22 +546,8 @@ int bus_endpoint_dial_get(nng_socket s, const char *url, const char *peer_name, 
                  LOG_FIELDS(LOG_S("url", url)));
     }
     nng_dialer d;
-    nng_tls_config *cfg;
-    const char *what;
-    int rc = nng_dialer_create(&d, s, url);
+    int rc = dial_tls(s, url, peer_name, flags, &d);
     if (rc != 0) {
-        return rc;
-    }
-    rc = make_config(NNG_TLS_MODE_CLIENT, peer_name, &cfg, &what);
-    if (rc == 0) {
-        rc = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
-        nng_tls_config_free(cfg);
-    }
-    if (rc == 0) {
-        rc = nng_dialer_start(d, flags);
-    }
-    if (rc != 0) {
-        nng_dialer_close(d);
         return rc;
     }
     watch_add(true, d, (nng_listener){0}, url, peer_name);

@@ -16,6 +16,9 @@
  * watcher thread (started with the first TLS endpoint) reads nng's per-endpoint statistics every
  * second and turns refused peers into a WARN (first one, then at most one per 30 s per endpoint)
  * and leadbus_bus_tls_refused_total{side,peer}.
+ * The same watcher replaces a TLS dialer that nng 1.5.2 left stuck after a connection lost
+ * mid-negotiation (no pipe, no attempt for BUS_DIAL_STALL_MS): a WARN and
+ * leadbus_bus_dial_restarts_total{peer} (bus_tls.c, "Stuck dialers").
  *
  * A program that never calls bus_tls_setup() (an outside subscriber such as
  * proto/examples/webhook_forwarder.c) reads BUS_TLS_CA, BUS_TLS_CERT, BUS_TLS_KEY and BUS_INSECURE
@@ -42,6 +45,10 @@ int bus_tls_setup(const char *ca_path, const char *cert_path, const char *key_pa
 bool bus_tls_enabled(void);
 void bus_tls_cleanup(void);
 
+/* A TLS dialer with no pipe whose attempts have not moved for this long is stuck and replaced
+ * (nng's negotiation timeout is 10 s: a live attempt moves within it). */
+#define BUS_DIAL_STALL_MS 15000
+
 enum bus_url_kind {
     BUS_URL_LOCAL,    /* inproc://, ipc://, abstract:// */
     BUS_URL_LOOPBACK, /* plain tcp:// or ws:// to 127.0.0.0/8, ::1 or localhost */
@@ -67,5 +74,11 @@ int bus_endpoint_dial(nng_socket s, const char *url, const char *peer_name, int 
 /* The same, giving the dialer in *out (to close it alone: a discovered publisher that left). */
 int bus_endpoint_dial_get(nng_socket s, const char *url, const char *peer_name, int flags,
                           nng_dialer *out);
+/*
+ * Close a dialer from bus_endpoint_dial_get(). Use this, not nng_dialer_close(): a TLS dialer
+ * that nng 1.5.2 left stuck (a connection lost mid-negotiation) is replaced by the watcher after
+ * BUS_DIAL_STALL_MS without progress, and this closes whichever dialer is current.
+ */
+int bus_endpoint_dialer_close(nng_dialer d);
 
 #endif
