@@ -17,6 +17,7 @@ struct field {
     size_t off;
     size_t size; /* for F_STR: the array size, so at most size-1 bytes */
     bool required;
+    bool omit_zero; /* F_I64 added later: left out of frames and JSON while 0 */
 };
 
 #define FSTR(st, m, req)                                                                           \
@@ -26,6 +27,10 @@ struct field {
 #define FI64(st, m, req)                                                                           \
     {                                                                                              \
 #m, F_I64, offsetof(st, m), sizeof(int64_t), req                                           \
+    }
+#define FI64_OMIT_ZERO(st, m)                                                                      \
+    {                                                                                              \
+#m, F_I64, offsetof(st, m), sizeof(int64_t), false, true                                   \
     }
 #define FBOOL(st, m, req)                                                                          \
     {                                                                                              \
@@ -50,7 +55,24 @@ static const struct field lead_created_fields[] = {
     FSTR(struct proto_lead_created, via, false),
     FSTR(struct proto_lead_created, origin, false),
     FSTR(struct proto_lead_created, source_ref, false),
+    FI64_OMIT_ZERO(struct proto_lead_created, erased_ms),
 };
+
+static const struct field lead_erased_fields[] = {
+    FSTR(struct proto_lead_erased, lead_id, true),
+    FI64(struct proto_lead_erased, erased_ms, true),
+};
+
+/* A field left out while zero (omit_zero): older frames stay byte for byte the same. */
+static bool omitted(const struct field *f, const void *st)
+{
+    int64_t v = 0;
+    if (!f->omit_zero) {
+        return false;
+    }
+    memcpy(&v, (const char *)st + f->off, sizeof v);
+    return v == 0;
+}
 
 static const struct field lead_synced_fields[] = {
     FSTR(struct proto_lead_synced, lead_id, true),
@@ -126,6 +148,7 @@ static const struct topic_desc topics[PROTO_TOPIC_COUNT] = {
     [PROTO_CALL_DUE] = TOPIC("call.due", call_due_fields),
     [PROTO_CALL_STATUS] = TOPIC("call.status", call_status_fields),
     [PROTO_CALL_SYNC_FAILED] = TOPIC("call.sync_failed", call_sync_failed_fields),
+    [PROTO_LEAD_ERASED] = TOPIC("lead.erased", lead_erased_fields),
     [PROTO_HEARTBEAT] = {"_hb", NULL, 0},
 };
 
@@ -191,10 +214,17 @@ static void pack_data(msgpack_packer *pk, enum proto_topic t, const void *st)
         return;
     }
     const struct topic_desc *d = &topics[t];
-    msgpack_pack_map(pk, d->nfields);
+    size_t n = 0;
+    for (size_t i = 0; i < d->nfields; i++) {
+        n += !omitted(&d->fields[i], st);
+    }
+    msgpack_pack_map(pk, n);
     for (size_t i = 0; i < d->nfields; i++) {
         const struct field *f = &d->fields[i];
         const char *p = (const char *)st + f->off;
+        if (omitted(f, st)) {
+            continue;
+        }
         pack_str(pk, f->key);
         switch (f->type) {
         case F_STR:
@@ -668,6 +698,9 @@ char *proto_data_to_json(enum proto_topic t, const void *st)
         for (size_t i = 0; i < d->nfields; i++) {
             const struct field *f = &d->fields[i];
             const char *p = (const char *)st + f->off;
+            if (omitted(f, st)) {
+                continue;
+            }
             switch (f->type) {
             case F_STR:
                 cJSON_AddStringToObject(o, f->key, p);

@@ -33,6 +33,7 @@ enum proto_topic {
     PROTO_CALL_DUE,
     PROTO_CALL_STATUS,
     PROTO_CALL_SYNC_FAILED,
+    PROTO_LEAD_ERASED,
     PROTO_HEARTBEAT,
     PROTO_TOPIC_COUNT
 };
@@ -51,10 +52,18 @@ struct proto_lead_created {
     char company[256];
     char city[128];
     char notes[2048];
-    char extra[8192]; /* JSON text of the client's free `extra` object, or "" */
-    char via[24];     /* how it came: "api" (an operator key) or the form key's id ("form-1") */
-    char origin[256]; /* the page's Origin for a form key, or "" */
+    char extra[8192];     /* JSON text of the client's free `extra` object, or "" */
+    char via[24];         /* how it came: "api" (an operator key) or the form key's id ("form-1") */
+    char origin[256];     /* the page's Origin for a form key, or "" */
     char source_ref[128]; /* the source's own id (Meta leadgen_id, a webhook's id), or "" */
+    int64_t erased_ms;    /* 0; in a kept event rewritten after lead.erased: when, and the
+                             personal fields are "" */
+};
+
+/* An operator erased a lead's personal data (DELETE /leads/{id}): every store scrubs it. */
+struct proto_lead_erased {
+    char lead_id[40];
+    int64_t erased_ms;
 };
 
 struct proto_lead_synced {
@@ -135,6 +144,7 @@ union proto_data {
     struct proto_call_due call_due;
     struct proto_call_status call_status;
     struct proto_call_sync_failed call_sync_failed;
+    struct proto_lead_erased lead_erased;
     struct proto_heartbeat heartbeat;
 };
 

@@ -10,6 +10,7 @@
 #include "phone.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "rate_limit.h"
 #include "retry_policy.h"
 #include "upstream.h"
@@ -181,8 +182,9 @@ static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created
     if (exists != 0) {
         return exists < 0 ? -1 : 0;
     }
-    int err;
-    const char *reason = skip_reason(db, s, l, &err);
+    int err = 0;
+    /* Erased (a kept event rewritten, read by a late or reset subscriber): never called. */
+    const char *reason = l->erased_ms != 0 ? "canceled" : skip_reason(db, s, l, &err);
     if (err != 0) {
         return -1;
     }
@@ -219,6 +221,87 @@ static int on_lead(sqlite3 *db, struct sched *s, const struct proto_lead_created
     return 0;
 }
 
+/* outbox_rewrite's edit: the erased lead's kept call.scheduled and call.due lose the phone. */
+static int scrub_call_event(struct proto_event *ev, void *arg)
+{
+    const char *lead_id = arg;
+    char *e164 = NULL, *dial = NULL;
+    if (ev->topic == PROTO_CALL_SCHEDULED &&
+        strcmp(ev->data.call_scheduled.lead_id, lead_id) == 0) {
+        e164 = ev->data.call_scheduled.phone_e164;
+        dial = ev->data.call_scheduled.phone_dial;
+    } else if (ev->topic == PROTO_CALL_DUE && strcmp(ev->data.call_due.lead_id, lead_id) == 0) {
+        e164 = ev->data.call_due.phone_e164;
+        dial = ev->data.call_due.phone_dial;
+    }
+    if (e164 == NULL || (e164[0] == '\0' && dial[0] == '\0')) {
+        return 0;
+    }
+    e164[0] = dial[0] = '\0';
+    return 1;
+}
+
+/*
+ * lead.erased: the lead's phone numbers leave the calls table and the kept events; a pending
+ * call is canceled (call.skipped, reason canceled); a call being dialed ends without a retry
+ * (on_status: no number). Read before its lead.created (another stream), the call is recorded
+ * as canceled, so that lead.created schedules nothing.
+ */
+static int on_erased(sqlite3 *db, struct sched *s, const struct proto_lead_erased *e)
+{
+    char call_id[64];
+    snprintf(call_id, sizeof call_id, "call_%s", e->lead_id);
+    int exists = call_exists(db, call_id);
+    if (exists < 0) {
+        return -1;
+    }
+    if (exists == 0) {
+        struct proto_lead_created l = {.received_ms = e->erased_ms, .erased_ms = e->erased_ms};
+        snprintf(l.lead_id, sizeof l.lead_id, "%s", e->lead_id);
+        return on_lead(db, s, &l);
+    }
+    char state[16] = "";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT state FROM calls WHERE call_id = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        store_text(st, 0, state, sizeof state);
+    }
+    sqlite3_finalize(st);
+    bool pending = strcmp(state, "pending") == 0;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE calls SET phone_e164 = '', phone_dial = '', updated_ms = ?2,"
+                           " state = CASE WHEN state = 'pending' THEN 'canceled' ELSE state END,"
+                           " status = CASE WHEN state = 'pending' THEN 'canceled' ELSE status END,"
+                           " detail = CASE WHEN state = 'pending' THEN 'lead erased' ELSE detail"
+                           " END WHERE call_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, clock_now_ms());
+    if (step_done(st) != 0 ||
+        outbox_rewrite(db, e->lead_id, 0, scrub_call_event, (void *)e->lead_id) < 0) {
+        return -1;
+    }
+    if (pending) {
+        struct proto_call_skipped ev = {0};
+        snprintf(ev.call_id, sizeof ev.call_id, "%s", call_id);
+        snprintf(ev.lead_id, sizeof ev.lead_id, "%s", e->lead_id);
+        snprintf(ev.reason, sizeof ev.reason, "canceled");
+        if (bus_pub_append(s->pub, db, PROTO_CALL_SKIPPED, &ev, NULL) != 0) {
+            return -1;
+        }
+        wake_mark(&s->wake);
+    }
+    log_info("Lead erased: phone numbers scrubbed",
+             LOG_FIELDS(LOG_S("callId", call_id), LOG_S("canceled", pending ? "yes" : "no")));
+    return 0;
+}
+
 /* An attempt's final outcome: another attempt per the retry policy, or the call is closed. */
 static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
 {
@@ -249,6 +332,9 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
         return 0; /* not the attempt in flight: already handled, or canceled */
     }
     int64_t delay = retry_policy_next(&s->retry, c->status, attempt);
+    if (next.phone_e164[0] == '\0') {
+        delay = -1; /* the lead was erased while this attempt was dialed: no number to retry */
+    }
     int64_t attempts = 0;
     if (delay >= 0 && attempts_to(db, next.phone_e164, e->ts, &attempts) != 0) {
         return -1;
@@ -303,6 +389,9 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     }
     if (ev->topic == PROTO_CALL_STATUS) {
         return on_status(db, s, ev);
+    }
+    if (ev->topic == PROTO_LEAD_ERASED) {
+        return on_erased(db, s, &ev->data.lead_erased);
     }
     return 0;
 }
@@ -740,12 +829,12 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
                               .pub_url = pub,
                               .replay_url = replay,
                               .retention_days = app->retention_days};
-    const char *topics[] = {"lead.created", "call.status"};
+    const char *topics[] = {"lead.created", "call.status", "lead.erased"};
     struct bus_sub_opts so = {.name = "call-scheduler",
                               .sources = src->src,
                               .nsources = src->n,
                               .topics = topics,
-                              .ntopics = 2,
+                              .ntopics = 3,
                               .handler = on_event,
                               .arg = s,
                               .discover = app_sources_discover(src)};

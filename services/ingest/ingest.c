@@ -8,6 +8,7 @@
 #include "lead_parse.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "phone.h"
 #include "sources.h"
 
@@ -406,6 +407,129 @@ static bool ready(void *arg)
 
 /* ---- module ---- */
 
+/* ---- erasure on request: DELETE /leads/{leadId} (operator key) ---- */
+
+struct erase_job {
+    struct ingest *ing;
+    const char *lead_id;
+    /* out */
+    bool found;
+    bool already;      /* erased by an earlier request */
+    int64_t erased_ms; /* when */
+    int events;        /* kept events rewritten */
+};
+
+/* outbox_rewrite's edit: this lead's kept lead.created loses its personal fields. */
+static int scrub_lead_event(struct proto_event *ev, void *arg)
+{
+    const struct erase_job *j = arg;
+    struct proto_lead_created *l = &ev->data.lead_created;
+    if (ev->topic != PROTO_LEAD_CREATED || strcmp(l->lead_id, j->lead_id) != 0) {
+        return 0;
+    }
+    char *const fields[] = {l->first_name, l->last_name, l->email, l->phone_raw, l->phone_e164,
+                            l->phone_dial, l->notes,     l->extra, l->origin};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        fields[i][0] = '\0';
+    }
+    l->erased_ms = j->erased_ms;
+    return 1;
+}
+
+/* The row scrubbed, the kept lead.created rewritten and lead.erased published, together. */
+static int erase_job(sqlite3 *db, void *arg)
+{
+    struct erase_job *j = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(erased_ms, 0) FROM leads WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, j->lead_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        j->found = true;
+        j->erased_ms = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    j->already = j->erased_ms != 0;
+    if (!j->found || j->already) {
+        return 0;
+    }
+    j->erased_ms = clock_now_ms();
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE leads SET first_name = NULL, last_name = '', email = NULL,"
+                           " phone_raw = NULL, phone_e164 = NULL, phone_dial = NULL, notes = NULL,"
+                           " extra = NULL, erased_ms = ?2 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, j->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, j->erased_ms);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    j->events = rc == 0 ? outbox_rewrite(db, j->lead_id, 0, scrub_lead_event, j) : -1;
+    struct proto_lead_erased ev = {.erased_ms = j->erased_ms};
+    snprintf(ev.lead_id, sizeof ev.lead_id, "%s", j->lead_id);
+    if (j->events < 0 || bus_pub_append(j->ing->pub, db, PROTO_LEAD_ERASED, &ev, NULL) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void delete_lead(struct http_req *req, void *arg)
+{
+    struct ingest *ing = arg;
+    if (!api_keys_check(ing->keys, http_header(req, "X-API-Key"))) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+        return;
+    }
+    struct erase_job j = {.ing = ing, .lead_id = req->params[0]};
+    if (strlen(j.lead_id) >= sizeof((struct proto_lead_erased *)0)->lead_id) {
+        http_reply_error(req, 404, "not_found", "no lead with that id", NULL);
+        return;
+    }
+    if (store_run(ing->store, erase_job, &j) != 0) {
+        metrics_counter_add("leadbus_leads_erased_total", "Leads erased on request (DELETE /leads)",
+                            "result=\"error\"", 1);
+        log_error("Cannot erase a lead: its store could not be written",
+                  LOG_FIELDS(LOG_S("leadId", j.lead_id)));
+        http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
+        return;
+    }
+    if (!j.found) {
+        http_reply_error(req, 404, "not_found", "no lead with that id", NULL);
+        return;
+    }
+    if (!j.already) {
+        metrics_counter_add("leadbus_leads_erased_total", "Leads erased on request (DELETE /leads)",
+                            "result=\"erased\"", 1);
+        log_info("Lead erased on request",
+                 LOG_FIELDS(LOG_S("leadId", j.lead_id), LOG_I("keptEventsRewritten", j.events)));
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON_AddStringToObject(o, "leadId", j.lead_id);
+    cJSON_AddBoolToObject(o, "erased", true);
+    cJSON_AddBoolToObject(o, "alreadyErased", j.already);
+    cJSON_AddNumberToObject(o, "erasedMs", (double)j.erased_ms);
+    cJSON *where = cJSON_AddObjectToObject(o, "erasedFrom");
+    cJSON *in = cJSON_AddObjectToObject(where, "ingest");
+    cJSON *f = cJSON_AddArrayToObject(in, "fields");
+    static const char *const names[] = {"first_name", "last_name", "email", "phone",
+                                        "notes",      "extra",     "origin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cJSON_AddItemToArray(f, cJSON_CreateString(names[i]));
+    }
+    cJSON_AddNumberToObject(in, "keptEventsRewritten", j.already ? 0 : j.events);
+    cJSON_AddStringToObject(
+        where, "subscribers",
+        "lead.erased published: zoho-sync (its copy of the lead; a pending sync is dropped), "
+        "call-scheduler (phone numbers; a pending call is canceled; its kept events) and stats "
+        "(name, phone, timeline) scrub theirs when they read it; the CRM record is not touched "
+        "(ZOHO_ERASE is not built yet)");
+    http_reply_json(req, 200, o);
+}
+
 static void ingest_stop(void *state)
 {
     struct ingest *ing = state;
@@ -462,6 +586,7 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         (po.store = ing->store, bus_pub_open(&po, &ing->pub)) != 0 ||
         http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
         http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||
+        http_route(app->http, "DELETE", "/leads/{leadId}", delete_lead, ing) != 0 ||
         http_ready_check(app->http, "ingest", ready, ing) != 0) {
         ingest_stop(ing);
         return -1;

@@ -35,6 +35,12 @@ static const char schema[] =
     "  call_id TEXT NOT NULL, attempt INTEGER NOT NULL, kind TEXT NOT NULL,"
     "  PRIMARY KEY(call_id, attempt, kind)) WITHOUT ROWID;";
 
+/* Schema steps after version 1 (store.h, "Schema versions"); never edit `schema` above. */
+static const struct store_migration migrations[] = {
+    /* 2: when a lead was erased on request (name and phone are then "", its timeline gone) */
+    {2, "ALTER TABLE st_leads ADD COLUMN erased_ms INTEGER;"},
+};
+
 struct stats {
     struct store *store;
     struct bus_sub *sub;
@@ -134,7 +140,8 @@ static int on_lead(sqlite3 *db, const struct proto_lead_created *l)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO st_leads(lead_id, received_ms, name, phone,"
-                           " source, sync) VALUES(?1,?2,?3,?4,?5,'pending')",
+                           " source, sync, erased_ms) VALUES(?1,?2,?3,?4,?5,'pending',"
+                           " nullif(?6, 0))",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
@@ -143,6 +150,7 @@ static int on_lead(sqlite3 *db, const struct proto_lead_created *l)
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, l->phone_raw[0] ? masked : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, l->source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, l->erased_ms);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -318,6 +326,57 @@ static int on_status(sqlite3 *db, const struct proto_event *ev)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* 1 if the lead was erased on request, 0 if not (or unknown), -1 on error. */
+static int lead_erased(sqlite3 *db, const char *lead_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM st_leads WHERE lead_id = ?1 AND erased_ms IS NOT NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * lead.erased: name and phone scrubbed, the timeline dropped (it held the lead's fields); ids,
+ * times, the Zoho state and call outcomes stay, so every count stays right. Read before its
+ * lead.created (another stream), the lead is recorded (and counted) here already erased.
+ */
+static int on_erased(sqlite3 *db, const struct proto_lead_erased *e)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE st_leads SET name = '', phone = '', erased_ms = ?2"
+                           " WHERE lead_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, e->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, e->erased_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE && sqlite3_changes(db) == 0) {
+        struct proto_lead_created l = {.received_ms = e->erased_ms};
+        snprintf(l.lead_id, sizeof l.lead_id, "%s", e->lead_id);
+        if (on_lead(db, &l) != 0) { /* counted as received: its lead.created will find it */
+            return -1;
+        }
+        return on_erased(db, e);
+    }
+    if (rc != SQLITE_DONE || sqlite3_prepare_v2(db, "DELETE FROM st_timeline WHERE lead_id = ?1",
+                                                -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, e->lead_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     (void)arg;
@@ -370,10 +429,16 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
         lead_id = d->call_sync_failed.lead_id;
         rc = count_add(db, "outcomes.sync_failed", 1);
         break;
+    case PROTO_LEAD_ERASED:
+        return on_erased(db, &d->lead_erased);
     default:
         return 0;
     }
-    return rc != 0 ? -1 : add_timeline(db, ev, lead_id);
+    if (rc != 0) {
+        return -1;
+    }
+    int erased = lead_erased(db, lead_id); /* an erased lead's timeline stays empty */
+    return erased < 0 ? -1 : erased ? 0 : add_timeline(db, ev, lead_id);
 }
 
 /* ---- reading (reader connections: the HTTP side never waits on the writer) ---- */
@@ -590,8 +655,9 @@ static void get_leads(struct http_req *req, void *arg)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON *list = cJSON_AddArrayToObject(o, "leads");
-    if (sqlite3_prepare_v2(db, LEAD_QUERY "ORDER BY l.received_ms DESC LIMIT ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db, LEAD_QUERY "WHERE l.erased_ms IS NULL ORDER BY l.received_ms DESC LIMIT ?1", -1,
+            &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int(st, 1, (int)limit);
         while (sqlite3_step(st) == SQLITE_ROW) {
             cJSON_AddItemToArray(list, lead_json(st));
@@ -612,6 +678,27 @@ static void get_lead(struct http_req *req, void *arg)
     sqlite3 *db = reader(s, req);
     sqlite3_stmt *st;
     if (db == NULL) {
+        return;
+    }
+    int64_t erased_ms = 0;
+    if (sqlite3_prepare_v2(db, "SELECT erased_ms FROM st_leads WHERE lead_id = ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            erased_ms = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    if (erased_ms != 0) { /* erased on request: that it was, and nothing else */
+        sqlite3_close(db);
+        char at[32];
+        iso_time(erased_ms, at);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "success", true);
+        cJSON_AddStringToObject(o, "leadId", req->params[0]);
+        cJSON_AddBoolToObject(o, "erased", true);
+        cJSON_AddStringToObject(o, "erasedAt", at);
+        http_reply_json(req, 200, o);
         return;
     }
     cJSON *lead = NULL;
@@ -734,7 +821,8 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         .arg = s,
         .discover = app_sources_discover(src)};
     if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
-        app_store_open(app, "stats", schema, &s->store) != 0 ||
+        app_store_open_versioned(app, "stats", schema, migrations,
+                                 sizeof migrations / sizeof migrations[0], &s->store) != 0 ||
         store_run(s->store, since_job, NULL) != 0 ||
         (so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/exotel/stats", get_stats, s) != 0 ||

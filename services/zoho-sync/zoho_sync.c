@@ -48,6 +48,57 @@ struct pending {
 
 /* ---- bus handler (writer thread) ---- */
 
+/*
+ * lead.erased (or a kept lead.created already rewritten so): the copy of the lead kept for
+ * sending is scrubbed. A lead not yet in Zoho is never sent: dead with code ERASED, and
+ * lead.sync_failed (permanent) closes it for stats. One in Zoho stays there: the CRM record is
+ * not touched (ZOHO_ERASE is not built yet; README, "Privacy and retention").
+ */
+static int on_erased(sqlite3 *db, struct zsync *z, const char *lead_id, uint64_t seq)
+{
+    sqlite3_stmt *st;
+    char state[16] = "";
+    if (sqlite3_prepare_v2(db, "SELECT state FROM zoho_leads WHERE lead_id = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        store_text(st, 0, state, sizeof state);
+    }
+    sqlite3_finalize(st);
+    bool close = state[0] == '\0' || strcmp(state, "pending") == 0;
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO zoho_leads(lead_id, seq, lead_json, state, next_try_ms, updated_ms, code,"
+            " message) VALUES(?1, ?2, '{}', 'dead', 0, ?3, 'ERASED', 'erased on request')"
+            " ON CONFLICT(lead_id) DO UPDATE SET lead_json = '{}', updated_ms = ?3,"
+            " code = CASE WHEN state = 'pending' THEN 'ERASED' ELSE code END,"
+            " message = CASE WHEN state = 'pending' THEN 'erased on request' ELSE message END,"
+            " state = CASE WHEN state = 'pending' THEN 'dead' ELSE state END",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 3, clock_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    if (!close) {
+        return 0;
+    }
+    struct proto_lead_sync_failed ev;
+    memset(&ev, 0, sizeof ev);
+    snprintf(ev.lead_id, sizeof ev.lead_id, "%s", lead_id);
+    snprintf(ev.code, sizeof ev.code, "ERASED");
+    snprintf(ev.message, sizeof ev.message, "erased on request before it reached Zoho");
+    ev.permanent = true;
+    return bus_pub_append(z->pub, db, PROTO_LEAD_SYNC_FAILED, &ev, NULL);
+}
+
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     struct zsync *z = arg;
@@ -55,8 +106,14 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     if (ev->topic == PROTO_CALL_STATUS) {
         return zoho_outcomes_on_status(db, ev);
     }
+    if (ev->topic == PROTO_LEAD_ERASED) {
+        return on_erased(db, z, ev->data.lead_erased.lead_id, ev->seq);
+    }
     if (ev->topic != PROTO_LEAD_CREATED) {
         return 0;
+    }
+    if (ev->data.lead_created.erased_ms != 0) {
+        return on_erased(db, z, ev->data.lead_created.lead_id, ev->seq);
     }
     char *json = proto_data_to_json(ev->topic, &ev->data);
     if (json == NULL) {
@@ -813,12 +870,13 @@ static int open_store_and_bus(struct zsync *z, struct app *app, char err[CONFIG_
         goto out;
     }
     const char *topics[] = {proto_topic_name(PROTO_LEAD_CREATED),
-                            proto_topic_name(PROTO_CALL_STATUS)};
+                            proto_topic_name(PROTO_CALL_STATUS),
+                            proto_topic_name(PROTO_LEAD_ERASED)};
     struct bus_sub_opts so = {.name = "zoho-sync",
                               .sources = src->src,
                               .nsources = src->n,
                               .topics = topics,
-                              .ntopics = 2,
+                              .ntopics = 3,
                               .handler = on_event,
                               .arg = z,
                               .store = z->store,

@@ -40,6 +40,7 @@ make_release1_stores() { # DIR
     stop_all
     # Undo the steps after version 1 (newest first), as release 1 had no user_version.
     sqlite3 "$1/ingest.db" "ALTER TABLE leads DROP COLUMN erased_ms"
+    sqlite3 "$1/stats.db" "ALTER TABLE st_leads DROP COLUMN erased_ms"
     for s in $STORES; do sqlite3 "$1/$s.db" "PRAGMA user_version = 0"; done
 }
 
@@ -76,10 +77,12 @@ snapshot "$T/d" >"$T/after"
 diff "$T/before" "$T/after" || fail "the upgrade changed leads, calls or cursors"
 [ "$(sqlite3 "$T/d/ingest.db" "PRAGMA user_version")" -eq 2 ] || fail "ingest.db not at version 2"
 sqlite3 "$T/d/ingest.db" "SELECT count(erased_ms) FROM leads" >/dev/null || fail "no leads.erased_ms"
-for s in zoho-sync call-scheduler dialer stats; do
+[ "$(sqlite3 "$T/d/stats.db" "PRAGMA user_version")" -eq 2 ] || fail "stats.db not at version 2"
+sqlite3 "$T/d/stats.db" "SELECT count(erased_ms) FROM st_leads" >/dev/null || fail "no st_leads.erased_ms"
+for s in zoho-sync call-scheduler dialer; do
     [ "$(sqlite3 "$T/d/$s.db" "PRAGMA user_version")" -eq 1 ] || fail "$s.db not at version 1"
 done
-echo "upgraded: $N leads, calls and every cursor kept; ingest.db at version 2, the others at 1"
+echo "upgraded: $N leads, calls and every cursor kept; ingest.db and stats.db at version 2, the others at 1"
 
 # ... and the upgraded deployment takes new leads (and a second start changes nothing)
 start_all "$T/d"

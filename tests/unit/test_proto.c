@@ -51,6 +51,35 @@ static void test_roundtrip_lead_created(void **state)
     free(l);
 }
 
+/* erased_ms: absent from frames and JSON while 0 (older frames stay the same), kept when set;
+ * lead.erased round-trips. */
+static void test_lead_erased(void **state)
+{
+    (void)state;
+    struct proto_lead_created *l = calloc(1, sizeof *l);
+    strcpy(l->lead_id, "ld_02");
+    strcpy(l->last_name, "X");
+    strcpy(l->phone_status, "none");
+    uint8_t *frame;
+    size_t len;
+    assert_int_equal(proto_frame_encode(PROTO_LEAD_CREATED, "ingest", 1, 1, 1, l, &frame, &len),
+                     PROTO_OK);
+    assert_null(memmem(frame, len, "erased_ms", 9));
+    free(frame);
+    char *json = proto_data_to_json(PROTO_LEAD_CREATED, l);
+    assert_null(strstr(json, "erased_ms"));
+    free(json);
+    l->erased_ms = 1700000000999;
+    roundtrip(PROTO_LEAD_CREATED, l, sizeof *l);
+    json = proto_data_to_json(PROTO_LEAD_CREATED, l);
+    assert_non_null(strstr(json, "\"erased_ms\":1700000000999"));
+    free(json);
+    free(l);
+    struct proto_lead_erased e = {.lead_id = "ld_02", .erased_ms = 1700000000999};
+    roundtrip(PROTO_LEAD_ERASED, &e, sizeof e);
+    assert_int_equal(proto_topic_from_name("lead.erased"), PROTO_LEAD_ERASED);
+}
+
 static void test_roundtrip_others(void **state)
 {
     (void)state;
@@ -482,6 +511,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_lead_created),
+        cmocka_unit_test(test_lead_erased),
         cmocka_unit_test(test_roundtrip_others),
         cmocka_unit_test(test_decode_accepts_unknown_keys),
         cmocka_unit_test(test_decode_rejections),
