@@ -117,8 +117,9 @@ echo "== 2. ingest-1 scaled down: leaves DNS, takes a last few leads, drained, s
 hosts 127.0.0.2 127.0.0.4
 wait_for 10 "ingest-1 retiring" grep -q 'left the DNS answer.*127.0.0.3' "$T/stats.log"
 post 10 1 0 2 # the terminating pod still answers while its endpoints drain (preStop)
-sleep 1.5     # a drain check or two while it is still up: it must stay followed
+sleep 1.5     # drain checks (1 s apart) pass while it is up: it must stay followed after them
 post 3 1
+wait_for 30 "stats to apply $POSTED leads (the preStop pause)" all_applied
 kill -TERM "$PID_1"; wait_pid 15 "$PID_1" || true
 wait_for 20 "ingest-1 dropped once stopped" grep -q 'stopped after it was drained.*127.0.0.3' "$T/stats.log"
 post 10 0 2
