@@ -238,13 +238,13 @@ static void meta_gauges(sqlite3 *rdb)
     }
 }
 
-static void meta_failed(struct sources_meta *m, const char *id, const char *error, bool permanent)
+static bool meta_failed(struct sources_meta *m, const char *id, const char *error, bool permanent)
 {
     struct meta_fail_job j = {m, id, error, permanent, false, 0};
     if (store_run(m->ctx.store, meta_fail_job, &j) != 0) {
         log_error("Cannot record a Graph API failure; the fetch is retried",
                   LOG_FIELDS(LOG_S("leadgenId", id)));
-        return;
+        return false;
     }
     sources_count("meta", j.dead ? "dead" : "fetch_retry");
     if (j.dead) {
@@ -256,10 +256,13 @@ static void meta_failed(struct sources_meta *m, const char *id, const char *erro
             "Graph API fetch failed; retrying with backoff",
             LOG_FIELDS(LOG_S("leadgenId", id), LOG_I("tries", j.tries), LOG_S("error", error)));
     }
+    return true;
 }
 
-static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
+/* Fetch one lead and record what came of it; false when the store refused the record. */
+static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
 {
+    bool stored = true;
     char url[APP_URL_MAX + 96], error[256];
     snprintf(url, sizeof url, "%s/%s/%.*s", m->graph, m->version, META_ID_MAX - 1, id);
     struct curl_slist *h = curl_slist_append(NULL, m->auth_header);
@@ -274,7 +277,7 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
     struct lead_parse_result *r = calloc(1, sizeof *r);
     if (r == NULL) {
         free(resp.body);
-        return; /* tried again next round */
+        return false; /* tried again next round */
     }
     int code = 0;
     enum meta_lead_status st = META_LEAD_MALFORMED;
@@ -283,7 +286,7 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
     }
     if (rc != 0) {
         snprintf(error, sizeof error, "transport: %.200s", resp.error);
-        meta_failed(m, id, error, false);
+        stored = meta_failed(m, id, error, false);
     } else if (resp.status == 200 && st == META_LEAD_OK) {
         struct proto_lead_created *l = &r->lead;
         sources_new_lead_id(l->lead_id, sizeof l->lead_id);
@@ -293,6 +296,7 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
         snprintf(l->via, sizeof l->via, "meta");
         struct meta_done_job j = {m, id, l, 0};
         if (store_run(m->ctx.store, meta_done_job, &j) != 0) {
+            stored = false;
             log_error("Cannot store the Meta lead; the fetch is retried",
                       LOG_FIELDS(LOG_S("leadgenId", id)));
         } else if (j.created == SOURCE_CREATED) {
@@ -307,15 +311,16 @@ static void meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
     } else if (resp.status == 200 && st == META_LEAD_INVALID) {
         sources_count("meta", "invalid");
         snprintf(error, sizeof error, "the lead has no usable name or contact: %s", r->message);
-        meta_failed(m, id, error, true);
+        stored = meta_failed(m, id, error, true);
     } else {
         snprintf(error, sizeof error, "Graph API HTTP %ld, code %d: %.150s", resp.status, code,
                  r->message[0] != '\0' ? r->message : "(no error object)");
-        meta_failed(m, id, error, false);
+        stored = meta_failed(m, id, error, false);
     }
     lead_parse_free(r);
     free(r);
     free(resp.body);
+    return stored;
 }
 
 /* One round: fetch what is due; returns the unix ms of the next due row. */
@@ -336,8 +341,12 @@ static int64_t meta_round(struct sources_meta *m, sqlite3 *rdb, CURL *curl)
         }
     }
     sqlite3_finalize(st);
+    bool stored = true;
     for (int i = 0; i < n; i++) {
-        meta_fetch(m, curl, ids[i]);
+        stored = meta_fetch(m, curl, ids[i]) && stored;
+    }
+    if (!stored) {
+        return now + 1000; /* the store refuses (its health is in /readyz): no loop against Graph */
     }
     if (n == META_BATCH) {
         return 0; /* more may be due */

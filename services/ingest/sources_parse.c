@@ -139,8 +139,9 @@ int source_scalar(const cJSON *it, char *out, size_t size)
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static const char *const map_fields[] = {"name",   "firstName", "lastName", "phone", "email",
-                                         "source", "company",   "city",     "notes", NULL};
+/* Not `source`: a webhook's leads carry its name there, and it keys their idempotency. */
+static const char *const map_fields[] = {"name",    "firstName", "lastName", "phone", "email",
+                                         "company", "city",      "notes",    NULL};
 
 static bool map_field_ok(const char *f)
 {
@@ -199,8 +200,8 @@ int source_map_parse(const char *spec, struct source_map *m, char *err, size_t e
         m->e[m->n].field[flen] = '\0';
         if (!map_field_ok(m->e[m->n].field)) {
             snprintf(err, err_size,
-                     "'%s' is not a lead field (name, firstName, lastName, phone, email, source, "
-                     "company, city, notes, extra.<key>)",
+                     "'%s' is not a lead field (name, firstName, lastName, phone, email, company, "
+                     "city, notes, extra.<key>)",
                      m->e[m->n].field);
             return -1;
         }

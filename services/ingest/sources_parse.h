@@ -14,13 +14,12 @@
  *     extra.campaign=$.meta.campaign,notes=$.answers[0].text
  *
  * `field` is a POST /leads field (name, firstName, lastName, phone, email,
- * source, company, city, notes) or `extra.<key>` (a key of the lead's
- * `extra` object). `path` starts at `$` (the body) and follows `.key`
- * (letters, digits, `_` and `-`) or `[index]` steps, at most 8. A value that
- * is a string is taken as is, a number or a boolean as its JSON text; a
- * missing value leaves the field out (POST /leads's rules then decide). The
- * mapped object goes through lead_parse(), so a mapped lead is validated and
- * normalised exactly as a posted one.
+ * company, city, notes; not source, which is the source's name) or `extra.<key>` (a key of the
+ * lead's `extra` object). `path` starts at `$` (the body) and follows `.key` (letters, digits, `_`
+ * and `-`) or `[index]` steps, at most 8. A value that is a string is taken as is, a number or a
+ * boolean as its JSON text; a missing value leaves the field out (POST /leads's rules then decide).
+ * The mapped object goes through lead_parse(), so a mapped lead is validated and normalised exactly
+ * as a posted one.
  *
  * Meta Lead Ads. A delivery is {"object":"page","entry":[{"changes":[{"field":
  * "leadgen","value":{"leadgen_id":…}}]}]}; a lead from the Graph API is

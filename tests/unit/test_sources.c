@@ -101,6 +101,8 @@ static void test_map_parse(void **state)
     assert_int_equal(source_map_parse("name", &m, err, sizeof err), -1);
     assert_int_equal(source_map_parse("nickname=$.n", &m, err, sizeof err), -1);
     assert_non_null(strstr(err, "nickname"));
+    /* `source` is the source's own name (and keys its idempotency): not mappable */
+    assert_int_equal(source_map_parse("source=$.utm", &m, err, sizeof err), -1);
     assert_int_equal(source_map_parse("name=$.a,name=$.b", &m, err, sizeof err), -1);
     assert_non_null(strstr(err, "twice"));
     assert_int_equal(source_map_parse("name=contact.name", &m, err, sizeof err), -1);
