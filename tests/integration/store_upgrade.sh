@@ -41,6 +41,17 @@ make_release1_stores() { # DIR
     # Undo the steps after version 1 (newest first), as release 1 had no user_version.
     sqlite3 "$1/ingest.db" "ALTER TABLE leads DROP COLUMN erased_ms"
     sqlite3 "$1/stats.db" "ALTER TABLE st_leads DROP COLUMN erased_ms"
+    # dialer's step 2 rebuilt attempts with CHECK(state IN ...): rebuild it as release 1 had it
+    sqlite3 "$1/dialer.db" "BEGIN; CREATE TABLE a1(call_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+        lead_id TEXT NOT NULL, phone_e164 TEXT NOT NULL, phone_dial TEXT NOT NULL,
+        due_ms INTEGER NOT NULL, state TEXT NOT NULL, sid TEXT, status TEXT,
+        duration_s INTEGER NOT NULL DEFAULT 0, recording TEXT, detail TEXT,
+        tries INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL, dialed_ms INTEGER,
+        queued_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(call_id, attempt));
+        INSERT INTO a1 SELECT * FROM attempts; DROP TABLE attempts; ALTER TABLE a1 RENAME TO attempts;
+        CREATE INDEX attempts_work ON attempts(state, next_ms);
+        CREATE UNIQUE INDEX attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;
+        CREATE INDEX attempts_dialed ON attempts(dialed_ms); COMMIT;"
     for s in $STORES; do sqlite3 "$1/$s.db" "PRAGMA user_version = 0"; done
 }
 
@@ -79,10 +90,13 @@ diff "$T/before" "$T/after" || fail "the upgrade changed leads, calls or cursors
 sqlite3 "$T/d/ingest.db" "SELECT count(erased_ms) FROM leads" >/dev/null || fail "no leads.erased_ms"
 [ "$(sqlite3 "$T/d/stats.db" "PRAGMA user_version")" -eq 2 ] || fail "stats.db not at version 2"
 sqlite3 "$T/d/stats.db" "SELECT count(erased_ms) FROM st_leads" >/dev/null || fail "no st_leads.erased_ms"
-for s in zoho-sync call-scheduler dialer; do
+[ "$(sqlite3 "$T/d/dialer.db" "PRAGMA user_version")" -eq 2 ] || fail "dialer.db not at version 2"
+sqlite3 "$T/d/dialer.db" "UPDATE attempts SET state = 'ringing'" 2>/dev/null &&
+    fail "dialer.db: an attempt state outside the state machine was stored (no CHECK)"
+for s in zoho-sync call-scheduler; do
     [ "$(sqlite3 "$T/d/$s.db" "PRAGMA user_version")" -eq 1 ] || fail "$s.db not at version 1"
 done
-echo "upgraded: $N leads, calls and every cursor kept; ingest.db and stats.db at version 2, the others at 1"
+echo "upgraded: $N leads, calls and every cursor kept; ingest.db, stats.db and dialer.db at version 2, the others at 1"
 
 # ... and the upgraded deployment takes new leads (and a second start changes nothing)
 start_all "$T/d"

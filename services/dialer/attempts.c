@@ -1,0 +1,447 @@
+/*
+ * attempts: the dialer's table of call attempts, and every transaction that moves one.
+ *
+ * The attempt state machine (attempts.state, CHECKed in the schema):
+ *
+ *   call.due ──> queued ──claim (tries+1, dialed_ms)──> dialing ──Exotel: placed, Sid──> initiated
+ *                  ^                                    │  │  │                            │   ^
+ *                  └── 429 / never sent (tries back) ───┘  │  │                 callback │   │
+ * looked up, │  │        or lookup past grace │   │ not over 5xx, timeout, cut, crash (restart) ─┘
+ * │                            v   │ v                         │ refused (4xx), DND  ┌─> final <┘
+ *                               unknown ──reconciled: adopted─┼─────────────────────┤
+ *                                 │  ^     or never placed    └─────────────────────┘
+ *                                 └──┘ not concluded (a page unreadable, within the window)
+ *
+ * Invariants: an attempt is dialed at most once (a request only from `dialing`, entered only
+ * by a claim from `queued`; `unknown` is reconciled with Exotel, never redialed); a Sid
+ * belongs to one attempt (unique index; adopted in the transaction that found it free);
+ * `final` never moves and publishes exactly one final call.status (in the same transaction).
+ */
+#include "dialer_internal.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const attempt_state_name[] = {
+    [ATTEMPT_QUEUED] = "queued",   [ATTEMPT_DIALING] = "dialing", [ATTEMPT_INITIATED] = "initiated",
+    [ATTEMPT_UNKNOWN] = "unknown", [ATTEMPT_FINAL] = "final",
+};
+
+/* ---- bus handler: a due call becomes a queued attempt (writer thread) ---- */
+
+int attempts_on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
+{
+    struct dialer *d = arg;
+    if (ev->topic != PROTO_CALL_DUE) {
+        return 0;
+    }
+    const struct proto_call_due *c = &ev->data.call_due;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO attempts(call_id, attempt, lead_id, phone_e164,"
+                           " phone_dial, due_ms, state, next_ms, queued_ms, updated_ms)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,'queued',0,?7,?7)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->attempt);
+    sqlite3_bind_text(st, 3, c->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, c->phone_e164, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, c->phone_dial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, c->due_ms);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    wake_mark(&d->wake);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- outcomes (writer thread) ---- */
+
+static int publish_status(sqlite3 *db, const struct outcome *o, const char *lead_id,
+                          const char *sid)
+{
+    struct proto_call_status ev = {0};
+    snprintf(ev.call_id, sizeof ev.call_id, "%s", o->call_id);
+    snprintf(ev.lead_id, sizeof ev.lead_id, "%s", lead_id);
+    ev.attempt = o->attempt;
+    snprintf(ev.status, sizeof ev.status, "%s", o->status);
+    snprintf(ev.call_sid, sizeof ev.call_sid, "%s", sid);
+    ev.duration_s = o->duration_s;
+    snprintf(ev.recording_url, sizeof ev.recording_url, "%s", o->recording ? o->recording : "");
+    snprintf(ev.detail, sizeof ev.detail, "%s", o->detail ? o->detail : "");
+    ev.final = o->final;
+    return bus_pub_append(o->d->pub, db, PROTO_CALL_STATUS, &ev, NULL);
+}
+
+/*
+ * Finish an attempt with its outcome, once: a second callback, a late lookup
+ * or a worker's answer after a callback find it final and change nothing.
+ */
+int attempts_finalize(sqlite3 *db, void *arg)
+{
+    struct outcome *o = arg;
+    sqlite3_stmt *st;
+    o->changed = false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT state, lead_id, coalesce(sid, '') FROM attempts"
+                           " WHERE call_id = ?1 AND attempt = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    char state[16] = "", lead_id[40] = "", sid[64] = "";
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        store_text(st, 0, state, sizeof state);
+        store_text(st, 1, lead_id, sizeof lead_id);
+        store_text(st, 2, sid, sizeof sid);
+    }
+    sqlite3_finalize(st);
+    o->found = state[0] != '\0';
+    if (!o->found || strcmp(state, "final") == 0) {
+        return 0;
+    }
+    if (sid[0] == '\0' && o->sid != NULL && o->sid[0] != '\0') {
+        snprintf(sid, sizeof sid, "%s", o->sid);
+    }
+    /* A Sid already adopted by another attempt stays with that one. */
+    if (sqlite3_prepare_v2(
+            db,
+            "UPDATE attempts SET state = 'final', status = ?3, duration_s = ?4, recording = ?5,"
+            " detail = ?6, updated_ms = ?7, sid = CASE WHEN ?8 = '' OR EXISTS(SELECT 1 FROM"
+            " attempts a WHERE a.sid = ?8 AND NOT (a.call_id = ?1 AND a.attempt = ?2))"
+            " THEN sid ELSE ?8 END WHERE call_id = ?1 AND attempt = ?2",
+            -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    sqlite3_bind_text(st, 3, o->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, o->duration_s);
+    sqlite3_bind_text(st, 5, o->recording ? o->recording : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, o->detail ? o->detail : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, clock_now_ms());
+    sqlite3_bind_text(st, 8, sid, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE || publish_status(db, o, lead_id, sid) != 0) {
+        return -1;
+    }
+    o->changed = true;
+    return 0;
+}
+
+int attempts_placed(sqlite3 *db, void *arg)
+{
+    struct placed *p = arg;
+    struct outcome *o = &p->o;
+    sqlite3_stmt *st;
+    o->changed = false;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = 'initiated', sid = ?3, next_ms = ?4,"
+                           " updated_ms = ?5 WHERE call_id = ?1 AND attempt = ?2"
+                           " AND state = 'dialing' RETURNING lead_id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, o->attempt);
+    sqlite3_bind_text(st, 3, o->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p->check_at);
+    sqlite3_bind_int64(st, 5, clock_now_ms());
+    char lead_id[40] = "";
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        store_text(st, 0, lead_id, sizeof lead_id);
+        rc = sqlite3_step(st);
+        o->changed = true;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    return o->changed ? publish_status(db, o, lead_id, o->sid) : 0;
+}
+
+int attempts_requeue(sqlite3 *db, void *arg)
+{
+    struct requeue *r = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = ?4, next_ms = ?5, updated_ms = ?6,"
+                           " detail = coalesce(?7, detail)"
+                           " WHERE call_id = ?1 AND attempt = ?2 AND state = ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, r->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, r->attempt);
+    sqlite3_bind_text(st, 3, attempt_state_name[r->from], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, attempt_state_name[r->to], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, r->next_ms);
+    sqlite3_bind_int64(st, 6, clock_now_ms());
+    sqlite3_bind_text(st, 7, r->detail, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- claiming work (writer thread) ---- */
+
+static void read_attempt(sqlite3_stmt *st, struct attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    store_text(st, 0, a->call_id, sizeof a->call_id);
+    a->attempt = sqlite3_column_int(st, 1);
+    store_text(st, 2, a->lead_id, sizeof a->lead_id);
+    store_text(st, 3, a->e164, sizeof a->e164);
+    store_text(st, 4, a->dial, sizeof a->dial);
+    store_text(st, 5, a->sid, sizeof a->sid);
+    a->tries = sqlite3_column_int(st, 6);
+    a->dialed_ms = sqlite3_column_int64(st, 7);
+    a->due_ms = sqlite3_column_int64(st, 9);
+}
+
+static int64_t min_next(sqlite3 *db, const char *states)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT min(next_ms) FROM attempts WHERE state IN (%s)", states);
+    sqlite3_stmt *st;
+    int64_t v = INT64_MAX;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            v = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+#define ATTEMPT_COLS                                                                               \
+    "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                 \
+    " coalesce(dialed_ms, 0), state, due_ms"
+
+int attempts_claim(sqlite3 *db, void *arg)
+{
+    struct claim *c = arg;
+    struct dialer *d = c->d;
+    int64_t now = clock_now_ms();
+    c->kind = JOB_NONE;
+    c->n = 0;
+    c->wake = now + MAX_SLEEP_MS;
+    /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
+    pthread_mutex_lock(&d->rl_lock);
+    int can_dial = rate_limit_available(&d->rl, now);
+    int64_t rl_next = rate_limit_next(&d->rl, now);
+    pthread_mutex_unlock(&d->rl_lock);
+    can_dial = can_dial < CLAIM_MAX ? can_dial : CLAIM_MAX;
+    if (can_dial == 0 && min_next(db, "'queued'") <= now) {
+        metrics_counter_add("leadbus_rate_limit_waits_total",
+                            "Times due calls waited for the Exotel rate limit",
+                            "service=\"dialer\"", 1);
+    }
+    sqlite3_stmt *st;
+    if (can_dial > 0) {
+        /* Due calls first, oldest first: they are what the leads wait for. */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE state = 'queued'"
+                               " AND next_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                               -1, &st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int(st, 2, can_dial);
+        while (sqlite3_step(st) == SQLITE_ROW && c->n < can_dial) {
+            read_attempt(st, &c->a[c->n++]);
+        }
+        sqlite3_finalize(st);
+        c->kind = c->n > 0 ? JOB_DIAL : JOB_NONE;
+    }
+    if (c->kind == JOB_NONE) {
+        /* A lookup: an unknown outcome, a callback overdue, or a `dialing` whose result could not
+         * be recorded (older than any request can take). */
+        if (sqlite3_prepare_v2(db,
+                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE (state IN ('unknown',"
+                               " 'initiated') AND next_ms <= ?1) OR (state = 'dialing' AND"
+                               " dialed_ms < ?2) ORDER BY next_ms LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            return -1;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, now - 2 * d->acct.timeout_ms - 60000);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            read_attempt(st, &c->a[0]);
+            c->n = 1;
+            c->kind = strcmp((const char *)sqlite3_column_text(st, 8), "initiated") == 0
+                          ? JOB_CHECK
+                          : JOB_RECONCILE;
+        }
+        sqlite3_finalize(st);
+    }
+    if (c->kind == JOB_NONE) {
+        int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
+        if (queued != INT64_MAX && queued < rl_next) {
+            queued = rl_next;
+        }
+        int64_t next = queued < other ? queued : other;
+        c->wake = next < c->wake ? next : c->wake;
+        return 0;
+    }
+    /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
+     * a lookup takes a lease (as `unknown`) so no other worker repeats it meanwhile. */
+    const char *sql =
+        c->kind == JOB_DIAL
+            ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
+              " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
+            : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
+              " WHEN 'dialing' THEN 'unknown' ELSE state END"
+              " WHERE call_id = ?1 AND attempt = ?2";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < c->n && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_text(st, 1, c->a[i].call_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, c->a[i].attempt);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, now + 2 * d->acct.timeout_ms + 5000);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (c->kind == JOB_DIAL) {
+            if (c->a[i].tries == 0) { /* a first try, not a re-send after a 429 */
+                metrics_observe("leadbus_dispatch_lateness_seconds",
+                                "From a call's due time to its connect request", "",
+                                (double)(now - c->a[i].due_ms) / 1000.0);
+            }
+            c->a[i].dialed_ms = now;
+            c->a[i].tries++;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* An attempt whose request never left: the claim's try is taken back. */
+int attempts_unsent(sqlite3 *db, const struct attempt *a)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET tries = tries - 1"
+                           " WHERE call_id = ?1 AND attempt = ?2 AND tries > 0",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, a->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, a->attempt);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Record the adopted Sid on the attempt, in the transaction that found it free. */
+static int claim_sid(sqlite3 *db, const struct attempt *a, const char *sid)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET sid = ?1 WHERE call_id = ?2 AND attempt = ?3"
+                           " AND sid IS NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, a->attempt);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int attempts_adopt(sqlite3 *db, void *arg)
+{
+    struct adopt *p = arg;
+    sqlite3_stmt *st;
+    p->found = -1;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM attempts WHERE sid = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return -1;
+    }
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < p->n && p->found < 0; i++) {
+        const struct exotel_call *c = &p->calls[i];
+        if (!exotel_status_terminal(c->status)) {
+            continue;
+        }
+        sqlite3_bind_text(st, 1, c->sid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE) {
+            p->found = i;
+        } else if (rc != SQLITE_ROW) {
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return -1;
+    }
+    return p->found >= 0 ? claim_sid(db, p->a, p->calls[p->found].sid) : 0;
+}
+
+/* Attempts a crash left mid-request: their fate is unknown, so they are reconciled. */
+int attempts_recover(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET state = 'unknown', next_ms = dialed_ms + ?1,"
+                           " detail = 'the dialer stopped during the request'"
+                           " WHERE state = 'dialing'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, d->reconcile_delay_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    int n = sqlite3_changes(db);
+    if (n > 0) {
+        log_warn("Attempts were being dialed when the dialer stopped; reconciling them with Exotel",
+                 LOG_FIELDS(LOG_I("attempts", n)));
+    }
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * The requests of the last window, so a restart keeps counting them. The store
+ * knows when attempts were claimed, not when each was sent: a claimed attempt
+ * may wait at the send gate up to a window, and behind the requests of its
+ * batch (each up to the HTTP timeout); a re-send after a 429 overwrites the
+ * time. So every send that may fall in the window counts as made now: a
+ * restart can only wait longer than needed, never burst.
+ */
+int attempts_load_dialed(sqlite3 *db, void *arg)
+{
+    struct dialer *d = arg;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(sum(tries), 0) FROM attempts WHERE dialed_ms > ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int64_t now = clock_now_ms();
+    sqlite3_bind_int64(st, 1, now - 2 * d->rl.window_ms - CLAIM_MAX * d->acct.timeout_ms);
+    int64_t sends = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    for (int64_t i = 0; i < sends && i < d->rl.limit; i++) {
+        rate_limit_record(&d->rl, now);
+    }
+    if (sends > 0) {
+        log_info("Counting the requests of the last rate-limit window as made now",
+                 LOG_FIELDS(LOG_I("requests", sends), LOG_I("windowMs", d->rl.window_ms)));
+    }
+    return 0;
+}
