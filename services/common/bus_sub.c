@@ -115,6 +115,9 @@ struct bus_sub {
     sqlite3 *upsert_db;
     atomic_uint_fast64_t applied, duplicates, replayed, gaps;
     int64_t last_decode_warn;
+    int64_t last_identity_error_ms; /* of the last identity_refused() ERROR */
+    uint32_t peer_pipe;             /* the pipe whose verified name is in peer_name (0: none) */
+    char peer_name[PROTO_SRC_MAX];
 };
 
 static bool topic_wanted(const struct bus_sub *s, const char *topic)
@@ -457,7 +460,8 @@ static int roundtrip(struct source *src, const struct proto_replay_req *req, voi
     return rc == 0 ? 0 : -1;
 }
 
-static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool from_replay);
+static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool from_replay,
+                         const char *peer);
 
 static int replay_frame(const uint8_t *frame, size_t len, void *arg)
 {
@@ -470,7 +474,7 @@ static int replay_frame(const uint8_t *frame, size_t len, void *arg)
     snprintf(labels, sizeof labels, "subscriber=\"%s\",topic=\"%s\"", s->name, topic);
     metrics_counter_add("leadbus_bus_events_replayed_total",
                         "Bus events a subscriber obtained by replay rather than live", labels, 1);
-    handle_frame(s, frame, len, true);
+    handle_frame(s, frame, len, true, NULL);
     return 0;
 }
 
@@ -698,7 +702,48 @@ static enum bus_verdict frame_verdict(struct bus_sub *s, const struct proto_even
     return v;
 }
 
-static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool from_replay)
+/*
+ * Frames tied to certificate identity: a listed publisher's connection was verified for its
+ * stream name (bus_tls.h), so its frames must carry that name. Discovered publishers are verified
+ * for the discovery name only; their stream names are learned. True if `src` may come from a
+ * connection verified for `peer` ("" or NULL: not verified for a name).
+ */
+static bool frame_identity_ok(struct bus_sub *s, const char *peer, const char *src)
+{
+    if (peer == NULL || peer[0] == '\0' || strcmp(peer, src) == 0) {
+        return true;
+    }
+    for (int i = 0; i < s->nsrc; i++) {
+        if (s->src[i].used && s->src[i].discovered && strcmp(s->src[i].peer, peer) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A publisher verified for `peer` sent frames or a stream list of stream `src`: refused, loudly. */
+static void identity_refused(struct bus_sub *s, const char *peer, const char *src)
+{
+    char labels[200];
+    snprintf(labels, sizeof labels, "subscriber=\"%s\",peer=\"%s\"", s->name, peer);
+    metrics_counter_add("leadbus_bus_frames_refused_total",
+                        "Bus frames refused: they name another stream than the publisher's "
+                        "certificate",
+                        labels, 1);
+    int64_t now = clock_mono_ms();
+    if (now - s->last_identity_error_ms < CONFLICT_LOG_MS) {
+        return;
+    }
+    s->last_identity_error_ms = now;
+    log_error(
+        "Bus frames refused: the publisher's certificate is for another stream than the "
+        "frames name (a publisher with a stolen or misissued certificate, or a wrong "
+        "BUS_*_NAME)",
+        LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("certificate", peer), LOG_S("stream", src)));
+}
+
+static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool from_replay,
+                         const char *peer)
 {
     struct proto_event *ev = &s->batch[s->nbatch];
     int rc = proto_frame_decode(buf, len, ev);
@@ -709,6 +754,10 @@ static void handle_frame(struct bus_sub *s, const uint8_t *buf, size_t len, bool
             log_warn("Dropped an undecodable frame",
                      LOG_FIELDS(LOG_S("subscriber", s->name), LOG_S("error", proto_strerror(rc))));
         }
+        return;
+    }
+    if (!frame_identity_ok(s, peer, ev->src)) {
+        identity_refused(s, peer, ev->src);
         return;
     }
     if (ev->topic == PROTO_HEARTBEAT) {
@@ -851,6 +900,11 @@ static void sync_source(struct bus_sub *s, struct source *src)
     bool named = rc == PROTO_OK && is_streams && name[0] != '\0';
     struct ident_slot *is = named ? ident_find(s, name) : NULL;
     if (is == NULL) {
+        src->next_sync = clock_mono_ms() + RESYNC_MS;
+        return;
+    }
+    if (!src->discovered && !frame_identity_ok(s, src->peer, name)) {
+        identity_refused(s, src->peer, name);
         src->next_sync = clock_mono_ms() + RESYNC_MS;
         return;
     }
@@ -1175,6 +1229,20 @@ bool bus_sub_discovery_ok(void *sub)
     return s->disc == NULL || atomic_load(&s->disc->ok);
 }
 
+/* A live frame, with the name its connection was verified for (cached per pipe). */
+static void handle_live(struct bus_sub *s, nng_msg *msg)
+{
+    nng_pipe p = nng_msg_get_pipe(msg);
+    if (p.id != s->peer_pipe) {
+        s->peer_pipe = p.id;
+        if (bus_endpoint_dialer_peer(nng_pipe_dialer(p), s->peer_name, sizeof s->peer_name) != 0) {
+            s->peer_name[0] = '\0';
+        }
+    }
+    handle_frame(s, nng_msg_body(msg), nng_msg_len(msg), false, s->peer_name);
+    nng_msg_free(msg);
+}
+
 static void *sub_main(void *arg)
 {
     struct bus_sub *s = arg;
@@ -1209,20 +1277,16 @@ static void *sub_main(void *arg)
             }
         }
 
-        void *buf;
-        size_t len;
-        int rc = nng_recv(s->sub, &buf, &len, NNG_FLAG_ALLOC);
+        nng_msg *msg;
+        int rc = nng_recvmsg(s->sub, &msg, 0);
         if (rc != 0) {
             flush(s);
             continue;
         }
-        handle_frame(s, buf, len, false);
-        nng_free(buf, len);
+        handle_live(s, msg);
         /* Drain what is already queued so a burst commits as one transaction. */
-        while (s->nbatch < BATCH_MAX &&
-               nng_recv(s->sub, &buf, &len, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK) == 0) {
-            handle_frame(s, buf, len, false);
-            nng_free(buf, len);
+        while (s->nbatch < BATCH_MAX && nng_recvmsg(s->sub, &msg, NNG_FLAG_NONBLOCK) == 0) {
+            handle_live(s, msg);
         }
         flush(s);
     }

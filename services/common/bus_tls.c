@@ -440,6 +440,20 @@ static void watch_add(bool dialer, nng_dialer d, nng_listener l, const char *url
     pthread_mutex_unlock(&watch_lock);
 }
 
+int bus_endpoint_dialer_peer(nng_dialer d, char *name, size_t len)
+{
+    int rc = -1;
+    pthread_mutex_lock(&watch_lock);
+    for (int i = 0; i < nwatch && rc != 0; i++) {
+        if (watch[i].dialer && (watch[i].d.id == d.id || watch[i].first_id == d.id)) {
+            snprintf(name, len, "%s", watch[i].server_name);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&watch_lock);
+    return rc;
+}
+
 int bus_endpoint_dialer_close(nng_dialer d)
 {
     pthread_mutex_lock(&watch_lock);

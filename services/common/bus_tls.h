@@ -80,5 +80,10 @@ int bus_endpoint_dial_get(nng_socket s, const char *url, const char *peer_name, 
  * BUS_DIAL_STALL_MS without progress, and this closes whichever dialer is current.
  */
 int bus_endpoint_dialer_close(nng_dialer d);
+/*
+ * The publisher name a TLS dialer verified its server's certificate for, into name: 0, or -1 if
+ * `d` is no TLS dialer of ours (plain tcp://, a listener's pipe). "" when it verified the CA only.
+ */
+int bus_endpoint_dialer_peer(nng_dialer d, char *name, size_t len);
 
 #endif

@@ -8,10 +8,11 @@
  *       exists, when given), then serves
  *       live and replay until SIGTERM. --append-only commits without opening
  *       sockets and then SIGKILLs itself: a crash after commit, before send.
- *   bus_peer sub --name N --db F --source PUB[,REPLAY] ... [--topics P[,P]]
+ *   bus_peer sub --name N --db F --source PUB[,REPLAY[,PEER]] ... [--topics P[,P]]
  *                --expect K [--recvbuf R] [--slow-us U] [--timeout S]
  *       Applies events into table `applied` (one row per apply, in apply
- *       order) and exits 0 once K rows exist; 3 on timeout.
+ *       order) and exits 0 once K rows exist; 3 on timeout. PEER: the publisher's stream
+ *       name, which its TLS certificate and its frames must carry (PUB,,PEER: no replay).
  *   bus_peer emit --name N --db F --pub URL --replay URL --lines FILE
  *       Publishes one final call.status per line of FILE ("lead_id call_id
  *       attempt status duration_s"), watching FILE for new lines until
@@ -418,16 +419,24 @@ static int run_sub(struct args *a)
     if (store_open(&so, &store) != 0) {
         return 1;
     }
-    static char urls[MAXV][2][256];
+    static char urls[MAXV][3][256];
     struct bus_source src[MAXV];
     for (int i = 0; i < a->nsources; i++) {
         snprintf(urls[i][0], sizeof urls[i][0], "%s", a->sources[i]);
         char *comma = strchr(urls[i][0], ',');
+        char *peer = NULL;
         if (comma != NULL) {
             *comma = '\0';
             snprintf(urls[i][1], sizeof urls[i][1], "%s", comma + 1);
+            peer = strchr(urls[i][1], ',');
         }
-        src[i] = (struct bus_source){urls[i][0], comma ? urls[i][1] : NULL};
+        if (peer != NULL) { /* the publisher's stream name, which its certificate must carry */
+            *peer = '\0';
+            snprintf(urls[i][2], sizeof urls[i][2], "%s", peer + 1);
+        }
+        bool replay = comma != NULL && urls[i][1][0] != '\0'; /* PUB,,PEER: live only */
+        src[i] =
+            (struct bus_source){urls[i][0], replay ? urls[i][1] : NULL, peer ? urls[i][2] : NULL};
     }
     long have = 0;
     store_run(store, count_job, &have);

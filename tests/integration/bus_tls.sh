@@ -88,7 +88,9 @@ post 3 92000
 wait_for 15 "stats logs the refused publisher" grep -q "Bus publisher refused" "$T/stats.log"
 sleep 2 # beyond a heartbeat or two: a subscriber that believed it would have applied them by now
 received 5 || fail "forged leads reached stats: $(curl -s "$S/exotel/stats")"
-curl -s "$S/metrics" | grep -q 'leadbus_bus_tls_refused_total{side="dial",peer="ingest"}' ||
+# Read whole before grep -q: with pipefail, grep quitting at its match fails curl (SIGPIPE).
+metrics=$(curl -s "$S/metrics")
+grep -q 'leadbus_bus_tls_refused_total{side="dial",peer="ingest"}' <<<"$metrics" ||
     fail "no leadbus_bus_tls_refused_total for the squatter"
 kill -TERM "$LAST_PID"
 wait_pid 15 "$LAST_PID" || true
