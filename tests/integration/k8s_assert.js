@@ -5,6 +5,8 @@
 //       the environment Kubernetes would give the container of StatefulSet/Deployment WORKLOAD
 //       (ConfigMaps resolved, fieldRef metadata.name = POD-NAME), as NAME=value lines; the
 //       Secret is not in the rendering and is left out (the caller adds its own).
+//   node k8s_assert.js pods RENDERED.yaml DIR
+//       every pod the workloads make, with its environment in DIR/<pod>.env (k8s_run.sh)
 "use strict";
 const fs = require("fs");
 const YAML = require("yaml");
@@ -256,7 +258,29 @@ if (mode === "check") {
   const w = workloads(objs).find((x) => x.metadata.name === a2);
   if (!w) { console.error(`no workload ${a2}`); process.exit(2); }
   for (const [k, v] of Object.entries(containerEnv(objs, w, a3))) console.log(`${k}=${v}`);
+} else if (mode === "pods") {
+  // What a kubelet would run (k8s_run.sh): one line per pod and per Service, env files in a2.
+  //   pod <name> <component> <http port> <readiness path> <liveness path> <args...>
+  //   svc <name> <component>
+  //   prestop <pod> <command...>
+  const objs = load(a1);
+  for (const w of workloads(objs)) {
+    const c = w.spec.template.spec.containers[0];
+    const httpPort = (c.ports || []).find((p) => p.name === "http").containerPort;
+    for (let i = 0; i < (w.spec.replicas || 1); i++) {
+      const pod = `${w.metadata.name}-${i}`;
+      const env = containerEnv(objs, w, pod);
+      fs.writeFileSync(`${a2}/${pod}.env`, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(""));
+      console.log(["pod", pod, component(w), httpPort, c.readinessProbe.httpGet.path, c.livenessProbe.httpGet.path, ...(c.args || [])].join(" "));
+      const pre = c.lifecycle && c.lifecycle.preStop && c.lifecycle.preStop.exec;
+      if (pre) console.log(["prestop", pod, ...pre.command].join(" "));
+    }
+  }
+  for (const s of objs.filter((o) => o.kind === "Service")) {
+    const w = workloads(objs).find((x) => matches({ matchLabels: s.spec.selector }, x.spec.template.metadata.labels));
+    if (w) console.log(`svc ${s.metadata.name} ${component(w)}`);
+  }
 } else {
-  console.error("usage: k8s_assert.js check base|production FILE | env FILE WORKLOAD POD");
+  console.error("usage: k8s_assert.js check base|production FILE | env FILE WORKLOAD POD | pods FILE DIR");
   process.exit(2);
 }
