@@ -42,6 +42,7 @@
 #include <strings.h>
 
 #define META_BATCH 16
+#define META_FORMS_MAX 32
 
 static const char meta_schema[] =
     "CREATE TABLE IF NOT EXISTS meta_leads("
@@ -62,6 +63,13 @@ struct sources_meta {
     char graph[APP_URL_MAX];
     char version[16];
     int64_t max_tries, base_ms, max_ms, timeout_ms;
+    bool has_all_map;
+    struct meta_field_map all_map; /* META_FIELD_MAP: every form */
+    struct {
+        char form_id[META_ID_MAX];
+        struct meta_field_map map; /* META_FORM_<FORM_ID>_MAP */
+    } forms[META_FORMS_MAX];
+    int nforms;
     struct wake wake;
     pthread_t thread;
     bool thread_started;
@@ -260,7 +268,17 @@ static bool meta_failed(struct sources_meta *m, const char *id, const char *erro
 }
 
 /* Fetch one lead and record what came of it; false when the store refused the record. */
-static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
+static const struct meta_field_map *meta_map_of(const struct sources_meta *m, const char *form_id)
+{
+    for (int i = 0; i < m->nforms; i++) {
+        if (strcmp(m->forms[i].form_id, form_id) == 0) {
+            return &m->forms[i].map;
+        }
+    }
+    return m->has_all_map ? &m->all_map : NULL;
+}
+
+static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id, const char *form_id)
 {
     bool stored = true;
     char url[APP_URL_MAX + 96], error[256];
@@ -282,7 +300,7 @@ static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
     int code = 0;
     enum meta_lead_status st = META_LEAD_MALFORMED;
     if (rc == 0) {
-        st = meta_parse_lead(resp.body, resp.len, m->ctx.region, r, &code);
+        st = meta_parse_lead(resp.body, resp.len, m->ctx.region, meta_map_of(m, form_id), r, &code);
     }
     if (rc != 0) {
         snprintf(error, sizeof error, "transport: %.200s", resp.error);
@@ -326,24 +344,25 @@ static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id)
 /* One round: fetch what is due; returns the unix ms of the next due row. */
 static int64_t meta_round(struct sources_meta *m, sqlite3 *rdb, CURL *curl)
 {
-    char ids[META_BATCH][META_ID_MAX];
+    char ids[META_BATCH][META_ID_MAX], forms[META_BATCH][META_ID_MAX];
     int n = 0;
     int64_t now = clock_now_ms(), next = now + 60000;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(rdb,
-                           "SELECT leadgen_id FROM meta_leads WHERE state = 'pending'"
+                           "SELECT leadgen_id, form_id FROM meta_leads WHERE state = 'pending'"
                            " AND next_ms <= ?1 ORDER BY next_ms LIMIT ?2",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_int(st, 2, META_BATCH);
         while (n < META_BATCH && sqlite3_step(st) == SQLITE_ROW) {
-            store_text(st, 0, ids[n++], META_ID_MAX);
+            store_text(st, 0, ids[n], META_ID_MAX);
+            store_text(st, 1, forms[n++], META_ID_MAX);
         }
     }
     sqlite3_finalize(st);
     bool stored = true;
     for (int i = 0; i < n; i++) {
-        stored = meta_fetch(m, curl, ids[i]) && stored;
+        stored = meta_fetch(m, curl, ids[i], forms[i]) && stored;
     }
     if (!stored) {
         return now + 1000; /* the store refuses (its health is in /readyz): no loop against Graph */
@@ -549,6 +568,51 @@ static void meta_post_retry(struct http_req *req, void *arg)
 
 /* ---- settings, open, close ---- */
 
+struct form_scan {
+    struct sources_meta *m;
+    char *err;
+};
+
+/* META_FORM_<FORM_ID>_MAP: a form's own questions. */
+static void meta_scan_form(const char *var, void *arg)
+{
+    struct form_scan *fs = arg;
+    struct sources_meta *m = fs->m;
+    size_t n = strlen(var), pre = strlen("META_FORM_"), post = strlen("_MAP");
+    if (fs->err[0] != '\0' || n <= pre + post || strcmp(var + n - post, "_MAP") != 0) {
+        return;
+    }
+    char id[META_ID_MAX] = "", ebuf[160];
+    if (n - pre - post < sizeof id) {
+        memcpy(id, var + pre, n - pre - post);
+    }
+    if (!meta_id_ok(id) || m->nforms == META_FORMS_MAX) {
+        snprintf(fs->err, CONFIG_ERR_MAX,
+                 "%s: expected META_FORM_<numeric form id>_MAP (at most %d)", var, META_FORMS_MAX);
+        return;
+    }
+    if (meta_field_map_parse(config_raw(var), &m->forms[m->nforms].map, ebuf, sizeof ebuf) != 0) {
+        snprintf(fs->err, CONFIG_ERR_MAX, "%s: %s", var, ebuf);
+        return;
+    }
+    snprintf(m->forms[m->nforms++].form_id, META_ID_MAX, "%s", id);
+}
+
+static int meta_maps(struct sources_meta *m, char err[CONFIG_ERR_MAX])
+{
+    char ebuf[160];
+    const char *all = config_raw("META_FIELD_MAP");
+    if (all != NULL && meta_field_map_parse(all, &m->all_map, ebuf, sizeof ebuf) != 0) {
+        snprintf(err, CONFIG_ERR_MAX, "META_FIELD_MAP: %s", ebuf);
+        return -1;
+    }
+    m->has_all_map = all != NULL;
+    err[0] = '\0';
+    struct form_scan fs = {m, err};
+    config_each_name("META_FORM_", meta_scan_form, &fs);
+    return err[0] != '\0' ? -1 : 0;
+}
+
 static int meta_settings(struct sources_meta *m, char err[CONFIG_ERR_MAX])
 {
     static const char *const creds[] = {"META_VERIFY_TOKEN", "META_APP_SECRET", "META_PAGE_TOKEN"};
@@ -606,7 +670,7 @@ static int meta_settings(struct sources_meta *m, char err[CONFIG_ERR_MAX])
         config_int("META_HTTP_TIMEOUT_MS", 10000, 100, 120000, &m->timeout_ms, err) != 0) {
         return -1;
     }
-    return 0;
+    return meta_maps(m, err);
 }
 
 void sources_meta_close(struct sources_meta *m)

@@ -449,8 +449,75 @@ static int join_values(const cJSON *values, char *out, size_t size)
     return 0;
 }
 
+int meta_field_map_parse(const char *spec, struct meta_field_map *m, char *err, size_t err_size)
+{
+    memset(m, 0, sizeof *m);
+    const char *p = spec;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        const char *item = p;
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+        while (n > 0 && (*item == ' ' || *item == '\t')) {
+            item++;
+            n--;
+        }
+        while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t')) {
+            n--;
+        }
+        if (n == 0) {
+            continue;
+        }
+        const char *eq = memchr(item, '=', n);
+        size_t qlen = eq != NULL ? (size_t)(eq - item) : 0, flen = eq != NULL ? n - qlen - 1 : 0;
+        if (m->n == META_FIELD_MAP_MAX) {
+            snprintf(err, err_size, "more than %d mappings", META_FIELD_MAP_MAX);
+            return -1;
+        }
+        if (eq == NULL || qlen == 0 || qlen >= sizeof m->e[0].question || flen == 0 ||
+            flen >= sizeof m->e[0].field) {
+            snprintf(err, err_size, "'%.*s' is not question=field", (int)(n > 60 ? 60 : n), item);
+            return -1;
+        }
+        memcpy(m->e[m->n].question, item, qlen);
+        memcpy(m->e[m->n].field, eq + 1, flen);
+        if (!map_field_ok(m->e[m->n].field)) {
+            snprintf(err, err_size,
+                     "'%s' is not a lead field (name, firstName, lastName, phone, email, company, "
+                     "city, notes, extra.<key>)",
+                     m->e[m->n].field);
+            return -1;
+        }
+        m->n++;
+    }
+    if (m->n == 0) {
+        snprintf(err, err_size, "no mapping (expected question=field,...)");
+        return -1;
+    }
+    return 0;
+}
+
+/* The lead field question `q` fills: the form's map, then Meta's standard names; NULL: extra. */
+static const char *meta_field_of(const struct meta_field_map *map, const char *q)
+{
+    for (int i = 0; map != NULL && i < map->n; i++) {
+        if (strcmp(map->e[i].question, q) == 0) {
+            return map->e[i].field;
+        }
+    }
+    for (size_t i = 0; i < sizeof meta_fields / sizeof meta_fields[0]; i++) {
+        if (strcmp(q, meta_fields[i].meta) == 0) {
+            return meta_fields[i].lead;
+        }
+    }
+    return NULL;
+}
+
 enum meta_lead_status meta_parse_lead(const char *body, size_t len, const char *region,
-                                      struct lead_parse_result *r, int *graph_code)
+                                      const struct meta_field_map *map, struct lead_parse_result *r,
+                                      int *graph_code)
 {
     memset(r, 0, sizeof *r);
     *graph_code = 0;
@@ -488,19 +555,19 @@ enum meta_lead_status meta_parse_lead(const char *body, size_t len, const char *
             join_values(values, value, sizeof value) != 0 || value[0] == '\0') {
             continue;
         }
-        const char *field = NULL;
-        for (size_t i = 0; i < sizeof meta_fields / sizeof meta_fields[0]; i++) {
-            field =
-                strcmp(name->valuestring, meta_fields[i].meta) == 0 ? meta_fields[i].lead : field;
-        }
-        if (field != NULL && !cJSON_HasObjectItem(lead, field)) {
+        const char *field = meta_field_of(map, name->valuestring);
+        /* The key in extra: the question's own name, or the map's extra.<key>. */
+        const char *key = field == NULL                      ? name->valuestring
+                          : strncmp(field, "extra.", 6) == 0 ? field + 6
+                                                             : NULL;
+        if (key == NULL && !cJSON_HasObjectItem(lead, field)) {
             cJSON_AddStringToObject(lead, field, value);
-        } else if (field == NULL) {
+        } else if (key != NULL) {
             if (extra == NULL) {
                 extra = cJSON_AddObjectToObject(lead, "extra");
             }
-            if (extra != NULL && !cJSON_HasObjectItem(extra, name->valuestring)) {
-                cJSON_AddStringToObject(extra, name->valuestring, value);
+            if (extra != NULL && !cJSON_HasObjectItem(extra, key)) {
+                cJSON_AddStringToObject(extra, key, value);
             }
         }
     }

@@ -26,7 +26,10 @@
  * {"id":…,"field_data":[{"name":…,"values":[…]}]} (shared/reference/
  * meta-lead-ads.md). full_name, first_name, last_name, phone_number, email,
  * city and company_name map to the lead's fields; every other question goes to
- * `extra` under its own name.
+ * `extra` under its own name. A form's own questions can be mapped too
+ * (META_FIELD_MAP for every form, META_FORM_<FORM_ID>_MAP for one):
+ * `question=field,...`, e.g. `whatsapp_number=phone,preferred_city=city,
+ * budget=extra.budget_inr`; `field` as in SOURCE_<NAME>_MAP.
  *
  * Memory: nothing kept; results are written into the caller's structs.
  */
@@ -132,7 +135,22 @@ enum meta_lead_status {
     META_LEAD_INVALID,     /* a lead POST /leads would refuse: r->fields */
 };
 
+#define META_FIELD_MAP_MAX 24
+
+struct meta_field_map {
+    int n;
+    struct {
+        char question[SOURCE_KEY_MAX];
+        char field[SOURCE_KEY_MAX + 8];
+    } e[META_FIELD_MAP_MAX];
+};
+
+/* Parse `question=field,...`: 0, or -1 with err naming the bad item. */
+int meta_field_map_parse(const char *spec, struct meta_field_map *m, char *err, size_t err_size);
+
+/* `map` (may be NULL) is looked up first for every question, then the standard names. */
 enum meta_lead_status meta_parse_lead(const char *body, size_t len, const char *region,
-                                      struct lead_parse_result *r, int *graph_code);
+                                      const struct meta_field_map *map, struct lead_parse_result *r,
+                                      int *graph_code);
 
 #endif

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* every id taken goes into a URL path: digits only */
         }
     }
-    if (meta_parse_lead((const char *)data, size, "IN", &r, &code) == META_LEAD_OK &&
+    if (meta_parse_lead((const char *)data, size, "IN", NULL, &r, &code) == META_LEAD_OK &&
         strcmp(r.lead.source, "meta") != 0) {
         abort();
     }

@@ -11,7 +11,7 @@ HOOK_SECRET=acme-webhook-secret-0123456789
 export EXOTEL_CALL_DELAY_MS=300 META_GRAPH_URL="$SBURL/sandbox/meta" META_RETRY_BASE_MS=200 \
     META_RETRY_MAX_MS=400 META_MAX_TRIES=3 SOURCE_ACME_SECRET=$HOOK_SECRET \
     SOURCE_ACME_MAP='name=$.contact.full_name,phone=$.contact.phone,email=$.contact.email,extra.campaign=$.campaign' \
-    SOURCE_ACME_ID='$.event.id'
+    SOURCE_ACME_ID='$.event.id' META_FORM_300000000000009_MAP='whatsapp_number=phone,budget=extra.inr'
 start_sandbox
 start_svc
 DB="$T/svc/ingest.db"
@@ -72,6 +72,14 @@ fetches() { curl -s "$SBURL/sandbox/requests?api=meta" | grep -o "\"method\":\"G
 [ "$(q "SELECT state FROM meta_leads WHERE leadgen_id = '$L1'")" = done ] || fail "meta_leads: $(q 'SELECT * FROM meta_leads')"
 echo "meta: delivered twice and again, fetched once, one lead ($meta_lead), called"
 
+# --- Meta: a form with its own questions (META_FORM_<id>_MAP)
+out=$(sb_meta "{\"lead\":{\"full_name\":\"Form Lead\",\"whatsapp_number\":\"9800000150\",\"budget\":\"5k\"},\"form_id\":\"300000000000009\",\"deliver_to\":\"$SVC_URL/sources/meta\"}")
+[[ "$out" == *'"statuses":[200]'* ]] || fail "meta delivery of the mapped form: $out"
+L3=$(grep -o '"leadgen_id":"[0-9]*"' <<<"$out" | grep -o '[0-9]*')
+wait_for 15 "the mapped form's lead" has_meta_lead "$L3"
+wait_for 15 "the mapped form's lead to be called" done_with "call_$(meta_lead_of "$L3")" completed
+echo "meta: a form's own question mapped to the phone (META_FORM_<id>_MAP), called"
+
 # --- Meta: a bad or missing signature is refused and nothing is recorded
 out=$(sb_meta "{$LEAD,\"deliver_to\":\"$SVC_URL/sources/meta\",\"signature\":\"bad\"}")
 [[ "$out" == *'"statuses":[401]'* ]] || fail "meta, bad signature: $out"
@@ -79,7 +87,7 @@ Lbad=$(grep -o '"leadgen_id":"[0-9]*"' <<<"$out" | grep -o '[0-9]*')
 out=$(sb_meta "{\"leadgen_id\":\"$Lbad\",\"deliver_to\":\"$SVC_URL/sources/meta\",\"signature\":\"none\"}")
 [[ "$out" == *'"statuses":[401]'* ]] || fail "meta, no signature: $out"
 [ "$(q "SELECT count(*) FROM meta_leads WHERE leadgen_id = '$Lbad'")" = 0 ] || fail "a refused delivery was recorded"
-curl -s "$SVC_URL/metrics" | grep -q 'leadbus_source_requests_total{source="meta",result="bad_signature"} 2' ||
+curl -s "$SVC_URL/metrics" | grep 'leadbus_source_requests_total{source="meta",result="bad_signature"} 2' >/dev/null ||
     fail "bad signatures not counted"
 
 # --- Meta: SIGKILL between the acknowledgement and the fetch (Graph down meanwhile)
@@ -102,10 +110,10 @@ D='{"object":"page","entry":[{"id":"1","time":1,"changes":[{"field":"leadgen","v
 out=$(curl -s -w ' %{http_code}' -X POST "$SVC_URL/sources/meta" -H 'Content-Type: application/json' \
     -H "X-Hub-Signature-256: sha256=$(hmac sandbox-app-secret "$D")" --data-binary "$D")
 [[ "$out" == *'"new":1'*" 200" ]] || fail "unknown leadgen delivery: $out"
-failed() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/sources/meta/failed" | grep -q '"leadgenId":"123456789".*"tries":3'; }
+failed() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/sources/meta/failed" | grep '"leadgenId":"123456789".*"tries":3'; }
 wait_for 15 "the unknown lead to be dead-lettered" failed
 grep -q '\[ERROR\] ingest: Meta lead dead-lettered.*123456789' "$T/svc.log" || fail "no ERROR line for the dead letter"
-dead_gauge() { curl -s "$SVC_URL/metrics" | grep -q 'leadbus_meta_leads{state="dead"} 1'; }
+dead_gauge() { curl -s "$SVC_URL/metrics" | grep 'leadbus_meta_leads{state="dead"} 1'; }
 wait_for 5 "leadbus_meta_leads{state=\"dead\"} 1" dead_gauge # set at the end of the worker's round
 out=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "$SVC_URL/sources/meta/failed/123456789/retry")
 [ "$out" = 202 ] || fail "retry of a dead letter: $out"
@@ -114,13 +122,14 @@ out=$(curl -s -o /dev/null -w '%{http_code}' "$SVC_URL/sources/meta/failed")
 echo "meta: an unknown leadgen id dead-lettered after 3 tries (ERROR, metric, GET /sources/meta/failed)"
 
 # --- the event stream: each source reference exactly once; no phone number or secret in the logs
-timeout 30 "$LEADBUS" tap --count=3 "$BUS_INGEST_PUB,$BUS_INGEST_REPLAY" >"$T/events"
-for ref in evt-1 "$L1" "$L2"; do
+timeout 30 "$LEADBUS" tap --count=4 "$BUS_INGEST_PUB,$BUS_INGEST_REPLAY" >"$T/events"
+for ref in evt-1 "$L1" "$L2" "$L3"; do
     [ "$(grep -c "\"source_ref\":\"$ref\"" "$T/events")" -eq 1 ] || fail "lead.created for $ref: $(cat "$T/events")"
 done
 grep -q '"source":"meta".*"extra":"{\\"budget\\":\\"10k\\"}","via":"meta"' "$T/events" || fail "meta lead fields: $(cat "$T/events")"
 grep -q '"source":"acme".*"via":"webhook"' "$T/events" || fail "webhook lead fields"
-if grep -q "9800000110\|9800000120\|9800000140\|sandbox-page-token\|$HOOK_SECRET" "$T"/svc.log; then
+grep -q '"phone_e164":"+919800000150".*"extra":"{\\"inr\\":\\"5k\\"}"' "$T/events" || fail "mapped form's fields"
+if grep -q "9800000110\|9800000120\|9800000140\|9800000150\|sandbox-page-token\|$HOOK_SECRET" "$T"/svc.log; then
     fail "a phone number or a secret reached the log"
 fi
 kill -TERM "$SVC"; wait_pid 15 "$SVC"

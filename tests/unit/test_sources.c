@@ -193,7 +193,7 @@ static void test_meta_lead(void **state)
         "{\"name\":\"phone_number\",\"values\":[\"+919876543210\"]},"
         "{\"name\":\"email\",\"values\":[\"ravi@example.com\"]},"
         "{\"name\":\"budget\",\"values\":[\"10k\",\"20k\"]}]}";
-    assert_int_equal(meta_parse_lead(lead, strlen(lead), "IN", &r, &code), META_LEAD_OK);
+    assert_int_equal(meta_parse_lead(lead, strlen(lead), "IN", NULL, &r, &code), META_LEAD_OK);
     assert_string_equal(r.lead.last_name, "Kumar");
     assert_string_equal(r.lead.phone_dial, "09876543210");
     assert_string_equal(r.lead.source, "meta");
@@ -201,12 +201,45 @@ static void test_meta_lead(void **state)
     lead_parse_free(&r);
     const char *err = "{\"error\":{\"message\":\"Invalid OAuth access token\",\"type\":"
                       "\"OAuthException\",\"code\":190,\"fbtrace_id\":\"x\"}}";
-    assert_int_equal(meta_parse_lead(err, strlen(err), "IN", &r, &code), META_LEAD_GRAPH_ERROR);
+    assert_int_equal(meta_parse_lead(err, strlen(err), "IN", NULL, &r, &code),
+                     META_LEAD_GRAPH_ERROR);
     assert_int_equal(code, 190);
     const char *empty = "{\"id\":\"1\",\"field_data\":[{\"name\":\"budget\",\"values\":[\"1\"]}]}";
-    assert_int_equal(meta_parse_lead(empty, strlen(empty), "IN", &r, &code), META_LEAD_INVALID);
+    assert_int_equal(meta_parse_lead(empty, strlen(empty), "IN", NULL, &r, &code),
+                     META_LEAD_INVALID);
     lead_parse_free(&r);
-    assert_int_equal(meta_parse_lead("{\"id\":\"1\"}", 10, "IN", &r, &code), META_LEAD_MALFORMED);
+    assert_int_equal(meta_parse_lead("{\"id\":\"1\"}", 10, "IN", NULL, &r, &code),
+                     META_LEAD_MALFORMED);
+}
+
+static void test_meta_form_map(void **state)
+{
+    (void)state;
+    static struct lead_parse_result r;
+    struct meta_field_map map;
+    char err[160];
+    int code;
+    assert_int_equal(meta_field_map_parse("whatsapp_number=phone, your_city=city,budget=extra.inr",
+                                          &map, err, sizeof err),
+                     0);
+    assert_int_equal(map.n, 3);
+    const char *lead = "{\"id\":\"5\",\"field_data\":["
+                       "{\"name\":\"full_name\",\"values\":[\"Ravi Kumar\"]},"
+                       "{\"name\":\"whatsapp_number\",\"values\":[\"9876543210\"]},"
+                       "{\"name\":\"your_city\",\"values\":[\"Pune\"]},"
+                       "{\"name\":\"budget\",\"values\":[\"10k\"]}]}";
+    assert_int_equal(meta_parse_lead(lead, strlen(lead), "IN", &map, &r, &code), META_LEAD_OK);
+    assert_string_equal(r.lead.phone_e164, "+919876543210");
+    assert_string_equal(r.lead.city, "Pune");
+    assert_string_equal(r.lead.extra, "{\"inr\":\"10k\"}");
+    lead_parse_free(&r);
+    /* without the form's map: no phone, so the lead is refused; the questions go to extra */
+    assert_int_equal(meta_parse_lead(lead, strlen(lead), "IN", NULL, &r, &code), META_LEAD_INVALID);
+    lead_parse_free(&r);
+    assert_int_equal(meta_field_map_parse("q=nickname", &map, err, sizeof err), -1);
+    assert_int_equal(meta_field_map_parse("q", &map, err, sizeof err), -1);
+    assert_int_equal(meta_field_map_parse("", &map, err, sizeof err), -1);
+    assert_int_equal(meta_field_map_parse("q=source", &map, err, sizeof err), -1);
 }
 
 static void test_meta_verify_and_ids(void **state)
@@ -233,6 +266,7 @@ static void test_config_patterns(void **state)
     assert_false(config_known("SOURCE_TYPEFORM_SECRT"));
     assert_true(config_has_prefix("SOURCE_X_SECRT"));
     assert_true(config_known("META_APP_SECRET"));
+    assert_true(config_known("META_FORM_123456_MAP"));
     assert_true(config_has_prefix("META_APP_SECRT"));
     assert_string_equal(config_suggest("META_APP_SECRT"), "META_APP_SECRET");
 }
@@ -240,10 +274,11 @@ static void test_config_patterns(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signature),           cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_map_parse),           cmocka_unit_test(test_map_lead),
-        cmocka_unit_test(test_meta_delivery),       cmocka_unit_test(test_meta_lead),
-        cmocka_unit_test(test_meta_verify_and_ids), cmocka_unit_test(test_config_patterns),
+        cmocka_unit_test(test_signature),       cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_map_parse),       cmocka_unit_test(test_map_lead),
+        cmocka_unit_test(test_meta_delivery),   cmocka_unit_test(test_meta_lead),
+        cmocka_unit_test(test_meta_form_map),   cmocka_unit_test(test_meta_verify_and_ids),
+        cmocka_unit_test(test_config_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
