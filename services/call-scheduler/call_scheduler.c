@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "retention.h"
 #include "rate_limit.h"
 #include "retry_policy.h"
 #include "upstream.h"
@@ -41,7 +42,15 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS dispatches(ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS dispatches_ms ON dispatches(ms);";
 
+/* LEAD_RETENTION_DAYS: a closed call's phone numbers (ids, states and outcomes stay). */
+static const char retention_calls_sql[] =
+    "UPDATE calls SET phone_e164 = '', phone_dial = '' WHERE rowid IN (SELECT rowid FROM calls"
+    " WHERE updated_ms < ?1 AND state IN ('done', 'canceled', 'skipped') AND phone_e164 <> ''"
+    " LIMIT ?2)";
+
 struct sched {
+    struct retention *retention;   /* LEAD_RETENTION_DAYS */
+    struct retention_rule keep[1]; /* its rules */
     struct store *store;
     struct bus_pub *pub;
     struct bus_sub *sub;
@@ -750,6 +759,7 @@ static void sched_stop(void *state)
         return;
     }
     metrics_collector_remove(collect, s);
+    retention_stop(s->retention);
     bus_sub_close(s->sub);
     wake_stop(&s->wake);
     if (s->started) {
@@ -842,6 +852,9 @@ static int sched_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         app_store_open(app, "call-scheduler", schema, &s->store) != 0 ||
         store_run(s->store, load_dispatches_job, s) != 0 ||
         (po.store = s->store, bus_pub_open(&po, &s->pub)) != 0 ||
+        (s->keep[0] = (struct retention_rule){"calls", retention_calls_sql, 0},
+         retention_days("LEAD_RETENTION_DAYS", &s->keep[0].days, err)) != 0 ||
+        retention_start(s->store, s->keep, 1, &s->retention) != 0 ||
         store_on_commit(s->store, wake_on_commit, &s->wake) != 0 ||
         pthread_create(&s->thread, NULL, timer_main, s) != 0 ||
         (s->started = true, so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||

@@ -271,6 +271,8 @@ static const char *const known[] = {
     /* web forms */
     "FORM_KEYS", "CORS_ALLOWED_ORIGINS", "FORM_RATE_LIMIT", "FORM_HONEYPOT_FIELD",
     "TRUSTED_PROXIES",
+    /* data lifecycle (issue 19) */
+    "LEAD_RETENTION_DAYS", "STATS_RETENTION_DAYS",
     /* the bus */
     "BUS_RETENTION_DAYS", "BUS_INGEST_PUB", "BUS_INGEST_REPLAY", "BUS_INGEST_NAME",
     "BUS_ZOHO_SYNC_PUB", "BUS_ZOHO_SYNC_REPLAY", "BUS_ZOHO_SYNC_NAME", "BUS_CALL_SCHEDULER_PUB",

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "retention.h"
 #include "phone.h"
 #include "sources.h"
 
@@ -42,6 +43,8 @@ struct ingest {
     struct api_keys *keys;
     struct form_guard *guard; /* limits for form keys (FORM_KEYS) */
     struct sources *sources;  /* webhooks and Meta Lead Ads (sources.h) */
+    struct retention *retention;   /* LEAD_RETENTION_DAYS */
+    struct retention_rule keep[1]; /* its rules */
     size_t max_body;
     char region[8];
     /* Writer-thread state: statements on the store's connection. */
@@ -407,6 +410,12 @@ static bool ready(void *arg)
 
 /* ---- module ---- */
 
+/* LEAD_RETENTION_DAYS: a lead's personal fields, as erasure blanks them (it stays a lead). */
+static const char retention_leads_sql[] =
+    "UPDATE leads SET first_name = NULL, last_name = '', email = NULL, phone_raw = NULL,"
+    " phone_e164 = NULL, phone_dial = NULL, notes = NULL, extra = NULL WHERE rowid IN (SELECT rowid"
+    " FROM leads WHERE received_ms < ?1 AND last_name <> '' AND erased_ms IS NULL LIMIT ?2)";
+
 /* ---- erasure on request: DELETE /leads/{leadId} (operator key) ---- */
 
 struct erase_job {
@@ -536,6 +545,7 @@ static void ingest_stop(void *state)
     if (ing == NULL) {
         return;
     }
+    retention_stop(ing->retention);
     sources_close(ing->sources); /* its worker writes through the store: first */
     if (ing->store != NULL) {
         store_run(ing->store, finalize_job, ing);
@@ -564,6 +574,7 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         return -1;
     }
     ing->max_body = (size_t)max_body;
+    ing->keep[0] = (struct retention_rule){"leads", retention_leads_sql, 0};
     snprintf(ing->region, sizeof ing->region, "%s", region);
     char pub[APP_URL_MAX], replay[APP_URL_MAX];
     app_bus_endpoints(app, "ingest", pub, replay);
@@ -584,6 +595,8 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         app_store_open_versioned(app, "ingest", schema, migrations,
                                  sizeof migrations / sizeof migrations[0], &ing->store) != 0 ||
         (po.store = ing->store, bus_pub_open(&po, &ing->pub)) != 0 ||
+        retention_days("LEAD_RETENTION_DAYS", &ing->keep[0].days, err) != 0 ||
+        retention_start(ing->store, ing->keep, 1, &ing->retention) != 0 ||
         http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
         http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||
         http_route(app->http, "DELETE", "/leads/{leadId}", delete_lead, ing) != 0 ||

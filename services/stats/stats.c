@@ -4,6 +4,7 @@
 #include "bus_sub.h"
 #include "clock.h"
 #include "log.h"
+#include "retention.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,24 @@ static const struct store_migration migrations[] = {
     {2, "ALTER TABLE st_leads ADD COLUMN erased_ms INTEGER;"},
 };
 
+/* LEAD_RETENTION_DAYS: names and phones, and the timeline's lead.created (it holds the lead's
+ * fields); STATS_RETENTION_DAYS: timelines and per-minute rows. Counters stay. */
+static const char retention_names_sql[] =
+    "UPDATE st_leads SET name = '', phone = '' WHERE rowid IN (SELECT rowid FROM st_leads"
+    " WHERE received_ms < ?1 AND (name <> '' OR phone <> '') LIMIT ?2)";
+static const char retention_lead_events_sql[] =
+    "DELETE FROM st_timeline WHERE rowid IN (SELECT rowid FROM st_timeline"
+    " WHERE ts < ?1 AND topic = 'lead.created' LIMIT ?2)";
+static const char retention_timeline_sql[] =
+    "DELETE FROM st_timeline WHERE rowid IN (SELECT rowid FROM st_timeline WHERE ts < ?1"
+    " LIMIT ?2)";
+static const char retention_minutes_sql[] =
+    "DELETE FROM st_minutes WHERE rowid IN (SELECT rowid FROM st_minutes WHERE minute < ?1"
+    " LIMIT ?2)";
+
 struct stats {
+    struct retention *retention;   /* LEAD_RETENTION_DAYS, STATS_RETENTION_DAYS */
+    struct retention_rule keep[4]; /* its rules */
     struct store *store;
     struct bus_sub *sub;
     struct api_keys *keys;
@@ -783,6 +801,7 @@ static void stats_stop(void *state)
     if (s == NULL) {
         return;
     }
+    retention_stop(s->retention);
     bus_sub_close(s->sub);
     store_close(s->store);
     api_keys_free(s->keys);
@@ -795,6 +814,10 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     if (s == NULL) {
         return -1;
     }
+    s->keep[0] = (struct retention_rule){"names", retention_names_sql, 0};
+    s->keep[1] = (struct retention_rule){"lead_events", retention_lead_events_sql, 0};
+    s->keep[2] = (struct retention_rule){"timeline", retention_timeline_sql, 0};
+    s->keep[3] = (struct retention_rule){"minutes", retention_minutes_sql, 0};
     if (config_bool("STATS_REQUIRE_KEY", false, &s->require_key, err) != 0) {
         free(s);
         return -1;
@@ -824,6 +847,10 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         app_store_open_versioned(app, "stats", schema, migrations,
                                  sizeof migrations / sizeof migrations[0], &s->store) != 0 ||
         store_run(s->store, since_job, NULL) != 0 ||
+        retention_days("LEAD_RETENTION_DAYS", &s->keep[0].days, err) != 0 ||
+        retention_days("STATS_RETENTION_DAYS", &s->keep[2].days, err) != 0 ||
+        (s->keep[1].days = s->keep[0].days, s->keep[3].days = s->keep[2].days,
+         retention_start(s->store, s->keep, 4, &s->retention)) != 0 ||
         (so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/exotel/stats", get_stats, s) != 0 ||
         http_route(app->http, "GET", "/exotel/stats/series", get_series, s) != 0 ||

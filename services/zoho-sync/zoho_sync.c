@@ -99,6 +99,11 @@ static int on_erased(sqlite3 *db, struct zsync *z, const char *lead_id, uint64_t
     return bus_pub_append(z->pub, db, PROTO_LEAD_SYNC_FAILED, &ev, NULL);
 }
 
+/* LEAD_RETENTION_DAYS: the copy of a lead kept for sending, once it is in Zoho or given up. */
+static const char retention_zoho_sql[] =
+    "UPDATE zoho_leads SET lead_json = '{}' WHERE rowid IN (SELECT rowid FROM zoho_leads"
+    " WHERE updated_ms < ?1 AND state IN ('synced', 'dead') AND lead_json <> '{}' LIMIT ?2)";
+
 static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 {
     struct zsync *z = arg;
@@ -770,6 +775,7 @@ static void zsync_stop(void *state)
         return;
     }
     metrics_collector_remove(zoho_outcomes_collect, z);
+    retention_stop(z->retention);
     bus_sub_close(z->sub);
     wake_stop(&z->wake);
     for (int i = 0; i < z->nworkers; i++) {
@@ -857,7 +863,10 @@ static int open_store_and_bus(struct zsync *z, struct app *app, char err[CONFIG_
         app_store_open(app, "zoho-sync", schema, &z->store) != 0 ||
         store_exec_schema(z->store, zoho_outcomes_schema) != 0 ||
         store_run(z->store, zoho_outcomes_migrate, NULL) != 0 ||
-        store_run(z->store, load_token_job, z) != 0) {
+        store_run(z->store, load_token_job, z) != 0 ||
+        (z->keep[0] = (struct retention_rule){"leads", retention_zoho_sql, 0},
+         retention_days("LEAD_RETENTION_DAYS", &z->keep[0].days, err)) != 0 ||
+        retention_start(z->store, z->keep, 1, &z->retention) != 0) {
         goto out;
     }
     struct bus_pub_opts po = {.name = "zoho-sync",

@@ -15,6 +15,7 @@
 
 #include "api_key.h"
 #include "bus_pub.h"
+#include "retention.h"
 #include "bus_sub.h"
 #include "http_client.h"
 #include "proto.h"
@@ -31,6 +32,8 @@
 struct worker;
 
 struct zsync {
+    struct retention *retention;   /* LEAD_RETENTION_DAYS */
+    struct retention_rule keep[1]; /* its rules */
     struct store *store;
     struct bus_pub *pub;
     struct bus_sub *sub;
