@@ -13,6 +13,7 @@
 #include "phone.h"
 #include "sources.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,26 @@ static int erase_job(sqlite3 *db, void *arg)
     return 0;
 }
 
+/* What was erased where: ingest's part is done, the subscribers' follows lead.erased. */
+static void add_erased_from(cJSON *o, int events)
+{
+    cJSON *where = cJSON_AddObjectToObject(o, "erasedFrom");
+    cJSON *in = cJSON_AddObjectToObject(where, "ingest");
+    cJSON *f = cJSON_AddArrayToObject(in, "fields");
+    static const char *const names[] = {"first_name", "last_name", "email", "phone",
+                                        "notes",      "extra",     "origin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cJSON_AddItemToArray(f, cJSON_CreateString(names[i]));
+    }
+    cJSON_AddNumberToObject(in, "keptEventsRewritten", events);
+    cJSON_AddStringToObject(
+        where, "subscribers",
+        "lead.erased published: zoho-sync (its copy of the lead; a pending sync is dropped), "
+        "call-scheduler (phone numbers; a pending call is canceled; its kept events) and stats "
+        "(name, phone, timeline) scrub theirs when they read it; the CRM record is not touched "
+        "(ZOHO_ERASE is not built yet)");
+}
+
 static void delete_lead(struct http_req *req, void *arg)
 {
     struct ingest *ing = arg;
@@ -521,21 +542,108 @@ static void delete_lead(struct http_req *req, void *arg)
     cJSON_AddBoolToObject(o, "erased", true);
     cJSON_AddBoolToObject(o, "alreadyErased", j.already);
     cJSON_AddNumberToObject(o, "erasedMs", (double)j.erased_ms);
-    cJSON *where = cJSON_AddObjectToObject(o, "erasedFrom");
-    cJSON *in = cJSON_AddObjectToObject(where, "ingest");
-    cJSON *f = cJSON_AddArrayToObject(in, "fields");
-    static const char *const names[] = {"first_name", "last_name", "email", "phone",
-                                        "notes",      "extra",     "origin"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        cJSON_AddItemToArray(f, cJSON_CreateString(names[i]));
+    add_erased_from(o, j.already ? 0 : j.events);
+    http_reply_json(req, 200, o);
+}
+
+/* DELETE /leads?phone=…|email=…: every lead of one person, at most ERASE_MAX per request. */
+#define ERASE_MAX 100
+
+struct erase_person {
+    struct ingest *ing;
+    const char *e164, *email; /* one of them; the other NULL */
+    char ids[ERASE_MAX][40];
+    int n;
+    bool more; /* more than ERASE_MAX matched: ask again */
+    int events;
+};
+
+static int erase_person_job(sqlite3 *db, void *arg)
+{
+    struct erase_person *p = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id FROM leads WHERE erased_ms IS NULL AND (phone_e164 = ?1"
+                           " OR email = ?2) ORDER BY received_ms LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
     }
-    cJSON_AddNumberToObject(in, "keptEventsRewritten", j.already ? 0 : j.events);
-    cJSON_AddStringToObject(
-        where, "subscribers",
-        "lead.erased published: zoho-sync (its copy of the lead; a pending sync is dropped), "
-        "call-scheduler (phone numbers; a pending call is canceled; its kept events) and stats "
-        "(name, phone, timeline) scrub theirs when they read it; the CRM record is not touched "
-        "(ZOHO_ERASE is not built yet)");
+    sqlite3_bind_text(st, 1, p->e164, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->email, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, ERASE_MAX + 1);
+    p->n = 0;
+    p->more = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (p->n == ERASE_MAX) {
+            p->more = true;
+            break;
+        }
+        store_text(st, 0, p->ids[p->n], sizeof p->ids[p->n]);
+        p->n++;
+    }
+    sqlite3_finalize(st);
+    p->events = 0;
+    for (int i = 0; i < p->n; i++) {
+        struct erase_job j = {.ing = p->ing, .lead_id = p->ids[i]};
+        if (erase_job(db, &j) != 0) {
+            return -1;
+        }
+        p->events += j.events;
+    }
+    return 0;
+}
+
+static void delete_leads_of_person(struct http_req *req, void *arg)
+{
+    struct ingest *ing = arg;
+    if (!api_keys_check(ing->keys, http_header(req, "X-API-Key"))) {
+        http_reply_error(req, 401, "unauthorized", "missing or wrong X-API-Key header", NULL);
+        return;
+    }
+    char raw[256], e164[PHONE_MAX], dial[PHONE_MAX], email[256];
+    bool by_phone = http_query(req, "phone", raw, sizeof raw) > 0;
+    bool by_email = http_query(req, "email", email, sizeof email) > 0;
+    if (by_phone == by_email) {
+        http_reply_error(req, 400, "bad_request", "give exactly one of phone and email", NULL);
+        return;
+    }
+    if (by_phone && phone_normalize(raw, ing->region, e164, dial) != PHONE_VALID) {
+        http_reply_error(req, 400, "bad_request", "phone: not a phone number we can read", NULL);
+        return;
+    }
+    for (char *c = email; by_email && *c != '\0'; c++) {
+        *c = (char)tolower((unsigned char)*c);
+    }
+    struct erase_person *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
+        return;
+    }
+    p->ing = ing;
+    p->e164 = by_phone ? e164 : NULL;
+    p->email = by_email ? email : NULL;
+    if (store_run(ing->store, erase_person_job, p) != 0) {
+        metrics_counter_add("leadbus_leads_erased_total", "Leads erased on request (DELETE /leads)",
+                            "result=\"error\"", 1);
+        log_error("Cannot erase a person's leads: the store could not be written", NULL);
+        http_reply_error(req, 503, "unavailable", "the store could not be written; retry", NULL);
+        free(p);
+        return;
+    }
+    metrics_counter_add("leadbus_leads_erased_total", "Leads erased on request (DELETE /leads)",
+                        "result=\"erased\"", p->n);
+    log_info("Leads of one person erased on request",
+             LOG_FIELDS(LOG_S("by", by_phone ? "phone" : "email"),
+                        LOG_PHONE("phoneNumber", by_phone ? e164 : ""), LOG_I("leads", p->n)));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "success", true);
+    cJSON *ids = cJSON_AddArrayToObject(o, "leadIds");
+    for (int i = 0; i < p->n; i++) {
+        cJSON_AddItemToArray(ids, cJSON_CreateString(p->ids[i]));
+    }
+    cJSON_AddBoolToObject(o, "more", p->more);
+    add_erased_from(o, p->events);
+    free(p);
     http_reply_json(req, 200, o);
 }
 
@@ -600,6 +708,7 @@ static int ingest_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
         http_route_form(app->http, "POST", "/leads", post_leads, ing) != 0 ||
         http_route(app->http, "GET", "/form.js", get_form_js, ing) != 0 ||
         http_route(app->http, "DELETE", "/leads/{leadId}", delete_lead, ing) != 0 ||
+        http_route(app->http, "DELETE", "/leads", delete_leads_of_person, ing) != 0 ||
         http_ready_check(app->http, "ingest", ready, ing) != 0) {
         ingest_stop(ing);
         return -1;

@@ -72,12 +72,34 @@ grep -q "$A" "$T/list.json" && fail "GET /leads still lists the erased lead"
 grep -q "$C" "$T/list.json" || fail "GET /leads lost the other lead"
 no_secret "$T/list.json"
 wait_for 10 "stats to count 1 canceled" bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":1,\"total\":2,'"
+
 api "$URL/leads/$C" | grep -q "Keep Me" || fail "the other lead's timeline changed"
 
+# --- erasure by phone or email finds every lead of that person (and only theirs)
+P1=$(post '{"name":"Twice Person","phone":"+91 93300 00051","email":"twice@example.com"}')
+P2=$(post '{"name":"Twice Again","phone":"09330000051"}')
+P3=$(post '{"name":"Mail Only","email":"Mail.Only@Example.com"}')
+code=$(api -o /dev/null -w '%{http_code}' -X DELETE "$URL/leads")
+[ "$code" = 400 ] || fail "DELETE /leads without phone or email: $code"
+code=$(api -o /dev/null -w '%{http_code}' -X DELETE "$URL/leads?phone=12&email=a@b.c")
+[ "$code" = 400 ] || fail "DELETE /leads with both: $code"
+byphone=$(api -X DELETE "$URL/leads?phone=9330000051")
+echo "DELETE /leads?phone=…: $byphone"
+[ "$(jq -r '.leadIds | sort | join(",")' <<<"$byphone")" = "$(printf '%s\n' "$P1" "$P2" | sort | paste -sd,)" ] ||
+    fail "erasure by phone should find $P1 and $P2: $byphone"
+byemail=$(api -X DELETE "$URL/leads?email=mail.only%40example.com")
+[ "$(jq -r '.leadIds | join(",")' <<<"$byemail")" = "$P3" ] || fail "erasure by email: $byemail"
+[ "$(api -X DELETE "$URL/leads?phone=9330000051" | jq -r '.leadIds | length')" = 0 ] ||
+    fail "a second erasure by phone should find nothing left"
+for id in "$P1" "$P2" "$P3"; do
+    wait_for 20 "GET /leads/$id to say erased" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/leads/$id' | grep -q '\"erased\":true'"
+done
+SECRETS+=("Twice Person" "Twice Again" twice@example.com 9330000051 330000051 "Mail Only" mail.only@example.com)
+
 # --- a subscriber replaying from the start finds no erased value (and the lead marked erased)
-"$LEADBUS" tap --from=start --count=3 ingest >"$T/tap_ingest.jsonl" 2>"$T/tap.log" &
+"$LEADBUS" tap --from=start --count=9 ingest >"$T/tap_ingest.jsonl" 2>"$T/tap.log" &
 TAP=$!; PIDS+=("$TAP"); wait_pid 20 "$TAP" || fail "tap ingest: $(cat "$T/tap.log")"
-"$LEADBUS" tap --from=start --count=3 call-scheduler >"$T/tap_sched.jsonl" 2>>"$T/tap.log" &
+"$LEADBUS" tap --from=start --count=7 call-scheduler >"$T/tap_sched.jsonl" 2>>"$T/tap.log" &
 TAP=$!; PIDS+=("$TAP"); wait_pid 20 "$TAP" || fail "tap call-scheduler: $(cat "$T/tap.log")"
 cat "$T/tap_ingest.jsonl" "$T/tap_sched.jsonl"
 no_secret "$T/tap_ingest.jsonl"
@@ -106,7 +128,7 @@ no_secret "$T/outboxes"
 # --- stats rebuilt from the bus (a late subscriber replaying everything) agrees
 rm -f "$T/d/stats.db" "$T/d/stats.db-wal" "$T/d/stats.db-shm"
 start_all
-wait_for 30 "a new stats store to replay" bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":1,\"total\":2,'"
+wait_for 30 "a new stats store to replay" bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":1,\"total\":5,'"
 api "$URL/leads/$A" | grep -q '"erased":true' || fail "rebuilt stats: A not erased"
 api "$URL/leads?limit=50" >"$T/list2.json"
 no_secret "$T/list2.json"
