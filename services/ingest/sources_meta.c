@@ -36,6 +36,7 @@
 #include "wake.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,8 @@ struct sources_meta {
     struct wake wake;
     pthread_t thread;
     bool thread_started;
+    atomic_bool worker_ok;     /* false: the worker could not start (degraded check) */
+    atomic_bool token_refused; /* Graph's last answer was code 190 (degraded check) */
 };
 
 /* ---- writer thread ---- */
@@ -268,6 +271,40 @@ static bool meta_failed(struct sources_meta *m, const char *id, const char *erro
 }
 
 /* Fetch one lead and record what came of it; false when the store refused the record. */
+/*
+ * Graph's code 190 is a page token it no longer takes (expired, revoked, the password changed):
+ * every fetch will fail until META_PAGE_TOKEN is replaced. Said once each way (ERROR, INFO) and
+ * shown as the degraded check "ingest: Meta page token" (degraded, not failing: ingest still
+ * takes every other lead, and the Meta leads wait in meta_leads).
+ */
+static void meta_token_state(struct sources_meta *m, bool fetched, int code)
+{
+    bool refused = code == 190;
+    if (!fetched && !refused) {
+        return; /* another failure says nothing about the token */
+    }
+    bool was = atomic_exchange(&m->token_refused, refused);
+    if (refused && !was) {
+        log_error("Graph API refuses META_PAGE_TOKEN (code 190): Meta leads wait until it is "
+                  "replaced",
+                  NULL);
+    } else if (!refused && was) {
+        log_info("Graph API takes META_PAGE_TOKEN again", NULL);
+    }
+}
+
+static bool meta_token_ok(void *arg)
+{
+    struct sources_meta *m = arg;
+    return !atomic_load(&m->token_refused);
+}
+
+static bool meta_worker_ok(void *arg)
+{
+    struct sources_meta *m = arg;
+    return atomic_load(&m->worker_ok);
+}
+
 static const struct meta_field_map *meta_map_of(const struct sources_meta *m, const char *form_id)
 {
     for (int i = 0; i < m->nforms; i++) {
@@ -302,6 +339,7 @@ static bool meta_fetch(struct sources_meta *m, CURL *curl, const char *id, const
     if (rc == 0) {
         st = meta_parse_lead(resp.body, resp.len, m->ctx.region, meta_map_of(m, form_id), r, &code);
     }
+    meta_token_state(m, rc == 0 && resp.status == 200 && st == META_LEAD_OK, code);
     if (rc != 0) {
         snprintf(error, sizeof error, "transport: %.200s", resp.error);
         stored = meta_failed(m, id, error, false);
@@ -388,6 +426,7 @@ static void *meta_worker(void *arg)
     CURL *curl = curl_easy_init();
     if (store_open_reader(m->ctx.store, &rdb) != 0 || curl == NULL) {
         log_error("Meta worker cannot start: Meta leads wait in meta_leads until a restart", NULL);
+        atomic_store(&m->worker_ok, false);
         goto out;
     }
     uint64_t seen = 0;
@@ -697,6 +736,8 @@ int sources_meta_open(const struct sources_ctx *ctx, struct sources_meta **out,
         return -1;
     }
     m->ctx = *ctx;
+    atomic_init(&m->worker_ok, true);
+    atomic_init(&m->token_refused, false);
     wake_init(&m->wake, 0);
     if (meta_settings(m, err) != 0) {
         goto fail;
@@ -719,6 +760,11 @@ int sources_meta_open(const struct sources_ctx *ctx, struct sources_meta **out,
             goto fail;
         }
         m->thread_started = true;
+        if (http_degraded_check(ctx->app->http, "ingest: Meta worker", meta_worker_ok, m) != 0 ||
+            http_degraded_check(ctx->app->http, "ingest: Meta page token", meta_token_ok, m) != 0) {
+            snprintf(err, CONFIG_ERR_MAX, "sources: cannot add the Meta checks");
+            goto fail;
+        }
         log_info("Meta Lead Ads source ready",
                  LOG_FIELDS(LOG_S("graph", m->sandbox ? "sandbox" : "live"),
                             LOG_S("version", m->version)));

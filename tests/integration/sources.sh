@@ -133,4 +133,15 @@ if grep -q "9800000110\|9800000120\|9800000140\|9800000150\|sandbox-page-token\|
     fail "a phone number or a secret reached the log"
 fi
 kill -TERM "$SVC"; wait_pid 15 "$SVC"
+
+# --- a page token Graph refuses (code 190): /readyz stays 200 and names it as degraded, ERROR once
+start_svc META_VERIFY_TOKEN=sandbox-verify-token META_APP_SECRET=sandbox-app-secret META_PAGE_TOKEN=revoked-page-token
+out=$(sb_meta "{\"lead\":{\"full_name\":\"Token Lead\",\"phone_number\":\"9800000160\"},\"deliver_to\":\"$SVC_URL/sources/meta\"}")
+[[ "$out" == *'"statuses":[200]'* ]] || fail "meta delivery with a revoked token: $out"
+degraded() { curl -s -w ' %{http_code}' "$SVC_URL/readyz" | grep '"degraded":\[[^]]*"ingest: Meta page token".* 200$'; }
+wait_for 10 "/readyz to name the refused page token" degraded
+[ "$(grep -c 'Graph API refuses META_PAGE_TOKEN (code 190)' "$T/svc.log")" -eq 1 ] || fail "the refused token is not one ERROR line"
+if grep -q "revoked-page-token" "$T/svc.log"; then fail "the page token reached the log"; fi
+kill -TERM "$SVC"; wait_pid 15 "$SVC"
+echo "meta: a refused page token is one ERROR line and a degraded /readyz check"
 echo "sources: ok"
