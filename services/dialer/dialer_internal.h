@@ -14,7 +14,9 @@
 #include "app.h"
 #include "bus_pub.h"
 #include "bus_sub.h"
+#include "attempt_state.h"
 #include "callback_guard.h"
+#include "connect_verdict.h"
 #include "exotel_client.h"
 #include "http.h"
 #include "proto.h"
@@ -31,16 +33,6 @@
 #include <stdint.h>
 
 #define MAX_SLEEP_MS 60000
-
-/* The attempt state machine (drawn in attempts.c); the names are the store's. */
-enum attempt_state {
-    ATTEMPT_QUEUED,
-    ATTEMPT_DIALING,
-    ATTEMPT_INITIATED,
-    ATTEMPT_UNKNOWN,
-    ATTEMPT_FINAL,
-};
-extern const char *const attempt_state_name[];
 
 struct dialer {
     struct store *store;

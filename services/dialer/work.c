@@ -139,47 +139,32 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
         rate_slot_return(d, slot);
         res->unsent = true;
     }
+    struct connect_verdict v;
+    connect_verdict(r, &v);
     int64_t now = clock_now_ms();
-    char detail[300];
-    snprintf(detail, sizeof detail, "HTTP %ld: %s", r->http_status, r->message);
-    switch (r->outcome) {
-    case EXOTEL_PLACED:
+    snprintf(res->detail, sizeof res->detail, "%s", v.detail);
+    if (v.bad_credentials) {
+        log_error("Exotel rejected the credentials (EXOTEL_API_KEY / EXOTEL_API_TOKEN / "
+                  "EXOTEL_ACCOUNT_SID, or the wrong EXOTEL_SUBDOMAIN)",
+                  NULL);
+    }
+    if (v.next == ATTEMPT_INITIATED) {
         res->kind = RES_PLACED;
         res->placed = (struct placed){{.d = d,
                                        .call_id = a->call_id,
                                        .attempt = a->attempt,
-                                       .status = r->call.status[0] ? r->call.status : "queued",
+                                       .status = v.status,
                                        .sid = r->call.sid,
                                        .final = false},
                                       now + d->grace_ms};
-        break;
-    case EXOTEL_THROTTLED:
+    } else if (v.next == ATTEMPT_FINAL) {
+        final_result(res, d, a, v.status, v.detail);
+    } else {
         res->kind = RES_REQUEUE;
-        res->wait_ms = backoff_ms(d, a->tries, r->retry_after_ms);
-        res->requeue = (struct requeue){
-            a->call_id,        a->attempt, ATTEMPT_DIALING, ATTEMPT_QUEUED, "throttled by Exotel",
-            now + res->wait_ms};
-        break;
-    case EXOTEL_DND:
-        final_result(res, d, a, "dnd", r->message);
-        break;
-    case EXOTEL_REJECTED:
-        if (r->http_status == 401) {
-            log_error("Exotel rejected the credentials (EXOTEL_API_KEY / EXOTEL_API_TOKEN / "
-                      "EXOTEL_ACCOUNT_SID, or the wrong EXOTEL_SUBDOMAIN)",
-                      NULL);
-        }
-        final_result(res, d, a, "rejected", detail);
-        break;
-    case EXOTEL_NOT_SENT:
-        final_result(res, d, a, "failed-api", r->message);
-        break;
-    case EXOTEL_UNKNOWN:
-        res->kind = RES_REQUEUE;
-        snprintf(res->detail, sizeof res->detail, "%s", detail);
-        res->requeue = (struct requeue){a->call_id,      a->attempt,  ATTEMPT_DIALING,
-                                        ATTEMPT_UNKNOWN, res->detail, now + d->reconcile_delay_ms};
-        break;
+        res->wait_ms = v.backoff ? backoff_ms(d, a->tries, r->retry_after_ms) : 0;
+        int64_t next = v.next == ATTEMPT_QUEUED ? now + res->wait_ms : now + d->reconcile_delay_ms;
+        res->requeue =
+            (struct requeue){a->call_id, a->attempt, ATTEMPT_DIALING, v.next, res->detail, next};
     }
 }
 

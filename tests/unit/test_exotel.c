@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "callback_guard.h"
+#include "connect_verdict.h"
 #include "exotel_callback.h"
 #include "exotel_client.h"
 
@@ -331,6 +332,61 @@ static void test_recording_urls(void **state)
     assert_false(recording_url_allowed(NULL));
 }
 
+/* Every connect answer to the attempt's next state: the dial path's one decision. */
+static void verdict_of(long status, bool maybe_sent, int64_t retry_after_ms, const char *body,
+                       struct connect_verdict *v)
+{
+    static struct exotel_connect_result r; /* v->status may point into it, as into a result */
+    exotel_classify_connect(status, maybe_sent, retry_after_ms, body, strlen(body), &r);
+    connect_verdict(&r, v);
+}
+
+static void test_connect_verdicts(void **state)
+{
+    (void)state;
+    struct connect_verdict v;
+    verdict_of(
+        200, true, -1,
+        "{\"Call\":{\"Sid\":\"c5797dcbaaeed7678c4062a4a3ed2f8a\",\"Status\":\"in-progress\"}}", &v);
+    assert_int_equal(v.next, ATTEMPT_INITIATED);
+    assert_string_equal(v.status, "in-progress");
+    verdict_of(200, true, -1, "{\"Call\":{\"Sid\":\"c5797dcbaaeed7678c4062a4a3ed2f8a\"}}", &v);
+    assert_int_equal(v.next, ATTEMPT_INITIATED);
+    assert_string_equal(v.status, "queued"); /* no Status: Exotel's "waiting in line" */
+    verdict_of(429, true, 3000, "{\"RestException\":{\"Status\":429}}", &v);
+    assert_int_equal(v.next, ATTEMPT_QUEUED);
+    assert_true(v.backoff);
+    verdict_of(403, true, -1,
+               "<TwilioResponse><RestException><Status>403</Status><Message>Call to [98***10] "
+               "cannot be made because of TRAI NDNC regulations</Message></RestException>"
+               "</TwilioResponse>",
+               &v);
+    assert_int_equal(v.next, ATTEMPT_FINAL);
+    assert_string_equal(v.status, "dnd");
+    assert_non_null(strstr(v.detail, "NDNC"));
+    verdict_of(401, true, -1, "{\"RestException\":{\"Status\":401,\"Message\":\"Auth\"}}", &v);
+    assert_int_equal(v.next, ATTEMPT_FINAL);
+    assert_string_equal(v.status, "rejected");
+    assert_true(v.bad_credentials);
+    assert_string_equal(v.detail, "HTTP 401: Auth");
+    verdict_of(400, true, -1, "{\"RestException\":{\"Status\":400,\"Message\":\"Bad To\"}}", &v);
+    assert_int_equal(v.next, ATTEMPT_FINAL);
+    assert_string_equal(v.status, "rejected");
+    assert_false(v.bad_credentials);
+    /* Exotel may have placed it: reconciled, never redialed, never final here */
+    const long unknown[] = {500, 502, 503, 504};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        verdict_of(unknown[i], true, -1, "", &v);
+        assert_int_equal(v.next, ATTEMPT_UNKNOWN);
+        assert_false(v.backoff);
+    }
+    verdict_of(0, true, -1, "", &v); /* timeout or cut after the request may have left */
+    assert_int_equal(v.next, ATTEMPT_UNKNOWN);
+    verdict_of(0, false, -1, "", &v); /* no connection: nothing reached Exotel */
+    assert_int_equal(v.next, ATTEMPT_FINAL);
+    assert_string_equal(v.status, "failed-api");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_recording_urls),
         cmocka_unit_test(test_bulk_pages),
         cmocka_unit_test(test_same_number),
+        cmocka_unit_test(test_connect_verdicts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
