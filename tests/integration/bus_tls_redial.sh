@@ -29,3 +29,9 @@ restarts=$(grep -c 'dialing again' "$T/sub.log" || true)
 echo "bus_tls_redial: $N events applied through $cuts connections cut after the handshake in $((SECONDS - began)) s; stuck dialers dialed again: $restarts"
 [ $rc -eq 0 ] || fail "the subscriber did not apply $N events (exit $rc): a dialer stayed stuck? $(tail -n 3 "$T/sub.log")"
 "$PEER" verify --db "$T/sub.db" ingest:lead.created:$N >/dev/null || fail "events lost or applied twice"
+# The publisher's replay listener survived the resets (nng 1.5.2 stops a listener for good when a
+# negotiation fails as 'closed', nanomsg/nng#1518): a second subscriber dialing it directly
+# catches up.
+env BUS_TLS_CERT="$T/certs/stats.crt" BUS_TLS_KEY="$T/certs/stats.key" \
+    "$PEER" sub --name direct --db "$T/direct.db" --source "tls+tcp://127.0.0.1:$P,tls+tcp://127.0.0.1:$R" \
+    --expect $N --timeout 60 >"$T/direct.log" 2>&1 || fail "the publisher stopped accepting after the resets"
