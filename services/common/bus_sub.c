@@ -67,6 +67,8 @@ struct source {
     bool retiring;                      /* left the DNS answer: followed until it stops */
     bool drained;                       /* retiring: its last stream list was applied to its end */
     int64_t unreachable_ms, next_drain; /* retiring: since when it has not answered (0: it has) */
+    struct proto_heartbeat heads;       /* retiring: its stream ends at its last answer, */
+    bool heads_known;                   /* if it answered since it left DNS */
 };
 
 /* Discovery: the resolver thread's latest answer, read by the sub thread (under `lock`). */
@@ -1063,6 +1065,7 @@ static void discovery_take(struct bus_sub *s, int64_t now)
         if (!present && !src->retiring) {
             src->retiring = true;
             src->drained = false;
+            src->heads_known = false;
             src->unreachable_ms = 0;
             src->next_drain = 0;
             source_log(src, "Bus publisher left the DNS answer: following it until it stops",
@@ -1109,6 +1112,8 @@ static enum drain_state source_drain(struct bus_sub *s, struct source *src)
     }
     snprintf(src->name, sizeof src->name, "%s", name);
     src->epoch = epoch;
+    src->heads = hb;
+    src->heads_known = true;
     for (int i = 0; i < hb.count; i++) {
         if (!stream_seen(s, src, is, &hb.streams[i], false)) {
             return DRAIN_BEHIND;
@@ -1125,6 +1130,25 @@ static enum drain_state source_drain(struct bus_sub *s, struct source *src)
         }
     }
     return DRAIN_DONE;
+}
+
+/* Whether every wanted stream of `src` is applied up to where its last answer said it ended
+ * (events that came live since then count too: the cursors only move forward). */
+static bool heads_applied(struct bus_sub *s, const struct source *src)
+{
+    if (!src->heads_known || src->name[0] == '\0') {
+        return false;
+    }
+    for (int i = 0; i < src->heads.count; i++) {
+        const struct proto_hb_stream *h = &src->heads.streams[i];
+        bool created;
+        struct cursor *c =
+            topic_wanted(s, h->topic) ? cursor_find(s, src->name, h->topic, &created) : NULL;
+        if (c != NULL && c->seq < h->last_seq && !s->from_now) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Drain and drop retiring sources; compute bus_sub_discovery_ok (sub thread). */
@@ -1166,7 +1190,7 @@ static void discovery_tick(struct bus_sub *s, int64_t now)
             continue;
         }
         src->unreachable_ms = src->unreachable_ms != 0 ? src->unreachable_ms : now;
-        if (src->drained) {
+        if (src->drained || heads_applied(s, src)) {
             source_drop(s, src, "Retired bus publisher stopped after it was drained: dropped",
                         false);
         } else if (now - src->unreachable_ms >= BUS_DISCOVER_RETIRE_MS) {
