@@ -165,27 +165,49 @@ static bool map_field_ok(const char *f)
     return false;
 }
 
+/*
+ * The next non-empty item of a comma-separated list, blanks trimmed: *item and
+ * *n; *p moves past it. False at the end.
+ */
+static bool next_item(const char **p, const char **item, size_t *n)
+{
+    while (**p != '\0') {
+        size_t len = strcspn(*p, ",");
+        const char *start = *p;
+        *p += len;
+        if (**p == ',') {
+            (*p)++;
+        }
+        while (len > 0 && (*start == ' ' || *start == '\t')) {
+            start++;
+            len--;
+        }
+        while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t')) {
+            len--;
+        }
+        if (len > 0) {
+            *item = start;
+            *n = len;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void field_refused(const char *field, char *err, size_t err_size)
+{
+    snprintf(err, err_size,
+             "'%s' is not a lead field (name, firstName, lastName, phone, email, company, city, "
+             "notes, extra.<key>)",
+             field);
+}
+
 int source_map_parse(const char *spec, struct source_map *m, char *err, size_t err_size)
 {
     memset(m, 0, sizeof *m);
-    const char *p = spec;
-    while (*p != '\0') {
-        size_t n = strcspn(p, ",");
-        const char *item = p;
-        p += n;
-        if (*p == ',') {
-            p++;
-        }
-        while (n > 0 && (*item == ' ' || *item == '\t')) {
-            item++;
-            n--;
-        }
-        while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t')) {
-            n--;
-        }
-        if (n == 0) {
-            continue;
-        }
+    const char *p = spec, *item;
+    size_t n;
+    while (next_item(&p, &item, &n)) {
         const char *eq = memchr(item, '=', n);
         size_t flen = eq != NULL ? (size_t)(eq - item) : 0;
         if (m->n == SOURCE_MAP_MAX) {
@@ -199,10 +221,7 @@ int source_map_parse(const char *spec, struct source_map *m, char *err, size_t e
         memcpy(m->e[m->n].field, item, flen);
         m->e[m->n].field[flen] = '\0';
         if (!map_field_ok(m->e[m->n].field)) {
-            snprintf(err, err_size,
-                     "'%s' is not a lead field (name, firstName, lastName, phone, email, company, "
-                     "city, notes, extra.<key>)",
-                     m->e[m->n].field);
+            field_refused(m->e[m->n].field, err, err_size);
             return -1;
         }
         for (int i = 0; i < m->n; i++) {
@@ -452,24 +471,9 @@ static int join_values(const cJSON *values, char *out, size_t size)
 int meta_field_map_parse(const char *spec, struct meta_field_map *m, char *err, size_t err_size)
 {
     memset(m, 0, sizeof *m);
-    const char *p = spec;
-    while (*p != '\0') {
-        size_t n = strcspn(p, ",");
-        const char *item = p;
-        p += n;
-        if (*p == ',') {
-            p++;
-        }
-        while (n > 0 && (*item == ' ' || *item == '\t')) {
-            item++;
-            n--;
-        }
-        while (n > 0 && (item[n - 1] == ' ' || item[n - 1] == '\t')) {
-            n--;
-        }
-        if (n == 0) {
-            continue;
-        }
+    const char *p = spec, *item;
+    size_t n;
+    while (next_item(&p, &item, &n)) {
         const char *eq = memchr(item, '=', n);
         size_t qlen = eq != NULL ? (size_t)(eq - item) : 0, flen = eq != NULL ? n - qlen - 1 : 0;
         if (m->n == META_FIELD_MAP_MAX) {
@@ -484,10 +488,7 @@ int meta_field_map_parse(const char *spec, struct meta_field_map *m, char *err, 
         memcpy(m->e[m->n].question, item, qlen);
         memcpy(m->e[m->n].field, eq + 1, flen);
         if (!map_field_ok(m->e[m->n].field)) {
-            snprintf(err, err_size,
-                     "'%s' is not a lead field (name, firstName, lastName, phone, email, company, "
-                     "city, notes, extra.<key>)",
-                     m->e[m->n].field);
+            field_refused(m->e[m->n].field, err, err_size);
             return -1;
         }
         m->n++;
