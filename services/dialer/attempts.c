@@ -227,6 +227,89 @@ static int64_t min_next(sqlite3 *db, const char *states)
     "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                 \
     " coalesce(dialed_ms, 0), state, due_ms"
 
+/* Due calls first, oldest first (what the leads wait for): up to `max` into c. */
+static int find_dials(sqlite3 *db, struct claim *c, int64_t now, int max)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " ATTEMPT_COLS " FROM attempts WHERE state = 'queued'"
+                           " AND next_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    while (c->n < max && sqlite3_step(st) == SQLITE_ROW) {
+        read_attempt(st, &c->a[c->n++]);
+    }
+    sqlite3_finalize(st);
+    c->kind = c->n > 0 ? JOB_DIAL : JOB_NONE;
+    return 0;
+}
+
+/* A lookup: an unknown outcome, a callback overdue, or a `dialing` whose result could not be
+ * recorded (older than any request can take). */
+static int find_lookup(sqlite3 *db, struct claim *c, int64_t now)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " ATTEMPT_COLS " FROM attempts WHERE (state IN ('unknown',"
+                           " 'initiated') AND next_ms <= ?1) OR (state = 'dialing' AND"
+                           " dialed_ms < ?2) ORDER BY next_ms LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, now - 2 * c->d->acct.timeout_ms - 60000);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        read_attempt(st, &c->a[0]);
+        c->n = 1;
+        c->kind = strcmp((const char *)sqlite3_column_text(st, 8),
+                         attempt_state_name[ATTEMPT_INITIATED]) == 0
+                      ? JOB_CHECK
+                      : JOB_RECONCILE;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
+ * a lookup takes a lease (as `unknown`) so no other worker repeats it meanwhile. */
+static int take(sqlite3 *db, struct claim *c, int64_t now)
+{
+    const char *sql =
+        c->kind == JOB_DIAL
+            ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
+              " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
+            : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
+              " WHEN 'dialing' THEN 'unknown' ELSE state END"
+              " WHERE call_id = ?1 AND attempt = ?2";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int rc = SQLITE_DONE;
+    for (int i = 0; i < c->n && rc == SQLITE_DONE; i++) {
+        sqlite3_bind_text(st, 1, c->a[i].call_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, c->a[i].attempt);
+        sqlite3_bind_int64(st, 3, now);
+        sqlite3_bind_int64(st, 4, now + 2 * c->d->acct.timeout_ms + 5000);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (c->kind == JOB_DIAL) {
+            if (c->a[i].tries == 0) { /* a first try, not a re-send after a 429 */
+                metrics_observe("leadbus_dispatch_lateness_seconds",
+                                "From a call's due time to its connect request", "",
+                                (double)(now - c->a[i].due_ms) / 1000.0);
+            }
+            c->a[i].dialed_ms = now;
+            c->a[i].tries++;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int attempts_claim(sqlite3 *db, void *arg)
 {
     struct claim *c = arg;
@@ -246,85 +329,22 @@ int attempts_claim(sqlite3 *db, void *arg)
                             "Times due calls waited for the Exotel rate limit",
                             "service=\"dialer\"", 1);
     }
-    sqlite3_stmt *st;
-    if (can_dial > 0) {
-        /* Due calls first, oldest first: they are what the leads wait for. */
-        if (sqlite3_prepare_v2(db,
-                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE state = 'queued'"
-                               " AND next_ms <= ?1 ORDER BY due_ms LIMIT ?2",
-                               -1, &st, NULL) != SQLITE_OK) {
-            return -1;
-        }
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int(st, 2, can_dial);
-        while (sqlite3_step(st) == SQLITE_ROW && c->n < can_dial) {
-            read_attempt(st, &c->a[c->n++]);
-        }
-        sqlite3_finalize(st);
-        c->kind = c->n > 0 ? JOB_DIAL : JOB_NONE;
-    }
-    if (c->kind == JOB_NONE) {
-        /* A lookup: an unknown outcome, a callback overdue, or a `dialing` whose result could not
-         * be recorded (older than any request can take). */
-        if (sqlite3_prepare_v2(db,
-                               "SELECT " ATTEMPT_COLS " FROM attempts WHERE (state IN ('unknown',"
-                               " 'initiated') AND next_ms <= ?1) OR (state = 'dialing' AND"
-                               " dialed_ms < ?2) ORDER BY next_ms LIMIT 1",
-                               -1, &st, NULL) != SQLITE_OK) {
-            return -1;
-        }
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, now - 2 * d->acct.timeout_ms - 60000);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            read_attempt(st, &c->a[0]);
-            c->n = 1;
-            c->kind = strcmp((const char *)sqlite3_column_text(st, 8), "initiated") == 0
-                          ? JOB_CHECK
-                          : JOB_RECONCILE;
-        }
-        sqlite3_finalize(st);
-    }
-    if (c->kind == JOB_NONE) {
-        int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
-        if (queued != INT64_MAX && queued < rl_next) {
-            queued = rl_next;
-        }
-        int64_t next = queued < other ? queued : other;
-        c->wake = next < c->wake ? next : c->wake;
-        return 0;
-    }
-    /* The claim: `dialing` is committed before the request, so a crash cannot lead to a redial;
-     * a lookup takes a lease (as `unknown`) so no other worker repeats it meanwhile. */
-    const char *sql =
-        c->kind == JOB_DIAL
-            ? "UPDATE attempts SET state = 'dialing', dialed_ms = ?3,"
-              " tries = tries + 1, updated_ms = ?3 WHERE call_id = ?1 AND attempt = ?2"
-            : "UPDATE attempts SET next_ms = ?4, updated_ms = ?3, state = CASE state"
-              " WHEN 'dialing' THEN 'unknown' ELSE state END"
-              " WHERE call_id = ?1 AND attempt = ?2";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (can_dial > 0 && find_dials(db, c, now, can_dial) != 0) {
         return -1;
     }
-    int rc = SQLITE_DONE;
-    for (int i = 0; i < c->n && rc == SQLITE_DONE; i++) {
-        sqlite3_bind_text(st, 1, c->a[i].call_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, c->a[i].attempt);
-        sqlite3_bind_int64(st, 3, now);
-        sqlite3_bind_int64(st, 4, now + 2 * d->acct.timeout_ms + 5000);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (c->kind == JOB_DIAL) {
-            if (c->a[i].tries == 0) { /* a first try, not a re-send after a 429 */
-                metrics_observe("leadbus_dispatch_lateness_seconds",
-                                "From a call's due time to its connect request", "",
-                                (double)(now - c->a[i].due_ms) / 1000.0);
-            }
-            c->a[i].dialed_ms = now;
-            c->a[i].tries++;
-        }
+    if (c->kind == JOB_NONE && find_lookup(db, c, now) != 0) {
+        return -1;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (c->kind != JOB_NONE) {
+        return take(db, c, now);
+    }
+    int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
+    if (queued != INT64_MAX && queued < rl_next) {
+        queued = rl_next;
+    }
+    int64_t next = queued < other ? queued : other;
+    c->wake = next < c->wake ? next : c->wake;
+    return 0;
 }
 
 /* An attempt whose request never left: the claim's try is taken back. */
