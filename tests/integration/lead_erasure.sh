@@ -120,6 +120,12 @@ for db in ingest call-scheduler zoho-sync; do
 done
 cat "$T/rows"
 no_secret "$T/rows"
+# ... nor in the files' free space (secure_delete): the raw bytes of every store, closed cleanly
+for db in ingest call-scheduler zoho-sync stats; do
+    [ ! -e "$T/d/$db.db-wal" ] || [ ! -s "$T/d/$db.db-wal" ] || fail "$db.db-wal not checkpointed at stop"
+    tr -c '[:print:]' '\n' <"$T/d/$db.db" >"$T/raw_$db"
+    no_secret "$T/raw_$db"
+done
 no_secret "$T/outboxes"
 [ "$(grep -c "$A" "$T/rows")" -ge 4 ] || fail "A's rows (ids) should stay"
 [ "$(sqlite3 "$T/d/stats.db" "SELECT count(*) FROM st_timeline WHERE lead_id = '$A'")" -eq 0 ] ||
