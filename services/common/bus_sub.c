@@ -1344,7 +1344,9 @@ static int source_dial(struct bus_sub *s, struct source *src, const char *pub_ur
     src->used = true;
     src->pub_url = strdup(pub_url);
     src->replay_url = replay_url ? strdup(replay_url) : NULL;
-    snprintf(src->peer, sizeof src->peer, "%s", peer ? peer : "");
+    /* A name is verified only over TLS: on plain tcp:// nothing ties frames to a name. */
+    bool tls = strncmp(pub_url, "tls+", 4) == 0;
+    snprintf(src->peer, sizeof src->peer, "%s", tls && peer ? peer : "");
     if (src->pub_url == NULL) {
         return -1;
     }
