@@ -239,6 +239,23 @@ static int epoch_job(sqlite3 *db, void *arg)
     return *epoch != 0 ? 0 : -1;
 }
 
+/*
+ * A store found corrupt or lost refuses every job (store.h) while its process stays up, not
+ * ready; the epoch it already has is still read, through a read-only connection, so the start
+ * does not fail on which came first, the integrity check or this. 0 otherwise.
+ */
+static uint64_t epoch_of_bad_store(struct store *s)
+{
+    enum store_health h = store_health(s);
+    sqlite3 *db = NULL;
+    uint64_t epoch = 0;
+    if ((h == STORE_CORRUPT || h == STORE_LOST) && store_open_reader(s, &db) == 0) {
+        epoch = outbox_epoch_read(db);
+    }
+    sqlite3_close(db);
+    return epoch;
+}
+
 int bus_pub_open(const struct bus_pub_opts *o, struct bus_pub **out)
 {
     if (store_exec_schema(o->store, outbox_schema) != 0) {
@@ -257,7 +274,10 @@ int bus_pub_open(const struct bus_pub_opts *o, struct bus_pub **out)
     clock_cond_init(&p->cond);
 
     bool pub_open = false, rep_open = false;
-    if (p->ob == NULL || store_run(p->store, epoch_job, &p->epoch) != 0) {
+    if (p->ob != NULL && store_run(p->store, epoch_job, &p->epoch) != 0) {
+        p->epoch = epoch_of_bad_store(p->store);
+    }
+    if (p->ob == NULL || p->epoch == 0) {
         log_error("Cannot read or create the stream epoch",
                   LOG_FIELDS(LOG_S("publisher", o->name)));
         goto fail;

@@ -45,7 +45,7 @@ void outbox_free(struct outbox *ob)
     free(ob);
 }
 
-static uint64_t epoch_read(sqlite3 *db)
+uint64_t outbox_epoch_read(sqlite3 *db)
 {
     sqlite3_stmt *st;
     uint64_t epoch = 0;
@@ -74,7 +74,7 @@ static uint64_t epoch_new(void)
 
 uint64_t outbox_epoch(sqlite3 *db)
 {
-    uint64_t epoch = epoch_read(db);
+    uint64_t epoch = outbox_epoch_read(db);
     if (epoch != 0) {
         return epoch;
     }
@@ -86,7 +86,7 @@ uint64_t outbox_epoch(sqlite3 *db)
     sqlite3_bind_int64(st, 1, (sqlite3_int64)epoch_new());
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? epoch_read(db) : 0;
+    return rc == SQLITE_DONE ? outbox_epoch_read(db) : 0;
 }
 
 static int prepare(struct outbox *ob, sqlite3 *db)

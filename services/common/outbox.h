@@ -34,6 +34,8 @@ int outbox_append(struct outbox *ob, sqlite3 *db, enum proto_topic t, const void
  * function, or on any connection once it exists. 0 on error.
  */
 uint64_t outbox_epoch(sqlite3 *db);
+/* The stream epoch if the store has one, else 0 (reads only). */
+uint64_t outbox_epoch_read(sqlite3 *db);
 
 /* The last seq of every stream. */
 int outbox_streams(sqlite3 *db, struct proto_heartbeat *hb);

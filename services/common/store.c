@@ -629,9 +629,18 @@ static int schema_job(sqlite3 *db, void *arg)
     return exec(db, arg) == SQLITE_OK ? 0 : -1;
 }
 
+/*
+ * A corrupt or lost store refuses writes until a restart, and its process stays up, not ready
+ * (its health says why): a schema it cannot add then does not stop the start-up. Any other
+ * failure does.
+ */
 int store_exec_schema(struct store *s, const char *sql)
 {
-    return store_run(s, schema_job, (void *)sql) == 0 ? 0 : -1;
+    if (store_run(s, schema_job, (void *)sql) == 0) {
+        return 0;
+    }
+    enum store_health h = store_health(s);
+    return h == STORE_CORRUPT || h == STORE_LOST ? 0 : -1;
 }
 
 int store_on_commit(struct store *s, void (*fn)(void *arg), void *arg)
