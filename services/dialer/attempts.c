@@ -397,6 +397,12 @@ int attempts_adopt(sqlite3 *db, void *arg)
         if (!exotel_status_terminal(c->status)) {
             continue;
         }
+        if (p->a->sid[0] != '\0') {
+            /* Adopted already (the Sid was claimed, then the dialer stopped before the
+             * outcome was recorded): that call and no other. */
+            p->found = strcmp(c->sid, p->a->sid) == 0 ? i : -1;
+            continue;
+        }
         sqlite3_bind_text(st, 1, c->sid, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_reset(st);

@@ -117,7 +117,8 @@ struct claim {
 };
 
 /* Which call of a page a reconciliation may adopt: finished, the attempt's number, not yet any
- * attempt's (a Sid already adopted stays with its attempt). One transaction per page, which also
+ * attempt's (a Sid already adopted stays with its attempt; an attempt that claimed one before a
+ * crash takes that one only). One transaction per page, which also
  * claims the Sid for the attempt: two workers reconciling two attempts of one number could
  * otherwise both pick the same free call (found in one transaction, recorded in another). */
 struct adopt {

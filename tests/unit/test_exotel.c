@@ -7,6 +7,7 @@
 
 #include "callback_guard.h"
 #include "connect_verdict.h"
+#include "dialer_internal.h"
 #include "exotel_callback.h"
 #include "exotel_client.h"
 
@@ -387,6 +388,54 @@ static void test_connect_verdicts(void **state)
     assert_string_equal(v.status, "failed-api");
 }
 
+/* Reconciliation adopts a free finished call of the number, never another attempt's; an
+ * attempt that claimed a Sid before a crash (its outcome not yet recorded) takes that one. */
+static void test_adopt(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE attempts(call_id TEXT, attempt INTEGER, sid TEXT);"
+                                  "INSERT INTO attempts VALUES('c1', 1, 'S_OTHER');"
+                                  "INSERT INTO attempts VALUES('c2', 1, NULL);"
+                                  "INSERT INTO attempts VALUES('c3', 1, 'S_MINE');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    struct exotel_call calls[3];
+    memset(calls, 0, sizeof calls);
+    const char *sids[] = {"S_OTHER", "S_FREE", "S_MINE"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(calls[i].sid, sizeof calls[i].sid, "%s", sids[i]);
+        snprintf(calls[i].status, sizeof calls[i].status, "completed");
+    }
+    struct attempt fresh = {.call_id = "c2", .attempt = 1};
+    struct adopt p = {calls, 3, &fresh, -1};
+    assert_int_equal(attempts_adopt(db, &p), 0);
+    assert_int_equal(p.found, 1); /* S_OTHER is c1's */
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT sid FROM attempts WHERE call_id = 'c2'", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "S_FREE"); /* claimed */
+    sqlite3_finalize(st);
+    struct attempt claimed = {.call_id = "c3", .attempt = 1, .sid = "S_MINE"};
+    p = (struct adopt){calls, 3, &claimed, -1};
+    assert_int_equal(attempts_adopt(db, &p), 0);
+    assert_int_equal(p.found, 2); /* its own, though held by an attempt (itself) */
+    struct attempt late = {.call_id = "c4", .attempt = 1};
+    p = (struct adopt){calls, 3, &late, -1};
+    assert_int_equal(attempts_adopt(db, &p), 0);
+    assert_int_equal(p.found, -1); /* every call is some attempt's */
+    snprintf(calls[1].status, sizeof calls[1].status, "in-progress");
+    struct attempt early = {.call_id = "c5", .attempt = 1, .sid = "S_FREE"};
+    p = (struct adopt){calls, 3, &early, -1};
+    assert_int_equal(attempts_adopt(db, &p), 0);
+    assert_int_equal(p.found, -1); /* its call is not over yet */
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_bulk_pages),
         cmocka_unit_test(test_same_number),
         cmocka_unit_test(test_connect_verdicts),
+        cmocka_unit_test(test_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
