@@ -33,11 +33,11 @@ zoho_set() { zoho_ids | cut -d'"' -f4 | sort; }
 readyz() { curl -s "http://127.0.0.1:${PORT[$1]}/readyz"; }
 refused() { # SERVICE: /readyz 503 naming the check
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$1]}/readyz")" = 503 ] &&
-        readyz "$1" | grep -q "\"$1: two live publishers share a bus stream name\""
+        readyz "$1" | grep -c "\"$1: two live publishers share a bus stream name\"" >/dev/null
 }
 conflict_metric() { # SERVICE VALUE
     curl -s "http://127.0.0.1:${PORT[$1]}/metrics" |
-        grep -q "^leadbus_bus_stream_conflict{subscriber=\"$1\",publisher=\"ingest\"} $2$"
+        grep -c "^leadbus_bus_stream_conflict{subscriber=\"$1\",publisher=\"ingest\"} $2$" >/dev/null
 }
 errors() { grep -c "\[ERROR\].*Two live publishers share one stream name.*publisher: 'ingest'" "$T/$1.log" || true; }
 at_least_errors() { [ "$(errors "$1")" -ge "$2" ]; }
@@ -64,7 +64,7 @@ wait_for 20 "an ERROR line per heartbeat" at_least_errors zoho-sync 5
 E_A=$(grep "Publishing {" "$T/ingest.log" | grep -o "epoch: '[0-9a-f]*'" | cut -d"'" -f2)
 E_B=$(grep "Publishing {" "$T/ingest2.log" | grep -o "epoch: '[0-9a-f]*'" | cut -d"'" -f2)
 line=$(grep "Two live publishers share one stream name" "$T/zoho-sync.log" | tail -n 1)
-{ grep -q "epoch: '$E_A', otherEpoch: '$E_B'" <<<"$line" || grep -q "epoch: '$E_B', otherEpoch: '$E_A'" <<<"$line"; } ||
+{ grep -q "epoch: '$E_A', otherEpoch: '$E_B'" <<<"$line" || grep -c "epoch: '$E_B', otherEpoch: '$E_A'" <<<"$line" >/dev/null; } ||
     fail "the ERROR does not name both epochs ($E_A, $E_B): $line"
 # The followed stream is applied, in full and once; the other not at all (no flip-flop).
 A=$(sort "$T/leads.ingest") B=$(sort "$T/leads.ingest2")
@@ -85,7 +85,7 @@ for svc in zoho-sync stats; do
     wait_for 30 "$svc ready again" curl -fsS "http://127.0.0.1:${PORT[$svc]}/readyz"
     wait_for 10 "$svc's conflict metric back to 0" conflict_metric $svc 0
 done
-received_all() { curl -s "$S/exotel/stats" | grep -q '"received":10,'; }
+received_all() { curl -s "$S/exotel/stats" | grep -c '"received":10,' >/dev/null; }
 wait_for 30 "stats to count each of the 10 leads once" received_all
 echo "renamed: all 10 leads in Zoho once, subscribers ready"
 for svc in "${SERVICES[@]}"; do kill -TERM "${PID[$svc]}"; wait_pid 15 "${PID[$svc]}"; done

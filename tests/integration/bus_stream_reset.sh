@@ -68,7 +68,7 @@ for svc in zoho-sync call-scheduler stats; do
     grep -q "\[ERROR\].*Publisher stream reset.*publisher: 'ingest-0', oldEpoch: '$E1', newEpoch: '$E2'" "$T/$svc.log" ||
         fail "$svc did not log the reset with both epochs"
     curl -s "http://127.0.0.1:${PORT[$svc]}/metrics" |
-        grep -q "^leadbus_bus_stream_resets_total{subscriber=\"$svc\",publisher=\"ingest-0\"} 1$" ||
+        grep -c "^leadbus_bus_stream_resets_total{subscriber=\"$svc\",publisher=\"ingest-0\"} 1$" >/dev/null ||
         fail "$svc does not count the reset"
 done
 check_once
@@ -97,7 +97,7 @@ wait_for 60 "the 6 leads posted after the restore in Zoho and called" all_there
 check_once
 N=$(wc -l <"$T/leads")
 stats_once() {
-    curl -s "$S/exotel/stats" | grep -q "\"total\":$N,.*\"attempts\":$N,.*\"received\":$N,"
+    curl -s "$S/exotel/stats" | grep -c "\"total\":$N,.*\"attempts\":$N,.*\"received\":$N," >/dev/null
 }
 wait_for 30 "stats to count $N leads, calls and attempts once each" stats_once
 echo "restored store: leads 9..20 applied again, nothing twice; $N leads in Zoho and called once each"

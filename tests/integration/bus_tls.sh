@@ -38,7 +38,7 @@ post() { # N PREFIX: N leads to whatever listens on the ingest port
             fail "lead $n not accepted"
     done
 }
-received() { curl -s "$S/exotel/stats" | grep -q "\"received\":$1[,}]"; }
+received() { curl -s "$S/exotel/stats" | grep -c "\"received\":$1[,}]" >/dev/null; }
 
 # 1. Leads flow over TLS.
 ingest_up
@@ -58,7 +58,7 @@ echo "ok: 5 leads ingest -> stats over tls+tcp://, and replayed to a tap with a 
 if command -v nngcat >/dev/null; then
     rc=0
     timeout 4 nngcat --sub --dial "$BUS_INGEST_PUB" --insecure --subscribe "" --raw --count 1 >"$T/nocert.out" 2>&1 || rc=$?
-    [ ! -s "$T/nocert.out" ] || grep -qv '_hb' "$T/nocert.out" || fail "a subscriber without a certificate got frames"
+    [ ! -s "$T/nocert.out" ] || grep -cv '_hb' "$T/nocert.out" >/dev/null || fail "a subscriber without a certificate got frames"
     grep -q '_hb' "$T/nocert.out" && fail "a subscriber without a certificate got a heartbeat"
     rc=0
     timeout 4 nngcat --sub --dial "$BUS_INGEST_PUB" --insecure --cert "$T/rogue/stats.crt" --key "$T/rogue/stats.key" \

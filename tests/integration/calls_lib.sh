@@ -57,7 +57,7 @@ call_json() {
             grep -o "{[^{}]*\"callId\":\"$1\"[^{}]*}" || true
     done
 }
-call_is() { call_json "$1" | grep -q "$2"; }
+call_is() { call_json "$1" | grep -c "$2" >/dev/null; }
 
 # cb_token CALL_ID ATTEMPT: the attempt's callback token, made as SECURITY.md says from the key
 # in the dialer's store; attempt_sid / attempt_row CALL_ID ATTEMPT: what the dialer stored
@@ -80,7 +80,7 @@ post_many() {
 }
 connect_count() { connect_log | wc -l; }
 at_least_connects() { [ "$(connect_count)" -ge "$1" ]; }
-none_pending() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/calls?state=pending" | grep -q '"calls":\[\]'; }
+none_pending() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/calls?state=pending" | grep -c '"calls":\[\]' >/dev/null; }
 
 # windows_ok LIMIT WINDOW_MS: no WINDOW_MS of the sandbox's arrival times holds more than LIMIT
 # connects; prints the tightest window seen.

@@ -39,7 +39,7 @@ done
 wait_pid 10 "$POSTER" || fail "the poster failed: $(cat "$T/poster.out")"
 echo "$TOPOLOGY: $N leads posted in $((SECONDS - t0)) s with $kills SIGKILLs ($SANDBOX_FAULTS)"
 settled() {
-    curl -s "$S/exotel/stats" | grep -q "\"pending\":0,\"total\":$N,.*\"unknown\":0},.*\"received\":$N,\"synced\":$N,\"syncFailed\":0"
+    curl -s "$S/exotel/stats" | grep -c "\"pending\":0,\"total\":$N,.*\"unknown\":0},.*\"received\":$N,\"synced\":$N,\"syncFailed\":0" >/dev/null
 }
 wait_for "${CHAOS_SETTLE_S:-300}" "every call final and every lead in Zoho, per stats" settled
 stats=$(curl -s "$S/exotel/stats")

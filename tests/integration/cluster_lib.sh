@@ -88,7 +88,7 @@ poster() {
             "http://127.0.0.1:${PORT[$replica]}/leads" -H "Content-Type: application/json" \
             -H "X-API-Key: $KEY" -H "Idempotency-Key: lead-$n" \
             -d "{\"name\":\"Lead $n\",\"phone\":\"$2$(printf '%04d' "$n")4\",\"email\":\"l$n@example.com\"}" |
-            grep -q 202; do
+            grep -c 202 >/dev/null; do
             tries=$((tries + 1))
             [ $tries -lt 600 ] || { echo "lead $n never accepted" >&2; exit 1; }
             sleep 0.05 # the ingest replica is restarting: try again shortly

@@ -72,7 +72,7 @@ expect 400 "$(rest 400 'RecordingUrlValidity')" "${AUTH[@]}" "$EX/Calls/$AGENT_S
 expect 200 "^{\"Call\":{\"Sid\":\"$AGENT_SID\"" "${AUTH[@]}" "$EX/Calls/$AGENT_SID.json?details=true"
 
 row "GET Calls.json?To=&DateCreated=&PageSize=&SortBy=&After= (bulk call details, paged)"
-finished() { curl -s "${AUTH[@]}" -G "$EX/Calls.json" --data-urlencode To=09800003010 | grep -q '"Total":[3-9]'; }
+finished() { curl -s "${AUTH[@]}" -G "$EX/Calls.json" --data-urlencode To=09800003010 | grep -c '"Total":[3-9]' >/dev/null; }
 wait_for 15 "the conformance calls to end" finished
 today=$(TZ=Asia/Kolkata date +%Y-%m-%d)
 BULK=(-G "$EX/Calls.json" --data-urlencode "To=09800003010,+919800003010"

@@ -43,8 +43,8 @@ wait_for 30 "the container" curl -fsS "http://127.0.0.1:$P/readyz"
 uid=$(awk '/^Uid:/ {print $2}' "/proc/$(podman inspect --format '{{.State.Pid}}' "$NAME")/status")
 [ "$uid" = 10001 ] || fail "the container runs as uid $uid, not 10001"
 curl -s -X POST "http://127.0.0.1:$P/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
-    -d '{"name":"Container Lead","phone":"9876543210"}' | grep -q '"success":true' || fail "post"
-called() { curl -s "http://127.0.0.1:$P/exotel/stats" | grep -q '"success":1,.*"completed":1,.*"synced":1'; }
+    -d '{"name":"Container Lead","phone":"9876543210"}' | grep -c '"success":true' >/dev/null || fail "post"
+called() { curl -s "http://127.0.0.1:$P/exotel/stats" | grep -c '"success":1,.*"completed":1,.*"synced":1' >/dev/null; }
 wait_for 30 "the lead called and synced inside the container" called
 podman healthcheck run "$NAME" || fail "HEALTHCHECK failed"
 podman exec "$NAME" leadbus health /readyz || fail "leadbus health /readyz failed"
@@ -118,7 +118,7 @@ grep -q "Exotel: live account" "$T/compose-services.log" || fail "the dialer did
 grep -q "Zoho: live account" "$T/compose-services.log" || fail "zoho-sync did not take the env file's Zoho credentials"
 for i in 1 2; do
     curl -s -X POST "http://127.0.0.1:3000/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
-        -d "{\"name\":\"Compose $i\",\"phone\":\"987654321$((i + 3))\"}" | grep -q '"success":true' || fail "post $i"
+        -d "{\"name\":\"Compose $i\",\"phone\":\"987654321$((i + 3))\"}" | grep -c '"success":true' >/dev/null || fail "post $i"
 done
 
 # --- deploy/Caddyfile in front: TLS (Caddy's internal CA here), POST /leads and the callback only
@@ -143,8 +143,8 @@ if command -v caddy >/dev/null; then
 else
     echo "caddy is not installed: posting the third lead directly"
     curl -s -X POST "http://127.0.0.1:3000/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
-        -d '{"name":"Compose 3","phone":"9876543216"}' | grep -q '"success":true' || fail "post 3"
+        -d '{"name":"Compose 3","phone":"9876543216"}' | grep -c '"success":true' >/dev/null || fail "post 3"
 fi
-three() { curl -s "http://127.0.0.1:3005/exotel/stats" | grep -q '"success":3,.*"completed":3,.*"synced":3'; }
+three() { curl -s "http://127.0.0.1:3005/exotel/stats" | grep -c '"success":3,.*"completed":3,.*"synced":3' >/dev/null; }
 wait_for 60 "three leads called and synced across six containers" three
 echo "compose: six containers from an env file of live-looking credentials called and synced three leads"

@@ -87,10 +87,10 @@ echo "rendered base running: $(echo $PODS | wc -w) pods"
 ST="http://${ADDR[leadbus-stats-0]}:3000"
 post() { # POD PHONE
     curl -s -X POST "http://${ADDR[$1]}:${PORTOF[$1]}/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
-        -d "{\"name\":\"Pod $1\",\"phone\":\"$2\"}" | grep -q '"success":true' || fail "post to $1"
+        -d "{\"name\":\"Pod $1\",\"phone\":\"$2\"}" | grep -c '"success":true' >/dev/null || fail "post to $1"
 }
 # N leads received by stats (lead.created from ingest), their calls placed and leads synced
-done_n() { curl -s "$ST/exotel/stats" | grep -q "\"success\":$1,.*\"received\":$1,\"synced\":$1"; }
+done_n() { curl -s "$ST/exotel/stats" | grep -c "\"success\":$1,.*\"received\":$1,\"synced\":$1" >/dev/null; }
 post leadbus-ingest-0 9876543210
 post leadbus-ingest-1 9876543220
 wait_for 60 "both leads called and synced (stats)" done_n 2

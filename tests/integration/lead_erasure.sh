@@ -40,8 +40,8 @@ start_all
 A=$(post '{"name":"Erasmus Secretperson","phone":"9330000017","email":"erase-me@example.com","notes":"my secret note"}')
 C=$(post '{"name":"Keep Me","phone":"9330000020","email":"keep@example.com"}')
 wait_for 30 "both leads synced, both calls pending" \
-    bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":2,\"total\":2,.*\"synced\":2,'"
-api "$URL/leads/$A" | grep -q Secretperson || fail "the timeline should show the lead before erasure"
+    bash -c "curl -s '$URL/exotel/stats' | grep -c '\"pending\":2,\"total\":2,.*\"synced\":2,'" >/dev/null
+api "$URL/leads/$A" | grep -c Secretperson >/dev/null || fail "the timeline should show the lead before erasure"
 
 # --- refused without the operator key; unknown id 404
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/leads/$A")
@@ -60,10 +60,10 @@ again=$(api -X DELETE "$URL/leads/$A")
 grep -q '"alreadyErased":true' <<<"$again" || fail "a repeated DELETE: $again"
 
 # --- every service applies it: the pending call canceled, stats shows only that it was erased
-wait_for 20 "A's call canceled" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/calls?state=done' | grep -q 'call_$A'"
-api "$URL/calls?state=done" | grep -o "{[^{}]*call_$A[^{}]*}" | grep -q canceled || fail "A's call is not canceled"
-api "$URL/calls?state=pending" | grep -q "call_$C" || fail "C's call should still be pending"
-wait_for 20 "GET /leads/A to say erased" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/leads/$A' | grep -q '\"erased\":true'"
+wait_for 20 "A's call canceled" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/calls?state=done' | grep -c 'call_$A'" >/dev/null
+api "$URL/calls?state=done" | grep -o "{[^{}]*call_$A[^{}]*}" | grep -c canceled >/dev/null || fail "A's call is not canceled"
+api "$URL/calls?state=pending" | grep -c "call_$C" >/dev/null || fail "C's call should still be pending"
+wait_for 20 "GET /leads/A to say erased" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/leads/$A' | grep -c '\"erased\":true'" >/dev/null
 got=$(api "$URL/leads/$A")
 echo "GET /leads/$A: $got"
 [ "$(jq -r 'keys | join(",")' <<<"$got")" = "erased,erasedAt,leadId,success" ] || fail "GET /leads/A shows more than the erasure: $got"
@@ -71,9 +71,9 @@ api "$URL/leads?limit=50" >"$T/list.json"
 grep -q "$A" "$T/list.json" && fail "GET /leads still lists the erased lead"
 grep -q "$C" "$T/list.json" || fail "GET /leads lost the other lead"
 no_secret "$T/list.json"
-wait_for 10 "stats to count 1 canceled" bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":1,\"total\":2,'"
+wait_for 10 "stats to count 1 canceled" bash -c "curl -s '$URL/exotel/stats' | grep -c '\"pending\":1,\"total\":2,'" >/dev/null
 
-api "$URL/leads/$C" | grep -q "Keep Me" || fail "the other lead's timeline changed"
+api "$URL/leads/$C" | grep -c "Keep Me" >/dev/null || fail "the other lead's timeline changed"
 
 # --- erasure by phone or email finds every lead of that person (and only theirs)
 P1=$(post '{"name":"Twice Person","phone":"+91 93300 00051","email":"twice@example.com"}')
@@ -92,7 +92,7 @@ byemail=$(api -X DELETE "$URL/leads?email=mail.only%40example.com")
 [ "$(api -X DELETE "$URL/leads?phone=9330000051" | jq -r '.leadIds | length')" = 0 ] ||
     fail "a second erasure by phone should find nothing left"
 for id in "$P1" "$P2" "$P3"; do
-    wait_for 20 "GET /leads/$id to say erased" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/leads/$id' | grep -q '\"erased\":true'"
+    wait_for 20 "GET /leads/$id to say erased" bash -c "curl -s -H 'X-API-Key: $KEY' '$URL/leads/$id' | grep -c '\"erased\":true'" >/dev/null
 done
 SECRETS+=("Twice Person" "Twice Again" twice@example.com 9330000051 330000051 "Mail Only" mail.only@example.com)
 
@@ -104,10 +104,10 @@ TAP=$!; PIDS+=("$TAP"); wait_pid 20 "$TAP" || fail "tap call-scheduler: $(cat "$
 cat "$T/tap_ingest.jsonl" "$T/tap_sched.jsonl"
 no_secret "$T/tap_ingest.jsonl"
 no_secret "$T/tap_sched.jsonl"
-grep "\"lead.created\"" "$T/tap_ingest.jsonl" | grep "$A" | grep -q '"erased_ms":[1-9]' ||
+grep "\"lead.created\"" "$T/tap_ingest.jsonl" | grep "$A" | grep -c '"erased_ms":[1-9]' >/dev/null ||
     fail "A's replayed lead.created is not marked erased"
 grep -q "\"lead.erased\".*$A" "$T/tap_ingest.jsonl" || fail "no lead.erased replayed"
-grep "\"lead.created\"" "$T/tap_ingest.jsonl" | grep "$C" | grep -q '"first_name":"Keep","last_name":"Me"' || fail "C's event changed"
+grep "\"lead.created\"" "$T/tap_ingest.jsonl" | grep "$C" | grep -c '"first_name":"Keep","last_name":"Me"' >/dev/null || fail "C's event changed"
 
 # --- the stores: A's personal fields gone, ids and outcomes kept
 stop_all
@@ -134,8 +134,8 @@ no_secret "$T/outboxes"
 # --- stats rebuilt from the bus (a late subscriber replaying everything) agrees
 rm -f "$T/d/stats.db" "$T/d/stats.db-wal" "$T/d/stats.db-shm"
 start_all
-wait_for 30 "a new stats store to replay" bash -c "curl -s '$URL/exotel/stats' | grep -q '\"pending\":1,\"total\":5,'"
-api "$URL/leads/$A" | grep -q '"erased":true' || fail "rebuilt stats: A not erased"
+wait_for 30 "a new stats store to replay" bash -c "curl -s '$URL/exotel/stats' | grep -c '\"pending\":1,\"total\":5,'" >/dev/null
+api "$URL/leads/$A" | grep -c '"erased":true' >/dev/null || fail "rebuilt stats: A not erased"
 api "$URL/leads?limit=50" >"$T/list2.json"
 no_secret "$T/list2.json"
 stop_all

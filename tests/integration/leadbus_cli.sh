@@ -5,7 +5,7 @@
 cd "$T"
 
 "$LEADBUS" --version | grep -Eq '^leadbus [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
-"$LEADBUS" --help | grep -q -- "--target" || fail "--help"
+"$LEADBUS" --help | grep -c -- "--target" >/dev/null || fail "--help"
 
 rc=0; "$LEADBUS" --target=nosuch 2>"$T/err" || rc=$?
 [ $rc -eq 2 ] && grep -q "unknown target 'nosuch'" "$T/err" || fail "unknown target: rc=$rc $(cat "$T/err")"
@@ -23,8 +23,8 @@ PORT_N=$(free_port)
 start leadbus env PORT=$PORT_N DATA_DIR="$T/data" HTTP_BIND=127.0.0.1 "$LEADBUS" --target=all
 LB=$LAST_PID
 wait_for 10 "healthz" curl -fsS "http://127.0.0.1:$PORT_N/healthz"
-curl -fsS "http://127.0.0.1:$PORT_N/healthz" | grep -q '"status":"ok"' || fail healthz
-curl -fsS "http://127.0.0.1:$PORT_N/readyz" | grep -q '"status":"ready"' || fail readyz
+curl -fsS "http://127.0.0.1:$PORT_N/healthz" | grep -c '"status":"ok"' >/dev/null || fail healthz
+curl -fsS "http://127.0.0.1:$PORT_N/readyz" | grep -c '"status":"ready"' >/dev/null || fail readyz
 code=$(curl -s -o "$T/404" -w '%{http_code}' "http://127.0.0.1:$PORT_N/nope")
 [ "$code" = 404 ] && grep -q '"code":"not_found"' "$T/404" || fail "404 answer"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT_N/healthz")

@@ -21,10 +21,10 @@ export HTTP_BIND=127.0.0.1 API_KEYS=$KEY CALL_HOURS=always \
 
 post_lead() {
     curl -s -X POST "$1/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
-        -d '{"name":"Ready Check","phone":"9876543210","email":"r@example.com"}' | grep -q '"success":true' ||
+        -d '{"name":"Ready Check","phone":"9876543210","email":"r@example.com"}' | grep -c '"success":true' >/dev/null ||
         fail "post to $1"
 }
-failing_is() { curl -s "$1/readyz" | grep -q "\"status\":\"not ready\",\"failing\":\[$2\]"; }
+failing_is() { curl -s "$1/readyz" | grep -c "\"status\":\"not ready\",\"failing\":\[$2\]" >/dev/null; }
 metric() { curl -s "$1/metrics" | awk -v m="$2" 'index($0, m) == 1 {print $NF}'; }
 stop() { kill -TERM "$1"; wait_pid 10 "$1"; }
 
@@ -75,7 +75,7 @@ code=$(curl -s -o "$T/cb" -w '%{http_code}' -X POST "$U/exotel/callback?call=cal
 Q=$(free_port)
 start scheduler env PORT=$Q DATA_DIR="$T/s" "$LEADBUS" --target=call-scheduler
 SCHED=$LAST_PID
-clear() { curl -s "$U/readyz" | grep -q '"status":"ready","failing":\[\],"degraded":\[\]'; }
+clear() { curl -s "$U/readyz" | grep -c '"status":"ready","failing":\[\],"degraded":\[\]' >/dev/null; }
 wait_for 15 "the dialer's degraded entry to clear once the call-scheduler runs" clear
 body=$(curl -s "http://127.0.0.1:$Q/readyz")
 [[ "$body" == *'"status":"ready"'*'"degraded":["call-scheduler: ingest streams"]'* ]] ||

@@ -22,7 +22,7 @@ post() {
     curl -s -X POST "$URL/leads" -H "X-API-Key: $KEY" -H "Content-Type: application/json" -d "$1" |
         grep -o 'ld_[0-9a-f]*' || fail "post $1"
 }
-settled() { curl -s "$URL/exotel/stats" | grep -q '"pending":0,"total":3,.*"synced":3,'; }
+settled() { curl -s "$URL/exotel/stats" | grep -c '"pending":0,"total":3,.*"synced":3,' >/dev/null; }
 
 start_all
 O1=$(post '{"name":"Old One","phone":"9340000010","email":"old1@example.com","notes":"old note"}')
@@ -63,7 +63,7 @@ curl -s "$URL/metrics" | grep '^leadbus_retention_rows_total'
 settled || fail "counts changed: $(curl -s "$URL/exotel/stats")"
 curl -s "$URL/exotel/stats" | grep -o '"outcomes":{[^}]*}' >"$T/o_after"
 grep -o '"outcomes":{[^}]*}' "$T/stats_before" | diff - "$T/o_after" || fail "outcome counts changed"
-curl -s -H "X-API-Key: $KEY" "$URL/leads/$N1" | grep -q "New One" || fail "the new lead's timeline is gone"
+curl -s -H "X-API-Key: $KEY" "$URL/leads/$N1" | grep -c "New One" >/dev/null || fail "the new lead's timeline is gone"
 stop_all
 
 # --- what is left: ids and outcomes of the old leads, everything of the new one

@@ -28,7 +28,7 @@ count_ge() { # count_ge FILE PATTERN N: at least N lines of FILE match
 }
 has() { # has PATTERN CURL-ARGS...: the answer matches (re-fetched on every try)
     local pat=$1; shift
-    curl -s "$@" | grep -q -- "$pat"
+    curl -s "$@" | grep -c -- "$pat" >/dev/null
 }
 must() { # must PATTERN TEXT
     grep -q -- "$1" <<<"$2" || fail "expected '$1' in: $2"
@@ -69,8 +69,8 @@ must '"query":"call=c1&token=t"' "$json_cb"
 busy_cb=$(grep "${SID[1]}" "$T/callbacks.jsonl")
 must '"content_type":"multipart/form-data' "$busy_cb"
 must 'name=\\"Status\\"\\r\\n\\r\\nbusy' "$busy_cb"
-grep "${SID[2]}" "$T/callbacks.jsonl" | grep -q 'no-answer' || fail "no-answer outcome"
-grep "${SID[3]}" "$T/callbacks.jsonl" | grep -q 'failed' || fail "failed outcome"
+grep "${SID[2]}" "$T/callbacks.jsonl" | grep -c 'no-answer' >/dev/null || fail "no-answer outcome"
+grep "${SID[3]}" "$T/callbacks.jsonl" | grep -c 'failed' >/dev/null || fail "failed outcome"
 
 # --- Exotel: call details, single and bulk (ongoing calls are left out of bulk)
 must '"Status":"busy"' "$(call "${AUTH[@]}" "$EX/Calls/${SID[1]}.json")"
@@ -108,7 +108,7 @@ for i in $(seq 1 25); do
 done
 placed=$(grep -o 200 <<<"$codes" | wc -l); limited=$(grep -o 429 <<<"$codes" | wc -l)
 curl -s -D - -o /dev/null "${AUTH[@]}" -X POST "$EX/Calls/connect.json" -d From=09876543210 \
-    -d To=09111111110 -d CallerId=08047000000 | grep -qi '^Retry-After: 1' || fail "429 without Retry-After"
+    -d To=09111111110 -d CallerId=08047000000 | grep -ci '^Retry-After: 1' >/dev/null || fail "429 without Retry-After"
 echo "rate limit: $placed placed, $limited refused with 429 (limit 25, 8 placed before)"
 [ "$placed" -eq 17 ] && [ "$limited" -eq 8 ] || fail "rate limit: $codes"
 
@@ -156,7 +156,7 @@ grep -q '"\$module":"Notes"' <<<"$recs" && grep -q '"\$module":"Calls"' <<<"$rec
 # --- Zoho: faults
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d "zoho.429=100" >/dev/null
 must '^429 .*TOO_MANY_REQUESTS' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{"data":[{"Last_Name":"L"}]}')"
-curl -s -D - -o /dev/null "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{}' | grep -qi '^Retry-After: 1' || fail "429 without Retry-After"
+curl -s -D - -o /dev/null "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{}' | grep -ci '^Retry-After: 1' >/dev/null || fail "429 without Retry-After"
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d "zoho.429=0,zoho.down_ms=60000" >/dev/null
 must '^503 ' "$(call "${ZH[@]}" -X POST "$ZO/crm/v8/Leads" -d '{"data":[{"Last_Name":"L"}]}')"
 curl -fsS -X POST "http://127.0.0.1:$P/sandbox/faults" -d reset >/dev/null

@@ -21,7 +21,7 @@ KEY=$(cat "$T/data/api_key")
 lead() { curl -s -o /dev/null -w '%{http_code}' -X POST "$U/leads" -H "X-API-Key: $KEY" \
     -H 'Content-Type: application/json' -d "{\"name\":\"Lead $1\",\"phone\":\"98000$(printf %05d "$1")\"}"; }
 [ "$(lead 1)" = 202 ] || fail "a lead"
-in_zoho() { curl -fsS "$U/sandbox/zoho/records?module=Leads" | grep -q '"Last_Name"'; }
+in_zoho() { curl -fsS "$U/sandbox/zoho/records?module=Leads" | grep -c '"Last_Name"' >/dev/null; }
 wait_for 20 "the lead in the sandbox's Zoho" in_zoho
 wal_files() { ls "$T/data"/*-wal >/dev/null 2>&1; }
 wait_for 10 "WAL files" wal_files

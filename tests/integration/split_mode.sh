@@ -24,7 +24,7 @@ for svc in ingest zoho-sync call-scheduler dialer stats; do
 done
 wait_pid 120 "$POSTER" || fail "the poster failed: $(cat "$T/poster.out")"
 settled() {
-    curl -s "$S/exotel/stats" | grep -q "\"pending\":0,\"total\":$N,.*\"completed\":$N,.*\"unknown\":0},\"attempts\":$N,.*\"received\":$N,\"synced\":$N"
+    curl -s "$S/exotel/stats" | grep -c "\"pending\":0,\"total\":$N,.*\"completed\":$N,.*\"unknown\":0},\"attempts\":$N,.*\"received\":$N,\"synced\":$N" >/dev/null
 }
 wait_for 120 "every call completed and every lead synced, per stats" settled
 calls=$(placed | cut -d' ' -f1 | sort)

@@ -27,7 +27,7 @@ start_stats
 # without a phone, two repeats of a phone already called: a known story.
 post() {
     curl -s -o /dev/null -w '%{http_code}' -X POST "$SVC_URL/leads" -H "Content-Type: application/json" \
-        -H "X-API-Key: $KEY" -d "$1" | grep -q 202 || fail "post $1"
+        -H "X-API-Key: $KEY" -d "$1" | grep -c 202 >/dev/null || fail "post $1"
 }
 for i in $(seq 0 39); do
     post "{\"name\":\"Lead $i\",\"phone\":\"93000$(printf '%04d' $i)$((i % 4))\"}"
@@ -42,7 +42,7 @@ post '{"name":"Again","phone":"9300000000"}'
 post '{"name":"Again Too","phone":"9300000011"}'
 
 stats() { curl -s "$STATS_URL/exotel/stats"; }
-settled() { stats | grep -q '"pending":0,"total":47,.*"unknown":0},"attempts":60,.*"synced":47'; }
+settled() { stats | grep -c '"pending":0,"total":47,.*"unknown":0},"attempts":60,.*"synced":47' >/dev/null; }
 wait_for 60 "stats to settle on 47 calls and 60 attempts" settled
 kill -9 "$STATS"; wait "$STATS" 2>/dev/null || true
 start_stats # and once more: a restart must not count anything twice

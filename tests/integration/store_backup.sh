@@ -28,7 +28,7 @@ start_all() { # DATA_DIR
 }
 stop_all() { kill -TERM "$ALL"; wait_pid 20 "$ALL"; }
 settled() { # N: every lead synced and its one call ended
-    curl -s "$URL/exotel/stats" | grep -q "\"pending\":0,\"total\":$1,.*\"attempts\":$1,.*\"synced\":$1,"
+    curl -s "$URL/exotel/stats" | grep -c "\"pending\":0,\"total\":$1,.*\"attempts\":$1,.*\"synced\":$1," >/dev/null
 }
 post() { # I
     curl -s -o /dev/null -w '%{http_code}\n' -X POST "$URL/leads" -H "Content-Type: application/json" \
@@ -92,7 +92,7 @@ echo "restored: $M leads, each with one call, one attempt, synced, counted once"
 
 # --- one store alone: stats (a subscriber) from the older copy catches up by replay
 start_all "$T/d2"
-for i in $(seq 1001 1005); do post "$i" | grep -q 202 || fail "post $i after the restore"; done
+for i in $(seq 1001 1005); do post "$i" | grep -c 202 >/dev/null || fail "post $i after the restore"; done
 K=$((M + 5))
 wait_for 60 "$K leads" settled $K
 stop_all
@@ -107,7 +107,7 @@ stop_all
 DATA_DIR="$T/d2" "$LEADBUS" restore "$T/bk" ingest >"$T/ing.out" 2>&1 || fail "restore ingest: $(cat "$T/ing.out")"
 grep -q '^ingest: .*new stream epoch' "$T/ing.out" || fail "restore ingest: $(cat "$T/ing.out")"
 start_all "$T/d2"
-for i in 2001 2002; do post "$i" | grep -q 202 || fail "post $i after restoring ingest"; done
+for i in 2001 2002; do post "$i" | grep -c 202 >/dev/null || fail "post $i after restoring ingest"; done
 wait_for 60 "$((K + 2)) leads after ingest was restored alone" settled $((K + 2))
 stop_all
 grep -q 'Publisher stream reset' "$T/all.log" || fail "no subscriber noticed ingest's new epoch"

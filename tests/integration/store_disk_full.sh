@@ -50,7 +50,7 @@ for i in $(seq 1 300); do
 done
 [ $refused -eq 1 ] || fail "300 leads accepted on a full disk"
 grep -q '"code":"unavailable"' "$T/post" || fail "503 without the JSON error: $(cat "$T/post")"
-not_ready() { curl -s "$U/readyz" | grep -q '"status":"not ready".*"store ingest"'; }
+not_ready() { curl -s "$U/readyz" | grep -c '"status":"not ready".*"store ingest"' >/dev/null; }
 wait_for 5 "/readyz to name the store" not_ready
 grep -q "ERROR.*Store cannot commit.*$T/full/data/ingest.db" "$T/ingest.log" || fail "no ERROR line naming the file"
 [ "$(metric 'leadbus_store_writable{store="ingest"}')" = 0 ] || fail "writable gauge"
@@ -62,7 +62,7 @@ while [ $SECONDS -lt $sleep_until ]; do not_ready || fail "ready again with the 
 echo "full disk: $accepted leads accepted, then 503; $(curl -s "$U/readyz"); $fails commit failures"
 
 rm "$T/full/filler"
-ready() { curl -fsS "$U/readyz" | grep -q '"status":"ready"'; }
+ready() { curl -fsS "$U/readyz" | grep -c '"status":"ready"' >/dev/null; }
 wait_for 5 "/readyz ready again once space returned" ready
 grep -q "Store commits again" "$T/ingest.log" || fail "no line saying the store recovered"
 post "After Space"

@@ -37,10 +37,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/healthz" || 
 [ "$code" = 000 ] || fail "the second process served HTTP ($code)"
 # Nothing counted twice: the first process alone has the lead, once.
 [ "$(post "$U1" "After Second")" = 202 ] || fail "lead after the refusal: $(cat "$T/post")"
-wait_for 10 "stats to count two leads" eval "curl -s '$U1/exotel/stats' | grep -q '\"received\":2,'"
+wait_for 10 "stats to count two leads" eval "curl -s '$U1/exotel/stats' | grep -c '\"received\":2,'" >/dev/null
 
 # --- case 4: the store file is deleted while the process runs
-readyz "$U1" | grep -q '"status":"ready"' || fail "not ready before the deletion: $(readyz "$U1")"
+readyz "$U1" | grep -c '"status":"ready"' >/dev/null || fail "not ready before the deletion: $(readyz "$U1")"
 [ "$(metric "$U1" 'leadbus_store_writable{store="ingest"}')" = 1 ] || fail "store gauge before"
 rm "$T/data/ingest.db"
 wait_for 5 "/readyz to fail on the deleted store" not_ready_with "$U1" '"store ingest"'
@@ -50,9 +50,9 @@ code=$(post "$U1" "Into The Void")
 grep -q "ERROR.*Store file was deleted or replaced.*$T/data/ingest.db" "$T/first.log" ||
     fail "no ERROR line naming the deleted file"
 [ "$(metric "$U1" 'leadbus_store_writable{store="ingest"}')" = 0 ] || fail "store gauge after deletion"
-metric "$U1" 'leadbus_check_ok{check="store ingest",kind="ready"}' | grep -qx 0 || fail "check metric"
+metric "$U1" 'leadbus_check_ok{check="store ingest",kind="ready"}' | grep -cx 0 >/dev/null || fail "check metric"
 # Other stores are untouched and still named healthy.
-readyz "$U1" | grep -q '"store stats"' && fail "stats store reported although intact"
+readyz "$U1" | grep -c '"store stats"' >/dev/null && fail "stats store reported although intact"
 echo "deleted store: $(readyz "$U1")"
 kill -TERM "$FIRST"; wait_pid 10 "$FIRST" || true
 

@@ -48,7 +48,7 @@ hdr=$(curl -s -D - -o /dev/null -X OPTIONS "$LB/leads" -H "Origin: http://127.0.
 grep -q '^HTTP/1.1 204' <<<"$hdr" && grep -qi '^Access-Control-Allow-Headers: Content-Type, X-API-Key, Idempotency-Key' <<<"$hdr" ||
     fail "preflight: $hdr"
 curl -s -D - -o /dev/null -X POST "$LB/leads" -H "Origin: http://evil.example" -H "X-API-Key: $OP" \
-    -H 'Content-Type: application/json' -d '{"name":"X"}' | grep -qi '^Access-Control-Allow-Origin' &&
+    -H 'Content-Type: application/json' -d '{"name":"X"}' | grep -ci '^Access-Control-Allow-Origin' >/dev/null &&
     fail "an unlisted origin got Access-Control-Allow-Origin"
 
 # --- a form key opens POST /leads only, from its own origin
@@ -79,9 +79,9 @@ us=$(curl -s -X POST "$LB/leads" -H "X-API-Key: $OP" -H 'Content-Type: applicati
 in=$(curl -s -X POST "$LB/leads" -H "X-API-Key: $OP" -H 'Content-Type: application/json' \
     -d '{"name":"Near By","phone":"9811122233"}' | grep -o 'ld_[0-9a-f]*')
 [ -n "$us" ] && [ -n "$in" ] || fail "leads not accepted"
-skipped() { curl -s -H "X-API-Key: $OP" "$LB/leads/$us" | grep -q '"reason":"country"'; }
+skipped() { curl -s -H "X-API-Key: $OP" "$LB/leads/$us" | grep -c '"reason":"country"' >/dev/null; }
 wait_for 60 "the +1 lead's call skipped for its country" skipped
-dialled() { curl -s "$LB/sandbox/requests?api=exotel" | grep -q '\*\*\*33'; }
+dialled() { curl -s "$LB/sandbox/requests?api=exotel" | grep -c '\*\*\*33' >/dev/null; }
 wait_for 60 "the Indian lead dialled" dialled
-curl -s "$LB/sandbox/requests?api=exotel" | grep -q '+14\*\*\*23' && fail "a number outside DIAL_COUNTRIES reached Exotel"
+curl -s "$LB/sandbox/requests?api=exotel" | grep -c '+14\*\*\*23' >/dev/null && fail "a number outside DIAL_COUNTRIES reached Exotel"
 echo "DIAL_COUNTRIES=IN: +1 lead stored and skipped (country), +91 lead dialled"

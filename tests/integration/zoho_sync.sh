@@ -111,7 +111,7 @@ out=$(curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application
     -d '{"name":"No Company","email":"nc@example.com"}')
 dead=$(grep -o 'ld_[0-9a-f]*' <<<"$out")
 failed() { curl -s -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed"; }
-has_dead() { failed | grep -q "\"leadId\":\"$dead\",\"code\":\"MANDATORY_NOT_FOUND\""; }
+has_dead() { failed | grep -c "\"leadId\":\"$dead\",\"code\":\"MANDATORY_NOT_FOUND\"" >/dev/null; }
 wait_for 30 "the lead in the dead-letter list" has_dead
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PB/zoho/failed")
 [ "$code" = 401 ] || fail "dead-letter list without a key: $code"
@@ -120,9 +120,9 @@ kill -TERM "$SVC"; wait_pid 10 "$SVC"
 ZOHO_DEFAULT_COMPANY="Walk-in" start_svc
 code=$(curl -s -o "$T/retry" -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed/$dead/retry")
 [ "$code" = 202 ] || fail "retry: $code $(cat "$T/retry")"
-in_zoho() { curl -s "$ZO/records?module=Leads" | grep -q "\"Company\":\"Walk-in\",\"Leadbus_Id\":\"$dead\""; }
+in_zoho() { curl -s "$ZO/records?module=Leads" | grep -c "\"Company\":\"Walk-in\",\"Leadbus_Id\":\"$dead\"" >/dev/null; }
 wait_for 30 "the retried lead in Zoho" in_zoho
-failed | grep -q "$dead" && fail "retried lead still in the dead-letter list"
+failed | grep -c "$dead" >/dev/null && fail "retried lead still in the dead-letter list"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "http://127.0.0.1:$PB/zoho/failed/$dead/retry")
 [ "$code" = 404 ] || fail "retrying a lead not in the list: $code"
 
@@ -145,9 +145,9 @@ three_dead() { [ "$(dead_outcomes)" -eq 3 ]; }
 wait_for 60 "three refused outcomes in the dead-letter list" three_dead
 [ "$(grep -c 'A call outcome could not be written to Zoho.*callId: .c9.' "$T/svc.log")" -eq 3 ] \
     || fail "expected one ERROR line per dead outcome"
-curl -s "http://127.0.0.1:$PB/metrics" | grep -q '^leadbus_zoho_outcomes{state="dead"} 3$' \
+curl -s "http://127.0.0.1:$PB/metrics" | grep -c '^leadbus_zoho_outcomes{state="dead"} 3$'  >/dev/null\
     || fail "dead outcomes not in /metrics: $(curl -s "http://127.0.0.1:$PB/metrics" | grep zoho_outcome)"
-refusing() { curl -s "http://127.0.0.1:$PB/readyz" | grep -q 'zoho-sync: Zoho refuses call outcomes'; }
+refusing() { curl -s "http://127.0.0.1:$PB/readyz" | grep -c 'zoho-sync: Zoho refuses call outcomes' >/dev/null; }
 wait_for 10 "/readyz to say Zoho refuses every outcome" refusing
 timeout 30 "$LEADBUS" tap --topic=call.sync_failed --count=3 "$BUS_ZOHO_SYNC_PUB,$BUS_ZOHO_SYNC_REPLAY" >"$T/sf"
 [ "$(grep -c '"lead_id":"'"$first"'","call_id":"c9".*"code":"INVALID_DATA".*"permanent":true' "$T/sf")" -eq 3 ] \
@@ -174,7 +174,7 @@ SVC=$LAST_PID
 wait_for 10 "ingest" curl -fsS "http://127.0.0.1:$PB/healthz"
 curl -s -X POST "http://127.0.0.1:$PB/leads" -H "Content-Type: application/json" -H "X-API-Key: $KEY" \
     -d '{"name":"Blocked","email":"b@example.com","company":"Acme"}' >/dev/null
-not_ready() { curl -s "http://127.0.0.1:$PB/readyz" | grep -q '"failing":\["zoho-sync"\]'; }
+not_ready() { curl -s "http://127.0.0.1:$PB/readyz" | grep -c '"failing":\["zoho-sync"\]' >/dev/null; }
 wait_for 20 "/readyz to report zoho-sync" not_ready
 after=$(curl -s "http://127.0.0.1:$PA/sandbox/requests?api=zoho" | grep -o 'oauth/v2/token' | wc -l)
 [ $((after - before)) -eq 1 ] || fail "rejected credentials were tried $((after - before)) times"
