@@ -188,6 +188,7 @@ static void run_batch(struct store *s, struct job *batch, const struct hook *hoo
         fail_all(batch);
         return;
     }
+    sqlite3_int64 changes = sqlite3_total_changes64(s->db);
     int rc = exec(s->db, "BEGIN IMMEDIATE");
     int job_error = SQLITE_OK;
     for (struct job *j = batch; j != NULL; j = j->next) {
@@ -220,7 +221,9 @@ static void run_batch(struct store *s, struct job *batch, const struct hook *hoo
         fail_all(batch);
         return;
     }
-    if (job_error == SQLITE_OK) {
+    /* Only a commit that wrote proves the store writable: a transaction that changed nothing
+     * (a prune with nothing to prune) commits even on a full disk. The probe decides then. */
+    if (job_error == SQLITE_OK && sqlite3_total_changes64(s->db) > changes) {
         set_health(s, STORE_OK, NULL);
     }
     for (int i = 0; i < nhooks; i++) {

@@ -32,6 +32,7 @@ while kill -0 "$POSTER" 2>/dev/null; do
     sleep "$((1 + RANDOM % 3))" # the chaos schedule: a kill every 1–3 s while leads arrive
     kill -0 "$POSTER" 2>/dev/null || break
     svc=${SERVICES[$((RANDOM % ${#SERVICES[@]}))]}
+    kill -0 "${PID[$svc]}" 2>/dev/null || fail "$svc (pid ${PID[$svc]}) exited by itself: $(tail -30 "$T/$svc.log")"
     kill -9 "${PID[$svc]}"; wait "${PID[$svc]}" 2>/dev/null || true
     up "$svc"
     kills=$((kills + 1))
