@@ -149,7 +149,8 @@ wait_for 10 "no publisher discovered" found 0
 wait_for 10 "a WARN" grep -q 'name has no address' "$T/stats.log"
 [ "$(metric 'leadbus_bus_discover_failures_total{subscriber="stats",name="'$NAME'"}')" -gt 0 ] ||
     fail "leadbus_bus_discover_failures_total not counted"
-curl -s "http://127.0.0.1:$SP/readyz" | grep -c 'ingest streams' >/dev/null || fail "/readyz does not name the degraded check"
+names_degraded() { curl -s "http://127.0.0.1:$SP/readyz" | grep -c 'ingest streams' >/dev/null; }
+wait_for 10 "/readyz to name the degraded check" names_degraded
 
 # Exactly once on the bus too (stats would hide a duplicate lead): this run of stats applied
 # the events its first run had not.

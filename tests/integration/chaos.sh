@@ -43,6 +43,20 @@ settled() {
     curl -s "$S/exotel/stats" | grep -c "\"pending\":0,\"total\":$N,.*\"unknown\":0},.*\"received\":$N,\"synced\":$N,\"syncFailed\":0" >/dev/null
 }
 wait_for "${CHAOS_SETTLE_S:-300}" "every call final and every lead in Zoho, per stats" settled
+# Stats may look settled for a moment between an attempt's final status (from the dialer) and
+# its retry's scheduling (from the call-scheduler): wait until its counts of placed outcomes
+# match the sandbox's (bounded; a real disagreement stays and fails below, named).
+agrees() {
+    local st now sb
+    now=$(curl -s "$S/exotel/stats")
+    sb=$(placed)
+    for st in completed busy no-answer failed; do
+        [ "$(grep -o '"outcomes":{[^}]*}' <<<"$now" | grep -o "\"$st\":[0-9]*" | cut -d: -f2)" = \
+            "$(grep -c " $st\$" <<<"$sb" || true)" ] || return 1
+    done
+    settled
+}
+(wait_for 60 "stats to count every outcome the sandbox placed" agrees) || true
 stats=$(curl -s "$S/exotel/stats")
 echo "stats: $stats"
 stat() { grep -o "\"$1\":[0-9][0-9]*" <<<"$stats" | head -1 | cut -d: -f2; }
