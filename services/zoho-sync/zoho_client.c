@@ -188,6 +188,78 @@ int zoho_coql_calls_of_lead(const char *lead_id, int offset, char *out, size_t s
 
 /* ---- HTTP ---- */
 
+static cJSON *lead_record(const struct zoho_lead_shape *shape, const char *lead_json,
+                          const char *lead_id)
+{
+    cJSON *lead = cJSON_Parse(lead_json);
+    cJSON *rec = cJSON_CreateObject();
+    const struct {
+        const char *from, *to;
+    } map[] = {{"first_name", "First_Name"},
+               {"last_name", "Last_Name"},
+               {"email", "Email"},
+               {"source", "Lead_Source"},
+               {"company", "Company"},
+               {"notes", "Description"},
+               {"city", "City"}};
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(lead, map[k].from);
+        if (cJSON_IsString(v) && v->valuestring[0] != '\0') {
+            cJSON_AddStringToObject(rec, map[k].to, v->valuestring);
+        }
+    }
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(lead, "phone_status");
+    const cJSON *phone = cJSON_GetObjectItemCaseSensitive(
+        lead, cJSON_IsString(status) && strcmp(status->valuestring, "valid") == 0 ? "phone_e164"
+                                                                                  : "phone_raw");
+    if (cJSON_IsString(phone) && phone->valuestring[0] != '\0') {
+        cJSON_AddStringToObject(rec, "Phone", phone->valuestring);
+    }
+    if (!cJSON_HasObjectItem(rec, "Company") && shape->default_company[0] != '\0') {
+        cJSON_AddStringToObject(rec, "Company", shape->default_company);
+    }
+    if (shape->ext_field[0] != '\0') {
+        cJSON_AddStringToObject(rec, shape->ext_field, lead_id);
+    }
+    cJSON_Delete(lead);
+    return rec;
+}
+
+char *zoho_upsert_body(const struct zoho_lead_shape *shape, const char *const lead_json[],
+                       const char *const lead_id[], int n)
+{
+    cJSON *o = cJSON_CreateObject(), *data = cJSON_AddArrayToObject(o, "data");
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(data, lead_record(shape, lead_json[i], lead_id[i]));
+    }
+    if (shape->ext_field[0] == '\0') {
+        cJSON *fields = cJSON_AddArrayToObject(o, "duplicate_check_fields");
+        char copy[128], *save = NULL;
+        snprintf(copy, sizeof copy, "%s", shape->dup_fields);
+        for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+            cJSON_AddItemToArray(fields, cJSON_CreateString(t));
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int zoho_token_form(const char *client_id, const char *client_secret, const char *refresh_token,
+                    char *out, size_t size)
+{
+    char *cid = curl_easy_escape(NULL, client_id, 0);
+    char *sec = curl_easy_escape(NULL, client_secret, 0);
+    char *ref = curl_easy_escape(NULL, refresh_token, 0);
+    int len = snprintf(out, size,
+                       "grant_type=refresh_token&client_id=%s&client_secret=%s&refresh_token=%s",
+                       cid ? cid : "", sec ? sec : "", ref ? ref : "");
+    curl_free(cid);
+    curl_free(sec);
+    curl_free(ref);
+    return len >= 0 && (size_t)len < size ? 0 : -1;
+}
+
 static int zoho_send(CURL *curl, const char *method, const char *url, const char *token,
                      const char *content_type, const char *body, long timeout_ms,
                      struct httpc_response *r)

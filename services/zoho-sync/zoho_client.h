@@ -2,8 +2,9 @@
  * zoho_client: the Zoho calls zoho-sync makes, and the parsing of Zoho's
  * answers, which are judged by their bodies: token errors come with HTTP 200
  * and an `error` key; record results come one per element of data[], mixed in
- * a 207. The parsers are pure (the fuzzer drives them); the request functions
- * use the caller's CURL handle and keep nothing.
+ * a 207. It also shapes what zoho-sync sends (a lead's record, the token
+ * form). The parsers and shapers are pure (the fuzzer drives the parsers); the
+ * request functions use the caller's CURL handle and keep nothing.
  */
 #ifndef LEADBUS_ZOHO_CLIENT_H
 #define LEADBUS_ZOHO_CLIENT_H
@@ -81,6 +82,29 @@ enum zoho_list_status zoho_parse_list(long http_status, const char *body, size_t
  * record id (digits only); returns -1 otherwise, or when `out` is too small.
  */
 int zoho_coql_calls_of_lead(const char *lead_id, int offset, char *out, size_t size);
+
+/* How a lead becomes a record of the Leads module (ZOHO_EXTERNAL_ID_FIELD,
+ * ZOHO_DUPLICATE_CHECK_FIELDS, ZOHO_DEFAULT_COMPANY; "" for none). */
+struct zoho_lead_shape {
+    const char *ext_field;       /* our lead id goes there; "" upserts by dup_fields */
+    const char *dup_fields;      /* comma-separated duplicate_check_fields */
+    const char *default_company; /* Company when the lead has none */
+};
+
+/*
+ * The Leads/upsert body for n leads (n <= ZOHO_BATCH_MAX): lead_json[i] is a
+ * lead.created data map as JSON, lead_id[i] its id. Pure; the caller frees the
+ * string (NULL when out of memory).
+ */
+char *zoho_upsert_body(const struct zoho_lead_shape *shape, const char *const lead_json[],
+                       const char *const lead_id[], int n);
+
+/*
+ * The refresh-token grant's form (grant_type=refresh_token...), each value
+ * URL-encoded. Returns -1 when it does not fit in `size`. The caller wipes it.
+ */
+int zoho_token_form(const char *client_id, const char *client_secret, const char *refresh_token,
+                    char *out, size_t size);
 
 /* POST form fields (already encoded) to url. */
 int zoho_post_form(CURL *curl, const char *url, const char *form, long timeout_ms,

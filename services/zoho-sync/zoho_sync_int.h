@@ -2,9 +2,12 @@
  * zoho_sync_int.h: what the files of zoho-sync share. Not for use outside
  * services/zoho-sync (the module's contract is zoho_sync.h).
  *
- * zoho_sync.c owns the module: the lead worker, the token, the dead-letter
- * routes. zoho_outcomes.c writes call outcomes back to the lead (a Note per
- * attempt, a Calls record per connected call) with its own state machine.
+ * zoho_sync.c owns the module: settings, start/stop, the bus handler's
+ * dispatch, the dead-letter routes and the readiness checks. zoho_leads.c
+ * moves leads into Zoho (their state machine, the workers' upsert batches).
+ * zoho_crm.c keeps the OAuth token and sends every CRM request.
+ * zoho_outcomes.c writes call outcomes back to the lead (a Note per attempt,
+ * a Calls record per connected call) with its own state machine.
  *
  * Threads: `struct zsync` is shared by the bus handler (store writer thread),
  * the workers and civetweb's threads; the fields under `lock` and
@@ -69,10 +72,52 @@ struct worker {
     bool started;
 };
 
-/* ---- zoho_sync.c ---- */
+/* ---- zoho_leads.c ---- */
+
+/* A lead's states (zoho_leads.state, CHECKed in the schema; the machine is drawn in zoho_leads.c).
+ */
+enum zoho_lead_state { ZOHO_LEAD_PENDING, ZOHO_LEAD_SENDING, ZOHO_LEAD_SYNCED, ZOHO_LEAD_DEAD };
+extern const char *const zoho_lead_state_name[];
+
+/* What one upsert did to a lead. */
+enum zoho_sent {
+    ZOHO_SENT_RETRY,   /* network, 429, 5xx, no token, a transient record error */
+    ZOHO_SENT_SYNCED,  /* the record is in Zoho */
+    ZOHO_SENT_REFUSED, /* a data error: sending it again cannot help */
+};
+
+/*
+ * Where a sent lead goes (pure): synced, dead when refused or when its first
+ * try (0: this one) is ZOHO_MAX_RETRY_MS ago, else pending again.
+ */
+enum zoho_lead_state zoho_lead_after(enum zoho_sent sent, int64_t now_ms, int64_t first_try_ms,
+                                     int64_t max_retry_ms);
+
+/* The store's version-1 schema (never changed: a change is a migration step): the kept token
+ * and the leads. */
+extern const char zoho_leads_schema[];
+/* LEAD_RETENTION_DAYS' rule: the kept copy of a lead in Zoho or given up. */
+extern const char zoho_leads_retention_sql[];
+
+/* The bus handler's parts (store writer thread). */
+int zoho_leads_on_created(sqlite3 *db, const struct proto_event *ev);
+int zoho_leads_on_erased(sqlite3 *db, struct zsync *z, const char *lead_id, uint64_t seq);
+
+/* A worker's thread (arg: struct worker): send due leads until the wake stops. */
+void *zoho_leads_worker(void *arg);
+
+/* For the dead-letter routes: a store job listing dead leads (arg: cJSON array), and the
+ * statement that makes a lead (?1) pending again if it is dead. */
+int zoho_leads_list_dead(sqlite3 *db, void *arg);
+extern const char zoho_leads_revive_sql[];
 
 /* Exponential backoff with jitter, at least retry_after_ms (-1: none). */
 int64_t zsync_backoff(struct zsync *z, int attempts, int64_t retry_after_ms);
+
+/* ---- zoho_crm.c ---- */
+
+/* A store job: the token kept by the last run into z->token (at start). */
+int zsync_load_token_job(sqlite3 *db, void *arg);
 
 /*
  * One CRM request: `path` below {api_domain}/crm/v8/ (with its query string),

@@ -1,11 +1,13 @@
 /* Unit tests: reading Zoho's list answers (related records, COQL) and the sandbox's COQL subset. */
 #include "sandbox_coql.h"
 #include "zoho_client.h"
+#include "zoho_sync_int.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -144,6 +146,59 @@ static void test_coql_subset(void **state)
     assert_int_equal(sandbox_coql_parse(many, &q, why), COQL_LIMIT);
 }
 
+/* Where a lead goes after a send: the decision commit_job writes. */
+static void test_lead_after_a_send(void **state)
+{
+    (void)state;
+    const int64_t hour = 3600 * 1000;
+    assert_int_equal(zoho_lead_after(ZOHO_SENT_SYNCED, 10 * hour, 1, hour), ZOHO_LEAD_SYNCED);
+    assert_int_equal(zoho_lead_after(ZOHO_SENT_REFUSED, 10, 0, hour), ZOHO_LEAD_DEAD);
+    /* transient: pending again until ZOHO_MAX_RETRY_MS since the first try, then dead */
+    assert_int_equal(zoho_lead_after(ZOHO_SENT_RETRY, hour, 0, hour), ZOHO_LEAD_PENDING);
+    assert_int_equal(zoho_lead_after(ZOHO_SENT_RETRY, hour + 5, 6, hour), ZOHO_LEAD_PENDING);
+    assert_int_equal(zoho_lead_after(ZOHO_SENT_RETRY, hour + 5, 5, hour), ZOHO_LEAD_DEAD);
+    assert_string_equal(zoho_lead_state_name[ZOHO_LEAD_SENDING], "sending");
+    assert_string_equal(zoho_lead_state_name[ZOHO_LEAD_DEAD], "dead");
+}
+
+/* A lead.created map becomes a Leads record; an external id field replaces duplicate checks. */
+static void test_upsert_body(void **state)
+{
+    (void)state;
+    const char *json[] = {"{\"first_name\":\"Asha\",\"last_name\":\"Rao\",\"email\":\"a@x.in\","
+                          "\"phone_status\":\"valid\",\"phone_e164\":\"+919310000000\","
+                          "\"phone_raw\":\"9310000000\",\"city\":\"\"}",
+                          "{\"last_name\":\"B\",\"phone_status\":\"invalid\",\"phone_raw\":\"12\","
+                          "\"company\":\"Acme\"}"};
+    const char *ids[] = {"l1", "l2"};
+    struct zoho_lead_shape by_email = {
+        .ext_field = "", .dup_fields = "Email,Phone", .default_company = "Self"};
+    char *s = zoho_upsert_body(&by_email, json, ids, 2);
+    assert_non_null(s);
+    assert_string_equal(
+        s, "{\"data\":[{\"First_Name\":\"Asha\",\"Last_Name\":\"Rao\",\"Email\":\"a@x.in\","
+           "\"Phone\":\"+919310000000\",\"Company\":\"Self\"},{\"Last_Name\":\"B\","
+           "\"Company\":\"Acme\",\"Phone\":\"12\"}],\"duplicate_check_fields\":[\"Email\","
+           "\"Phone\"]}");
+    free(s);
+    struct zoho_lead_shape by_id = {
+        .ext_field = "Leadbus_Id", .dup_fields = "Email", .default_company = ""};
+    s = zoho_upsert_body(&by_id, json + 1, ids + 1, 1);
+    assert_string_equal(s, "{\"data\":[{\"Last_Name\":\"B\",\"Company\":\"Acme\",\"Phone\":"
+                           "\"12\",\"Leadbus_Id\":\"l2\"}]}");
+    free(s);
+}
+
+static void test_token_form(void **state)
+{
+    (void)state;
+    char form[128];
+    assert_int_equal(zoho_token_form("id 1", "s&=", "r/t", form, sizeof form), 0);
+    assert_string_equal(form, "grant_type=refresh_token&client_id=id%201&client_secret=s%26%3D"
+                              "&refresh_token=r%2Ft");
+    assert_int_equal(zoho_token_form("id", "s", "r", form, 40), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +208,9 @@ int main(void)
         cmocka_unit_test(test_refused_statuses),
         cmocka_unit_test(test_coql_query_for_a_lead),
         cmocka_unit_test(test_coql_subset),
+        cmocka_unit_test(test_lead_after_a_send),
+        cmocka_unit_test(test_upsert_body),
+        cmocka_unit_test(test_token_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
