@@ -8,11 +8,31 @@ LEADBUS="$BUILD/leadbus"
 T=$(mktemp -d /tmp/leadbus-test.XXXXXX)
 PIDS=()
 
+# own_child PID: PID is still a child of this shell (running, or exited and not yet reaped).
+# PIDS keeps every process a test started, most of them long gone; the kernel hands their
+# numbers out again (pid_max is 32768 here, and a CI run wraps it every few minutes), so a
+# kill by a stale number can hit another test's process: ctest runs two tests at once, all
+# as root. chaos_split_tls lost its stats process so, "exited by itself" with a SIGKILL.
+own_child() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # the fields after "(comm) ": state ppid ...
+    set -- $stat
+    [ "${2:-}" = "$$" ]
+}
+
+# kill_own SIGNAL PID...: signal those PIDs that are still this test's own children
+kill_own() {
+    local sig=$1 p
+    shift
+    for p in "$@"; do
+        [ -n "$p" ] && own_child "$p" && kill "-$sig" "$p" 2>/dev/null || true
+    done
+}
+
 cleanup() {
     local rc=$?
-    for p in "${PIDS[@]:-}"; do
-        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
-    done
+    kill_own 9 "${PIDS[@]:-}"
     wait 2>/dev/null || true
     if [ $rc -ne 0 ]; then
         echo "--- logs of the failed test ($T) ---"

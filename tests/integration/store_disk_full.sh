@@ -15,7 +15,7 @@ mount -t tmpfs -o size=2m,mode=0700 tmpfs "$T/full" 2>/dev/null || {
 # The tmpfs goes before lib.sh's cleanup removes $T (its processes first, or it stays busy).
 unmount_then_cleanup() {
     local rc=$?
-    for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
+    kill_own 9 "${PIDS[@]:-}"
     wait 2>/dev/null || true
     umount -l "$T/full" 2>/dev/null || true
     set +e
