@@ -129,6 +129,13 @@ static const struct field call_sync_failed_fields[] = {
     FBOOL(struct proto_call_sync_failed, permanent, true),
 };
 
+static const struct field call_closed_fields[] = {
+    FSTR(struct proto_call_closed, call_id, true),
+    FSTR(struct proto_call_closed, lead_id, true),
+    FI64(struct proto_call_closed, attempts, true),
+    FSTR(struct proto_call_closed, status, true),
+};
+
 struct topic_desc {
     const char *name;
     const struct field *fields; /* NULL for the heartbeat, which has its own shape */
@@ -149,6 +156,7 @@ static const struct topic_desc topics[PROTO_TOPIC_COUNT] = {
     [PROTO_CALL_STATUS] = TOPIC("call.status", call_status_fields),
     [PROTO_CALL_SYNC_FAILED] = TOPIC("call.sync_failed", call_sync_failed_fields),
     [PROTO_LEAD_ERASED] = TOPIC("lead.erased", lead_erased_fields),
+    [PROTO_CALL_CLOSED] = TOPIC("call.closed", call_closed_fields),
     [PROTO_HEARTBEAT] = {"_hb", NULL, 0},
 };
 

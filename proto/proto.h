@@ -34,6 +34,7 @@ enum proto_topic {
     PROTO_CALL_STATUS,
     PROTO_CALL_SYNC_FAILED,
     PROTO_LEAD_ERASED,
+    PROTO_CALL_CLOSED,
     PROTO_HEARTBEAT,
     PROTO_TOPIC_COUNT
 };
@@ -115,6 +116,14 @@ struct proto_call_status {
     bool final;
 };
 
+/* call-scheduler closed a call: its last attempt ended and the retry policy gives it no other. */
+struct proto_call_closed {
+    char call_id[64];
+    char lead_id[40];
+    int64_t attempts; /* attempts made */
+    char status[24];  /* the last attempt's final status (call.status) */
+};
+
 /* zoho-sync could not write a call's outcome to the CRM (the lead is synced; its note is not). */
 struct proto_call_sync_failed {
     char lead_id[40];
@@ -145,6 +154,7 @@ union proto_data {
     struct proto_call_status call_status;
     struct proto_call_sync_failed call_sync_failed;
     struct proto_lead_erased lead_erased;
+    struct proto_call_closed call_closed;
     struct proto_heartbeat heartbeat;
 };
 

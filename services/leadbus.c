@@ -10,6 +10,7 @@
 #include "health/health.h"
 #include "ingest/ingest.h"
 #include "sandbox/sandbox.h"
+#include "sms/sms.h"
 #include "stats/stats.h"
 #include "tap/tap.h"
 #include "zoho-sync/zoho_sync.h"
@@ -30,8 +31,8 @@
 
 /* Modules in start order: publishers before their subscribers. */
 static const struct module *const modules[] = {
-    &sandbox_module, &ingest_module, &zoho_sync_module, &call_scheduler_module, &dialer_module,
-    &stats_module,   NULL,
+    &sandbox_module, &ingest_module, &zoho_sync_module, &call_scheduler_module,
+    &dialer_module,  &sms_module,    &stats_module,     NULL,
 };
 
 /*
@@ -44,10 +45,15 @@ static const struct role {
     bool store;
     int api; /* enum upstream_api, or -1 */
 } roles[] = {
-    {&ingest_module, true, -1},         {&zoho_sync_module, true, UPSTREAM_ZOHO},
-    {&call_scheduler_module, true, -1}, {&dialer_module, true, UPSTREAM_EXOTEL},
-    {&stats_module, true, -1},          {&sandbox_module, false, -1},
+    {&ingest_module, true, -1},
+    {&zoho_sync_module, true, UPSTREAM_ZOHO},
+    {&call_scheduler_module, true, -1},
+    {&dialer_module, true, UPSTREAM_EXOTEL},
+    {&stats_module, true, -1},
+    {&sandbox_module, false, -1},
+    {&sms_module, true, -1},
 };
+/* sms talks to Exotel too, but only with SMS_ON; the dialer's role carries the credential check. */
 
 static const struct role *role_of(const struct module *m)
 {

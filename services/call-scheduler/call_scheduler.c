@@ -373,6 +373,14 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
         return -1;
     }
     if (!retry) {
+        /* call.closed: what a follow-up (the SMS module) waits for; same transaction */
+        struct proto_call_closed closed = {.attempts = attempt};
+        snprintf(closed.call_id, sizeof closed.call_id, "%s", c->call_id);
+        snprintf(closed.lead_id, sizeof closed.lead_id, "%s", c->lead_id);
+        snprintf(closed.status, sizeof closed.status, "%s", c->status);
+        if (bus_pub_append(s->pub, db, PROTO_CALL_CLOSED, &closed, NULL) != 0) {
+            return -1;
+        }
         log_info("Call closed", LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempts", attempt),
                                            LOG_S("status", c->status)));
         return 0;
@@ -792,8 +800,7 @@ static int read_settings(struct app *app, struct sched *s, char err[CONFIG_ERR_M
         call_window_parse(config_str("CALL_HOURS", "09:00-21:00"), config_str("CALL_DAYS", "all"),
                           config_str("CALL_TIMEZONE", "Asia/Kolkata"), &s->window, err) != 0 ||
         config_int("MAX_CALLS_PER_NUMBER_PER_DAY", 3, 0, 1000, &max_per_number, err) != 0 ||
-        dial_guard_parse(config_str("DIAL_COUNTRIES", "IN"), max_per_number, &s->guard, err) !=
-            0) {
+        dial_guard_parse(config_str("DIAL_COUNTRIES", "IN"), max_per_number, &s->guard, err) != 0) {
         explicit_bzero(&up, sizeof up);
         return -1;
     }

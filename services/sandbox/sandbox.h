@@ -35,6 +35,7 @@ enum sandbox_fault { FAULT_NONE, FAULT_429, FAULT_500, FAULT_TIMEOUT, FAULT_DOWN
 struct sandbox_exotel;
 struct sandbox_zoho;
 struct sandbox_meta;
+struct sandbox_sms;
 struct api_keys;
 struct http_req;
 
@@ -49,6 +50,7 @@ struct sandbox {
     struct sandbox_exotel *exotel;
     struct sandbox_zoho *zoho;
     struct sandbox_meta *meta; /* Meta Lead Ads: the Graph lead endpoint, signed deliveries */
+    struct sandbox_sms *sms;   /* Exotel Sms/send with DLT checks and delivery callbacks */
     int records_max;           /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
     struct api_keys *keys;     /* the operator keys, for the inspection routes off loopback */
     bool key_required;         /* HTTP_BIND is not a loopback address */
@@ -100,5 +102,7 @@ int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_
 void sandbox_zoho_stop(struct sandbox *sb);
 int sandbox_meta_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
 void sandbox_meta_stop(struct sandbox *sb);
+int sandbox_sms_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
+void sandbox_sms_stop(struct sandbox *sb);
 
 #endif

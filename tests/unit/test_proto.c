@@ -80,6 +80,16 @@ static void test_lead_erased(void **state)
     assert_int_equal(proto_topic_from_name("lead.erased"), PROTO_LEAD_ERASED);
 }
 
+static void test_call_closed(void **state)
+{
+    (void)state;
+    struct proto_call_closed c = {
+        .call_id = "call_ld_03", .lead_id = "ld_03", .attempts = 3, .status = "no-answer"};
+    roundtrip(PROTO_CALL_CLOSED, &c, sizeof c);
+    assert_int_equal(proto_topic_from_name("call.closed"), PROTO_CALL_CLOSED);
+    assert_string_equal(proto_topic_name(PROTO_CALL_CLOSED), "call.closed");
+}
+
 static void test_roundtrip_others(void **state)
 {
     (void)state;
@@ -512,6 +522,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_lead_created),
         cmocka_unit_test(test_lead_erased),
+        cmocka_unit_test(test_call_closed),
         cmocka_unit_test(test_roundtrip_others),
         cmocka_unit_test(test_decode_accepts_unknown_keys),
         cmocka_unit_test(test_decode_rejections),
