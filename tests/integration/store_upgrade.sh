@@ -52,6 +52,15 @@ make_release1_stores() { # DIR
         CREATE INDEX attempts_work ON attempts(state, next_ms);
         CREATE UNIQUE INDEX attempts_sid ON attempts(sid) WHERE sid IS NOT NULL;
         CREATE INDEX attempts_dialed ON attempts(dialed_ms); COMMIT;"
+    # call-scheduler's step 2 rebuilt calls with CHECK(state IN ...): rebuild it as release 1 had it
+    sqlite3 "$1/call-scheduler.db" "BEGIN; CREATE TABLE c1(call_id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL, phone_e164 TEXT NOT NULL, phone_dial TEXT NOT NULL,
+        received_ms INTEGER NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
+        due_ms INTEGER NOT NULL, status TEXT, detail TEXT, updated_ms INTEGER NOT NULL);
+        INSERT INTO c1 SELECT * FROM calls; DROP TABLE calls; ALTER TABLE c1 RENAME TO calls;
+        CREATE INDEX calls_due ON calls(state, due_ms);
+        CREATE INDEX calls_phone_received ON calls(phone_e164, received_ms);
+        CREATE INDEX calls_state ON calls(state, updated_ms); COMMIT;"
     for s in $STORES; do sqlite3 "$1/$s.db" "PRAGMA user_version = 0"; done
 }
 
@@ -93,10 +102,11 @@ sqlite3 "$T/d/stats.db" "SELECT count(erased_ms) FROM st_leads" >/dev/null || fa
 [ "$(sqlite3 "$T/d/dialer.db" "PRAGMA user_version")" -eq 2 ] || fail "dialer.db not at version 2"
 sqlite3 "$T/d/dialer.db" "UPDATE attempts SET state = 'ringing'" 2>/dev/null &&
     fail "dialer.db: an attempt state outside the state machine was stored (no CHECK)"
-for s in zoho-sync call-scheduler; do
-    [ "$(sqlite3 "$T/d/$s.db" "PRAGMA user_version")" -eq 1 ] || fail "$s.db not at version 1"
-done
-echo "upgraded: $N leads, calls and every cursor kept; ingest.db, stats.db and dialer.db at version 2, the others at 1"
+[ "$(sqlite3 "$T/d/call-scheduler.db" "PRAGMA user_version")" -eq 2 ] || fail "call-scheduler.db not at version 2"
+sqlite3 "$T/d/call-scheduler.db" "UPDATE calls SET state = 'ringing'" 2>/dev/null &&
+    fail "call-scheduler.db: a call state outside the state machine was stored (no CHECK)"
+[ "$(sqlite3 "$T/d/zoho-sync.db" "PRAGMA user_version")" -eq 1 ] || fail "zoho-sync.db not at version 1"
+echo "upgraded: $N leads, calls and every cursor kept; ingest.db, stats.db, dialer.db and call-scheduler.db at version 2, zoho-sync.db at 1"
 
 # ... and the upgraded deployment takes new leads (and a second start changes nothing)
 start_all "$T/d"
