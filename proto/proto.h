@@ -70,7 +70,7 @@ struct proto_lead_erased {
 struct proto_lead_synced {
     char lead_id[40];
     char zoho_id[64];
-    char action[16]; /* "created" or "updated" */
+    char action[16]; /* "created", "updated" or "linked" (a lead created in Zoho) */
 };
 
 struct proto_lead_sync_failed {

@@ -308,7 +308,9 @@ static const char *const known[] = {
     "META_VERIFY_TOKEN", "META_APP_SECRET", "META_PAGE_TOKEN", "META_GRAPH_URL",
     "META_GRAPH_VERSION", "META_MAX_TRIES", "META_RETRY_BASE_MS", "META_RETRY_MAX_MS",
     "META_HTTP_TIMEOUT_MS", "META_FIELD_MAP", "META_FORM_*_MAP", "SOURCE_*_SECRET", "SOURCE_*_MAP",
-    "SOURCE_*_ID", "SOURCE_*_HEADER", NULL};
+    "SOURCE_*_ID", "SOURCE_*_HEADER",
+    /* leads created in Zoho CRM (issue 21) */
+    "ZOHO_WEBHOOK_SECRET", NULL};
 
 static const char *const prefixes[] = {"EXOTEL_", "ZOHO_", "BUS_",  "CALL_",   "SANDBOX_",
                                        "LEAD",    "DB_",   "META_", "SOURCE_", NULL};

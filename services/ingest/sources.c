@@ -34,6 +34,7 @@ struct sources {
     struct webhook hooks[WEBHOOKS_MAX];
     int nhooks;
     struct sources_meta *meta;
+    struct sources_zoho *zoho;
 };
 
 void sources_count(const char *source, const char *result)
@@ -307,6 +308,7 @@ void sources_close(struct sources *s)
         return;
     }
     sources_meta_close(s->meta);
+    sources_zoho_close(s->zoho);
     for (int i = 0; i < s->nhooks; i++) {
         memset(s->hooks[i].secret, 0, sizeof s->hooks[i].secret);
     }
@@ -337,7 +339,7 @@ int sources_open(const struct sources_ctx *ctx, struct sources **out, char err[C
         goto fail;
     }
     if (http_route(ctx->app->http, "POST", "/sources/webhook/{name}", post_webhook, s) != 0 ||
-        sources_meta_open(ctx, &s->meta, err) != 0) {
+        sources_meta_open(ctx, &s->meta, err) != 0 || sources_zoho_open(ctx, &s->zoho, err) != 0) {
         goto fail;
     }
     for (int i = 0; i < s->nhooks; i++) {

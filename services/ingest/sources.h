@@ -11,6 +11,8 @@
  *   POST /sources/meta            Meta Lead Ads deliveries: each leadgen_id is recorded
  *                                 (meta_leads), then fetched from the Graph API by a worker
  *   GET  /sources/meta/failed     the dead-letter list (operator key)
+ *   POST /sources/zoho            leads created in Zoho CRM, from a workflow rule's webhook
+ *                                 (ZOHO_WEBHOOK_SECRET; sources_zoho.c)
  *
  * Tables, in ingest's store (added after open: store_exec_schema):
  *   source_refs(source, ref) -> lead_id: written in the transaction that
@@ -72,5 +74,11 @@ struct sources_meta;
 int sources_meta_open(const struct sources_ctx *ctx, struct sources_meta **out,
                       char err[CONFIG_ERR_MAX]);
 void sources_meta_close(struct sources_meta *m);
+
+/* Zoho CRM's workflow-rule webhook, POST /sources/zoho (sources_zoho.c). */
+struct sources_zoho;
+int sources_zoho_open(const struct sources_ctx *ctx, struct sources_zoho **out,
+                      char err[CONFIG_ERR_MAX]);
+void sources_zoho_close(struct sources_zoho *z);
 
 #endif

@@ -253,6 +253,7 @@ static void sandbox_stop(void *state)
     sandbox_zoho_stop(sb);
     sandbox_meta_stop(sb);
     sandbox_sms_stop(sb);
+    sandbox_zoho_notify_stop(sb);
     pthread_mutex_destroy(&sb->lock);
     free(sb->log);
     api_keys_free(sb->keys);
@@ -370,7 +371,7 @@ static int sandbox_start(struct app *app, void **state, char err[CONFIG_ERR_MAX]
     }
     if (sandbox_guard_init(sb, app, err) != 0 || sandbox_exotel_start(sb, app, err) != 0 ||
         sandbox_zoho_start(sb, app, err) != 0 || sandbox_meta_start(sb, app, err) != 0 ||
-        sandbox_sms_start(sb, app, err) != 0 ||
+        sandbox_sms_start(sb, app, err) != 0 || sandbox_zoho_notify_start(sb, app, err) != 0 ||
         http_route(app->http, "GET", "/sandbox/requests", get_requests, sb) != 0 ||
         http_route(app->http, "POST", "/sandbox/faults", post_faults, sb) != 0) {
         sandbox_stop(sb);

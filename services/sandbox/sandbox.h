@@ -36,7 +36,9 @@ struct sandbox_exotel;
 struct sandbox_zoho;
 struct sandbox_meta;
 struct sandbox_sms;
+struct sandbox_zoho_notify;
 struct api_keys;
+struct cJSON;
 struct http_req;
 
 struct sandbox {
@@ -51,9 +53,10 @@ struct sandbox {
     struct sandbox_zoho *zoho;
     struct sandbox_meta *meta; /* Meta Lead Ads: the Graph lead endpoint, signed deliveries */
     struct sandbox_sms *sms;   /* Exotel Sms/send with DLT checks and delivery callbacks */
-    int records_max;           /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
-    struct api_keys *keys;     /* the operator keys, for the inspection routes off loopback */
-    bool key_required;         /* HTTP_BIND is not a loopback address */
+    struct sandbox_zoho_notify *zoho_notify; /* leads made in Zoho itself, and their webhooks */
+    int records_max;       /* SANDBOX_RECORDS_MAX: Zoho records and Exotel calls kept, each */
+    struct api_keys *keys; /* the operator keys, for the inspection routes off loopback */
+    bool key_required;     /* HTTP_BIND is not a loopback address */
 };
 
 /*
@@ -100,6 +103,12 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
 void sandbox_exotel_stop(struct sandbox *sb);
 int sandbox_zoho_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
 void sandbox_zoho_stop(struct sandbox *sb);
+/* sandbox_zoho.c, for sandbox_zoho_notify.c (lock held): a Leads record made in Zoho itself
+ * (takes `fields`; its id into id[24]; -1 without memory), and a record as GET answers it. */
+int sandbox_zoho_insert_lead(struct sandbox *sb, struct cJSON *fields, char id[24]);
+struct cJSON *sandbox_zoho_lead_json(struct sandbox *sb, const char *id);
+int sandbox_zoho_notify_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
+void sandbox_zoho_notify_stop(struct sandbox *sb);
 int sandbox_meta_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
 void sandbox_meta_stop(struct sandbox *sb);
 int sandbox_sms_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);

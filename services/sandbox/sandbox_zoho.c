@@ -280,6 +280,8 @@ static void post_token(struct http_req *req, void *arg)
 
 /* ---- records (lock held) ---- */
 
+static cJSON *record_json(const struct zrecord *r);
+
 /* At SANDBOX_RECORDS_MAX records, the oldest tenth goes (and is counted). */
 static void drop_oldest_records(struct sandbox_zoho *z)
 {
@@ -337,6 +339,23 @@ static struct zrecord *find_by_field(struct sandbox_zoho *z, const char *field, 
         }
     }
     return NULL;
+}
+
+int sandbox_zoho_insert_lead(struct sandbox *sb, cJSON *fields, char id[24])
+{
+    struct zrecord *r = new_record(sb->zoho, "Leads", clock_now_ms());
+    if (r == NULL) {
+        return -1;
+    }
+    r->fields = fields;
+    memcpy(id, r->id, sizeof r->id);
+    return 0;
+}
+
+cJSON *sandbox_zoho_lead_json(struct sandbox *sb, const char *id)
+{
+    struct zrecord *r = find_by_id(sb->zoho, "Leads", id);
+    return r != NULL ? record_json(r) : NULL;
 }
 
 static const char *str_field(const cJSON *rec, const char *name)

@@ -31,6 +31,10 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     if (ev->data.lead_created.erased_ms != 0) {
         return zoho_leads_on_erased(db, z, ev->data.lead_created.lead_id, ev->seq);
     }
+    int linked = zoho_link_on_created(db, z, ev, clock_now_ms()); /* created in Zoho itself */
+    if (linked != 0) {
+        return linked < 0 ? -1 : 0;
+    }
     return zoho_leads_on_created(db, ev);
 }
 

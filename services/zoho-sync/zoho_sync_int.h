@@ -134,6 +134,14 @@ void zsync_crm(struct worker *w, const char *method, const char *path, const cha
  */
 int zsync_token(struct worker *w, const char *refused, int64_t *wait_ms);
 
+/* ---- zoho_link.c ---- */
+
+/* The bus handler's part for a lead.created that came from Zoho (via "zoho"): its row written
+ * as synced with the record id, lead.synced (linked) appended. 1 when it was such a lead (linked
+ * now or before), 0 when it is to be upserted as usual, -1 on a database error. */
+int zoho_link_on_created(sqlite3 *db, struct zsync *z, const struct proto_event *ev,
+                         int64_t now_ms);
+
 /* ---- zoho_outcomes.c ---- */
 
 extern const char zoho_outcomes_schema[];
