@@ -1,5 +1,6 @@
 /* sources: signed webhooks (POST /sources/webhook/{name}) and what the sources share. */
 #include "sources.h"
+#include "lead_intake.h"
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define WEBHOOKS_MAX 16
 #define NAME_MAX_LEN 32
@@ -119,26 +119,13 @@ static struct webhook *find_hook(struct sources *s, const char *name)
 static void reply_lead(struct http_req *req, int status, const char *lead_id, bool duplicate,
                        const struct lead_parse_result *r)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", true);
-    cJSON_AddStringToObject(o, "leadId", lead_id);
-    if (duplicate) {
-        cJSON_AddBoolToObject(o, "duplicate", true);
+    char *answer = lead_intake_accepted_json(lead_id, duplicate, r);
+    if (answer == NULL) {
+        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
+        return;
     }
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (int i = 0; r != NULL && w != NULL && i < r->nwarnings; i++) {
-        cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
-    }
-    http_reply_json(req, status, o);
-}
-
-void sources_new_lead_id(char *out, size_t size)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
-        r = (uint32_t)clock_mono_ms();
-    }
-    snprintf(out, size, "ld_%011llx%08x", (unsigned long long)clock_now_ms(), (unsigned)r);
+    http_reply(req, status, "application/json", answer, strlen(answer));
+    free(answer);
 }
 
 static void post_webhook(struct http_req *req, void *arg)
@@ -168,30 +155,22 @@ static void post_webhook(struct http_req *req, void *arg)
         free(body);
         return;
     }
-    struct lead_parse_result *r = malloc(sizeof *r);
+    struct lead_parse_result *r = lead_intake_result_alloc(req);
     if (r == NULL) {
         free(body);
-        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
         return;
     }
     char ref[sizeof r->lead.source_ref];
     enum lead_parse_status ps =
         source_map_lead(&h->map, &h->ref_path, body, len, s->ctx.region, r, ref, sizeof ref);
     free(body);
-    if (ps == LEAD_MALFORMED) {
-        sources_count(h->name, "malformed");
-        http_reply_error(req, 400, "malformed_json", r->message, NULL);
-    } else if (ps == LEAD_INVALID) {
-        sources_count(h->name, "invalid");
-        http_reply_error(req, 422, "validation_failed", r->message, r->fields);
-        r->fields = NULL;
+    if (ps != LEAD_OK) {
+        sources_count(h->name, ps == LEAD_MALFORMED ? "malformed" : "invalid");
+        lead_intake_refused(req, ps, r);
     } else {
         struct proto_lead_created *l = &r->lead;
-        sources_new_lead_id(l->lead_id, sizeof l->lead_id);
-        l->received_ms = clock_now_ms();
-        snprintf(l->source, sizeof l->source, "%s", h->name);
+        lead_intake_stamp(l, h->name, "webhook");
         snprintf(l->source_ref, sizeof l->source_ref, "%s", ref);
-        snprintf(l->via, sizeof l->via, "webhook");
         struct webhook_job j = {s, l};
         int rc = store_run(s->ctx.store, webhook_job, &j);
         if (rc == SOURCE_CREATED) {

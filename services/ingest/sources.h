@@ -64,9 +64,6 @@ enum source_commit {
  */
 int sources_commit(const struct sources_ctx *ctx, sqlite3 *db, struct proto_lead_created *lead);
 
-/* A new lead id, as POST /leads makes them ("ld_" + ms + 32 random bits). */
-void sources_new_lead_id(char *out, size_t size);
-
 /* leadbus_source_requests_total{source,result}. */
 void sources_count(const char *source, const char *result);
 
