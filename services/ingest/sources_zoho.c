@@ -27,6 +27,7 @@
 #include "api_key.h"
 #include "clock.h"
 #include "json_depth.h"
+#include "lead_intake.h"
 #include "log.h"
 #include "sources.h"
 #include "sources_zoho_parse.h"
@@ -76,17 +77,13 @@ static bool zoho_src_secret_ok(const struct sources_zoho *z, struct http_req *re
 static void zoho_src_reply(struct http_req *req, int status, const char *lead_id, bool duplicate,
                            const struct lead_parse_result *r)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", true);
-    cJSON_AddStringToObject(o, "leadId", lead_id);
-    if (duplicate) {
-        cJSON_AddBoolToObject(o, "duplicate", true);
+    char *answer = lead_intake_accepted_json(lead_id, duplicate, r);
+    if (answer == NULL) {
+        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
+        return;
     }
-    cJSON *w = cJSON_AddArrayToObject(o, "warnings");
-    for (int i = 0; r != NULL && w != NULL && i < r->nwarnings; i++) {
-        cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
-    }
-    http_reply_json(req, status, o);
+    http_reply(req, status, "application/json", answer, strlen(answer));
+    free(answer);
 }
 
 /* A record that maps to a lead: store it once per record id. */
@@ -94,11 +91,8 @@ static void zoho_src_store(struct sources_zoho *z, struct http_req *req,
                            struct lead_parse_result *r, const char *ref)
 {
     struct proto_lead_created *l = &r->lead;
-    sources_new_lead_id(l->lead_id, sizeof l->lead_id);
-    l->received_ms = clock_now_ms();
-    snprintf(l->source, sizeof l->source, "zoho");
+    lead_intake_stamp(l, "zoho", "zoho");
     snprintf(l->source_ref, sizeof l->source_ref, "%s", ref);
-    snprintf(l->via, sizeof l->via, "zoho");
     struct zoho_src_job j = {z, l};
     int rc = store_run(z->ctx.store, zoho_src_job, &j);
     if (rc == SOURCE_CREATED) {
