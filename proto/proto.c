@@ -118,6 +118,8 @@ static const struct field call_status_fields[] = {
     FSTR(struct proto_call_status, recording_url, false),
     FSTR(struct proto_call_status, detail, false),
     FBOOL(struct proto_call_status, final, true),
+    FSTR(struct proto_call_status, agent, false),
+    FSTR(struct proto_call_status, agent_leg, false),
 };
 
 static const struct field call_sync_failed_fields[] = {

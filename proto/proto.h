@@ -114,6 +114,8 @@ struct proto_call_status {
     char recording_url[512];
     char detail[256];
     bool final;
+    char agent[32];     /* the agent rung first (AGENTS name); "" for an IVR-flow call */
+    char agent_leg[24]; /* the agent's leg: answered, no-answer, busy, failed, or "" (unknown) */
 };
 
 /* call-scheduler closed a call: its last attempt ended and the retry policy gives it no other. */

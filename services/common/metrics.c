@@ -16,13 +16,17 @@
 static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                  0.25,  0.5,    1,     2.5,  5,     10,   30};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
+/* Histograms set whole by a collector (metrics_histogram_set): minutes to a day. */
+const double metrics_long_buckets[METRICS_LONG_NBUCKETS] = {1,   2.5, 5,    10,   30,    60,   120,
+                                                            300, 600, 1800, 3600, 14400, 86400};
 
-enum type { COUNTER, GAUGE, HISTOGRAM };
+enum type { COUNTER, GAUGE, HISTOGRAM, LONG_HISTOGRAM };
 
 struct series {
     char *labels;
     double value; /* counter, gauge; histogram: sum */
-    unsigned long long count, bucket[NBUCKETS];
+    unsigned long long count,
+        bucket[NBUCKETS > METRICS_LONG_NBUCKETS ? NBUCKETS : METRICS_LONG_NBUCKETS];
 };
 
 struct family {
@@ -117,6 +121,30 @@ void metrics_observe(const char *name, const char *help, const char *labels, dou
     pthread_mutex_unlock(&lock);
 }
 
+void metrics_counter_set(const char *name, const char *help, const char *labels, double v)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = find(name, help, COUNTER, labels);
+    if (s != NULL) {
+        s->value = v;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_histogram_set(const char *name, const char *help, const char *labels,
+                           const unsigned long long cumulative[METRICS_LONG_NBUCKETS], double sum,
+                           unsigned long long count)
+{
+    pthread_mutex_lock(&lock);
+    struct series *s = find(name, help, LONG_HISTOGRAM, labels);
+    if (s != NULL) {
+        s->value = sum;
+        s->count = count;
+        memcpy(s->bucket, cumulative, METRICS_LONG_NBUCKETS * sizeof cumulative[0]);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 int metrics_collector_add(metrics_collector fn, void *arg)
 {
     pthread_mutex_lock(&lock);
@@ -206,21 +234,22 @@ char *metrics_render(size_t *len)
     if (o.p == NULL) {
         return NULL;
     }
-    static const char *const types[] = {"counter", "gauge", "histogram"};
+    static const char *const types[] = {"counter", "gauge", "histogram", "histogram"};
     pthread_mutex_lock(&lock);
     for (int i = 0; i < nfamilies; i++) {
         const struct family *f = &families[i];
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, types[f->type]);
         for (int j = 0; j < f->nseries; j++) {
             const struct series *s = &f->series[j];
-            if (f->type != HISTOGRAM) {
+            if (f->type != HISTOGRAM && f->type != LONG_HISTOGRAM) {
                 series_name(&o, f->name, "", s->labels, NULL);
                 value(&o, s->value);
                 continue;
             }
             char le[32];
-            for (size_t b = 0; b < NBUCKETS; b++) {
-                snprintf(le, sizeof le, "le=\"%g\"", buckets[b]);
+            bool long_b = f->type == LONG_HISTOGRAM;
+            for (size_t b = 0; b < (long_b ? METRICS_LONG_NBUCKETS : NBUCKETS); b++) {
+                snprintf(le, sizeof le, "le=\"%g\"", long_b ? metrics_long_buckets[b] : buckets[b]);
                 series_name(&o, f->name, "_bucket", s->labels, le);
                 value(&o, (double)s->bucket[b]);
             }

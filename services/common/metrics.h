@@ -23,6 +23,17 @@ void metrics_gauge_set(const char *name, const char *help, const char *labels, d
 /* Histogram of seconds, buckets from 1 ms to 30 s. */
 void metrics_observe(const char *name, const char *help, const char *labels, double seconds);
 
+/* A counter whose total is kept elsewhere (a store): set, by a collector, never lowered. */
+void metrics_counter_set(const char *name, const char *help, const char *labels, double v);
+
+/* A histogram a collector computes whole from a store (durable across restarts), on buckets
+ * from 1 s to a day: cumulative[i] counts the values <= metrics_long_buckets[i]. */
+#define METRICS_LONG_NBUCKETS 13
+extern const double metrics_long_buckets[METRICS_LONG_NBUCKETS];
+void metrics_histogram_set(const char *name, const char *help, const char *labels,
+                           const unsigned long long cumulative[METRICS_LONG_NBUCKETS], double sum,
+                           unsigned long long count);
+
 typedef void (*metrics_collector)(void *arg);
 int metrics_collector_add(metrics_collector fn, void *arg);
 void metrics_collector_remove(metrics_collector fn, void *arg);

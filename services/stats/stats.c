@@ -1,17 +1,17 @@
 /* stats: counters, timelines and the dashboard, folded from the bus. */
 #include "stats.h"
+#include "stats_internal.h"
 #include "api_key.h"
 #include "bus_sub.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "retention.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define SERIES_MAX_MINUTES (24 * 60)
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS st_leads("
@@ -40,6 +40,18 @@ static const char schema[] =
 static const struct store_migration migrations[] = {
     /* 2: when a lead was erased on request (name and phone are then "", its timeline gone) */
     {2, "ALTER TABLE st_leads ADD COLUMN erased_ms INTEGER;"},
+    /* 3: speed to lead and agents (stats_speed.c, its diagram) */
+    {3, "CREATE TABLE st_speed(lead_id TEXT PRIMARY KEY, source TEXT NOT NULL DEFAULT '',"
+        "  received_ms INTEGER, attempt_ms INTEGER, connected_ms INTEGER, agent_ms INTEGER);"
+        "CREATE INDEX st_speed_received ON st_speed(received_ms);"
+        "CREATE TABLE st_attempt_start(call_id TEXT NOT NULL, attempt INTEGER NOT NULL,"
+        "  first_ms INTEGER NOT NULL, PRIMARY KEY(call_id, attempt)) WITHOUT ROWID;"
+        "CREATE TABLE st_agents(agent TEXT PRIMARY KEY,"
+        "  state TEXT NOT NULL CHECK (state IN ('idle', 'on-call')), updated_ms INTEGER NOT NULL);"
+        "CREATE TABLE st_agent_calls(call_id TEXT NOT NULL, attempt INTEGER NOT NULL,"
+        "  agent TEXT NOT NULL, status TEXT NOT NULL, ts INTEGER NOT NULL,"
+        "  PRIMARY KEY(call_id, attempt));"
+        "CREATE INDEX st_agent_calls_agent ON st_agent_calls(agent, ts);"},
 };
 
 /* LEAD_RETENTION_DAYS: names and phones, and the timeline's lead.created (it holds the lead's
@@ -56,16 +68,6 @@ static const char retention_timeline_sql[] =
 static const char retention_minutes_sql[] =
     "DELETE FROM st_minutes WHERE rowid IN (SELECT rowid FROM st_minutes WHERE minute < ?1"
     " LIMIT ?2)";
-
-struct stats {
-    struct retention *retention;   /* LEAD_RETENTION_DAYS, STATS_RETENTION_DAYS */
-    struct retention_rule keep[4]; /* its rules */
-    struct store *store;
-    struct bus_sub *sub;
-    struct api_keys *keys;
-    bool require_key;
-    int ningest; /* the first sources are ingest's replicas */
-};
 
 /* ---- folding events (writer thread, inside the subscriber's transaction) ---- */
 
@@ -408,6 +410,7 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     case PROTO_LEAD_CREATED:
         lead_id = d->lead_created.lead_id;
         rc = on_lead(db, &d->lead_created);
+        rc = rc == 0 ? stats_speed_on_lead(db, &d->lead_created) : rc;
         break;
     case PROTO_LEAD_SYNCED:
         lead_id = d->lead_synced.lead_id;
@@ -442,6 +445,7 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
     case PROTO_CALL_STATUS:
         lead_id = d->call_status.lead_id;
         rc = on_status(db, ev);
+        rc = rc == 0 ? stats_speed_on_status(db, ev) : rc;
         break;
     case PROTO_CALL_SYNC_FAILED:
         lead_id = d->call_sync_failed.lead_id;
@@ -461,7 +465,7 @@ static int on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 
 /* ---- reading (reader connections: the HTTP side never waits on the writer) ---- */
 
-static int64_t count_of(sqlite3 *db, const char *name)
+int64_t stats_count_of(sqlite3 *db, const char *name)
 {
     sqlite3_stmt *st;
     int64_t n = 0;
@@ -476,7 +480,7 @@ static int64_t count_of(sqlite3 *db, const char *name)
     return n;
 }
 
-static bool allowed(struct stats *s, struct http_req *req, bool always_key)
+bool stats_allowed(struct stats *s, struct http_req *req, bool always_key)
 {
     if ((!always_key && !s->require_key) ||
         api_keys_check(s->keys, http_header(req, "X-API-Key"))) {
@@ -486,7 +490,7 @@ static bool allowed(struct stats *s, struct http_req *req, bool always_key)
     return false;
 }
 
-static sqlite3 *reader(struct stats *s, struct http_req *req)
+sqlite3 *stats_reader(struct stats *s, struct http_req *req)
 {
     sqlite3 *db;
     if (store_open_reader(s->store, &db) != 0) {
@@ -496,7 +500,7 @@ static sqlite3 *reader(struct stats *s, struct http_req *req)
     return db;
 }
 
-static void iso_time(int64_t ms, char out[32])
+void stats_iso_time(int64_t ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -507,41 +511,55 @@ static void iso_time(int64_t ms, char out[32])
 static void get_stats(struct http_req *req, void *arg)
 {
     struct stats *s = arg;
-    if (!allowed(s, req, false)) {
+    if (!stats_allowed(s, req, false)) {
         return;
     }
-    sqlite3 *db = reader(s, req);
+    char buf[24];
+    long long window_ms = 24LL * 3600 * 1000;
+    if (http_query(req, "windowMs", buf, sizeof buf) >= 0) {
+        char *end;
+        window_ms = strtoll(buf, &end, 10);
+        if (*end != '\0' || window_ms < 1000 || window_ms > 90LL * 24 * 3600 * 1000) {
+            http_reply_error(req, 400, "bad_request", "windowMs: expected 1000 to 90 days", NULL);
+            return;
+        }
+    }
+    sqlite3 *db = stats_reader(s, req);
     if (db == NULL) {
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "success", true);
     cJSON *st = cJSON_AddObjectToObject(o, "stats");
-    int64_t pending = count_of(db, "cat.pending");
+    stats_speed_json(s, db, st, window_ms);
+    stats_calling_json(s, st);
+    int64_t pending = stats_count_of(db, "cat.pending");
     cJSON_AddNumberToObject(st, "pending", (double)pending);
-    cJSON_AddNumberToObject(st, "total", (double)count_of(db, "calls.total"));
+    cJSON_AddNumberToObject(st, "total", (double)stats_count_of(db, "calls.total"));
     cJSON *by = cJSON_AddObjectToObject(st, "byStatus");
     static const char *const cats[] = {"pending", "success", "failed", "skipped"};
     char name[48];
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
         snprintf(name, sizeof name, "cat.%s", cats[i]);
-        cJSON_AddNumberToObject(by, cats[i], (double)count_of(db, name));
+        cJSON_AddNumberToObject(by, cats[i], (double)stats_count_of(db, name));
     }
     cJSON *out = cJSON_AddObjectToObject(st, "outcomes");
     static const char *const statuses[] = {"completed", "busy", "no-answer", "failed",
                                            "canceled",  "dnd",  "rejected",  "failed-api"};
-    int64_t finished = count_of(db, "attempts.finished"), attempts = count_of(db, "attempts");
+    int64_t finished = stats_count_of(db, "attempts.finished"),
+            attempts = stats_count_of(db, "attempts");
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         snprintf(name, sizeof name, "outcome.%s", statuses[i]);
-        cJSON_AddNumberToObject(out, statuses[i], (double)count_of(db, name));
+        cJSON_AddNumberToObject(out, statuses[i], (double)stats_count_of(db, name));
     }
     /* attempts handed to the dialer whose outcome is not known yet */
     cJSON_AddNumberToObject(out, "unknown",
                             (double)(attempts > finished ? attempts - finished : 0));
     cJSON_AddNumberToObject(st, "attempts", (double)attempts);
     cJSON *leads = cJSON_AddObjectToObject(st, "leads");
-    int64_t received = count_of(db, "leads.received"), synced = count_of(db, "leads.synced"),
-            failed = count_of(db, "leads.sync_failed");
+    int64_t received = stats_count_of(db, "leads.received"),
+            synced = stats_count_of(db, "leads.synced"),
+            failed = stats_count_of(db, "leads.sync_failed");
     cJSON_AddNumberToObject(leads, "received", (double)received);
     cJSON_AddNumberToObject(leads, "synced", (double)synced);
     cJSON_AddNumberToObject(leads, "syncFailed", (double)failed);
@@ -549,222 +567,17 @@ static void get_stats(struct http_req *req, void *arg)
                             (double)(received > synced + failed ? received - synced - failed : 0));
     /* call outcomes zoho-sync gave up writing to the CRM (each in its dead-letter list) */
     cJSON_AddNumberToObject(leads, "outcomeSyncFailed",
-                            (double)count_of(db, "outcomes.sync_failed"));
-    int64_t since = count_of(db, "since");
+                            (double)stats_count_of(db, "outcomes.sync_failed"));
+    int64_t since = stats_count_of(db, "since");
     if (since > 0) {
         char iso[32];
-        iso_time(since, iso);
+        stats_iso_time(since, iso);
         cJSON_AddStringToObject(st, "since", iso);
     } else {
         cJSON_AddNullToObject(st, "since");
     }
     sqlite3_close(db);
     http_reply_json(req, 200, o);
-}
-
-/* Final outcomes per minute over the last `minutes` (aggregates only: as open as /exotel/stats). */
-static void get_series(struct http_req *req, void *arg)
-{
-    struct stats *s = arg;
-    if (!allowed(s, req, false)) {
-        return;
-    }
-    char buf[16];
-    long minutes = 180;
-    if (http_query(req, "minutes", buf, sizeof buf) >= 0) {
-        char *end;
-        minutes = strtol(buf, &end, 10);
-        if (*end != '\0' || minutes < 1 || minutes > SERIES_MAX_MINUTES) {
-            http_reply_error(req, 400, "bad_request", "minutes: expected 1 to 1440", NULL);
-            return;
-        }
-    }
-    sqlite3 *db = reader(s, req);
-    sqlite3_stmt *st;
-    if (db == NULL) {
-        return;
-    }
-    int64_t now_min = clock_now_ms() / 60000 * 60000, from = now_min - (minutes - 1) * 60000;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", true);
-    cJSON_AddNumberToObject(o, "from", (double)from);
-    cJSON_AddNumberToObject(o, "stepMs", 60000);
-    cJSON *points = cJSON_AddArrayToObject(o, "points");
-    if (sqlite3_prepare_v2(db,
-                           "SELECT minute, status, n FROM st_minutes WHERE minute >= ?1"
-                           " ORDER BY minute",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, from);
-        cJSON *point = NULL;
-        int64_t at = -1;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            int64_t minute = sqlite3_column_int64(st, 0);
-            if (minute != at) {
-                point = cJSON_CreateObject();
-                cJSON_AddNumberToObject(point, "t", (double)minute);
-                cJSON_AddItemToArray(points, point);
-                at = minute;
-            }
-            cJSON_AddNumberToObject(point, (const char *)sqlite3_column_text(st, 1),
-                                    (double)sqlite3_column_int64(st, 2));
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    http_reply_json(req, 200, o);
-}
-
-static cJSON *lead_json(sqlite3_stmt *st)
-{
-    char buf[300];
-    cJSON *l = cJSON_CreateObject();
-    store_text(st, 0, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "leadId", buf);
-    cJSON_AddNumberToObject(l, "receivedAt", (double)sqlite3_column_int64(st, 1));
-    store_text(st, 2, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "name", buf);
-    store_text(st, 3, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "phone", buf);
-    store_text(st, 4, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "source", buf);
-    store_text(st, 5, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "zoho", buf);
-    store_text(st, 6, buf, sizeof buf);
-    if (buf[0] != '\0') {
-        cJSON_AddStringToObject(l, "zohoId", buf);
-    }
-    store_text(st, 7, buf, sizeof buf);
-    cJSON_AddStringToObject(l, "call", buf[0] ? buf : "none");
-    store_text(st, 8, buf, sizeof buf);
-    if (buf[0] != '\0') {
-        cJSON_AddStringToObject(l, "lastStatus", buf);
-    }
-    cJSON_AddNumberToObject(l, "attempts", sqlite3_column_int(st, 9));
-    return l;
-}
-
-#define LEAD_QUERY                                                                                 \
-    "SELECT l.lead_id, l.received_ms, l.name, l.phone, l.source, l.sync, l.zoho_id,"               \
-    " c.category, c.last_status, coalesce(c.scheduled, 0) FROM st_leads l"                         \
-    " LEFT JOIN st_calls c ON c.call_id = 'call_' || l.lead_id "
-
-/* The latest leads with their state; personal data, so always behind the key. */
-static void get_leads(struct http_req *req, void *arg)
-{
-    struct stats *s = arg;
-    if (!allowed(s, req, true)) {
-        return;
-    }
-    char buf[16];
-    long limit = 20;
-    if (http_query(req, "limit", buf, sizeof buf) >= 0) {
-        char *end;
-        limit = strtol(buf, &end, 10);
-        if (*end != '\0' || limit < 1 || limit > 500) {
-            http_reply_error(req, 400, "bad_request", "limit: expected 1 to 500", NULL);
-            return;
-        }
-    }
-    sqlite3 *db = reader(s, req);
-    sqlite3_stmt *st;
-    if (db == NULL) {
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", true);
-    cJSON *list = cJSON_AddArrayToObject(o, "leads");
-    if (sqlite3_prepare_v2(
-            db, LEAD_QUERY "WHERE l.erased_ms IS NULL ORDER BY l.received_ms DESC LIMIT ?1", -1,
-            &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int(st, 1, (int)limit);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            cJSON_AddItemToArray(list, lead_json(st));
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    http_reply_json(req, 200, o);
-}
-
-/* What happened to one lead, across every service. */
-static void get_lead(struct http_req *req, void *arg)
-{
-    struct stats *s = arg;
-    if (!allowed(s, req, true)) {
-        return;
-    }
-    sqlite3 *db = reader(s, req);
-    sqlite3_stmt *st;
-    if (db == NULL) {
-        return;
-    }
-    int64_t erased_ms = 0;
-    if (sqlite3_prepare_v2(db, "SELECT erased_ms FROM st_leads WHERE lead_id = ?1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            erased_ms = sqlite3_column_int64(st, 0);
-        }
-        sqlite3_finalize(st);
-    }
-    if (erased_ms != 0) { /* erased on request: that it was, and nothing else */
-        sqlite3_close(db);
-        char at[32];
-        iso_time(erased_ms, at);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddBoolToObject(o, "success", true);
-        cJSON_AddStringToObject(o, "leadId", req->params[0]);
-        cJSON_AddBoolToObject(o, "erased", true);
-        cJSON_AddStringToObject(o, "erasedAt", at);
-        http_reply_json(req, 200, o);
-        return;
-    }
-    cJSON *lead = NULL;
-    if (sqlite3_prepare_v2(db, LEAD_QUERY "WHERE l.lead_id = ?1", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            lead = lead_json(st);
-        }
-        sqlite3_finalize(st);
-    }
-    if (lead == NULL) {
-        sqlite3_close(db);
-        http_reply_error(req, 404, "not_found", "no lead with that id", NULL);
-        return;
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddBoolToObject(o, "success", true);
-    cJSON_AddItemToObject(o, "lead", lead);
-    cJSON *timeline = cJSON_AddArrayToObject(o, "timeline");
-    if (sqlite3_prepare_v2(db,
-                           "SELECT ts, src, topic, data FROM st_timeline WHERE lead_id = ?1"
-                           " ORDER BY ts, rowid",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, req->params[0], -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            cJSON *e = cJSON_CreateObject();
-            char at[32], buf[64];
-            iso_time(sqlite3_column_int64(st, 0), at);
-            cJSON_AddStringToObject(e, "at", at);
-            store_text(st, 1, buf, sizeof buf);
-            cJSON_AddStringToObject(e, "service", buf);
-            store_text(st, 2, buf, sizeof buf);
-            cJSON_AddStringToObject(e, "event", buf);
-            cJSON *data = cJSON_Parse((const char *)sqlite3_column_text(st, 3));
-            cJSON_AddItemToObject(e, "data", data ? data : cJSON_CreateNull());
-            cJSON_AddItemToArray(timeline, e);
-        }
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    http_reply_json(req, 200, o);
-}
-
-static void get_dashboard(struct http_req *req, void *arg)
-{
-    (void)arg;
-    http_reply(req, 200, "text/html; charset=utf-8", (const char *)stats_dashboard_html,
-               stats_dashboard_html_len);
 }
 
 /* ---- module ---- */
@@ -801,10 +614,12 @@ static void stats_stop(void *state)
     if (s == NULL) {
         return;
     }
+    metrics_collector_remove(stats_speed_collect, s);
     retention_stop(s->retention);
     bus_sub_close(s->sub);
     store_close(s->store);
     api_keys_free(s->keys);
+    call_window_free(&s->window);
     free(s);
 }
 
@@ -818,8 +633,11 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     s->keep[1] = (struct retention_rule){"lead_events", retention_lead_events_sql, 0};
     s->keep[2] = (struct retention_rule){"timeline", retention_timeline_sql, 0};
     s->keep[3] = (struct retention_rule){"minutes", retention_minutes_sql, 0};
-    if (config_bool("STATS_REQUIRE_KEY", false, &s->require_key, err) != 0) {
-        free(s);
+    snprintf(s->tz_name, sizeof s->tz_name, "%s", config_str("CALL_TIMEZONE", "Asia/Kolkata"));
+    if (config_bool("STATS_REQUIRE_KEY", false, &s->require_key, err) != 0 ||
+        call_window_parse(config_str("CALL_HOURS", "09:00-21:00"), config_str("CALL_DAYS", "all"),
+                          s->tz_name, &s->window, err) != 0) {
+        stats_stop(s);
         return -1;
     }
     /* Every publisher (every ingest replica), every topic. */
@@ -836,13 +654,12 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
             return -1;
         }
     }
-    struct bus_sub_opts so = {
-        .name = "stats",
-        .sources = src->src,
-        .nsources = src->n,
-        .handler = on_event,
-        .arg = s,
-        .discover = app_sources_discover(src)};
+    struct bus_sub_opts so = {.name = "stats",
+                              .sources = src->src,
+                              .nsources = src->n,
+                              .handler = on_event,
+                              .arg = s,
+                              .discover = app_sources_discover(src)};
     if (api_keys_load(app->data_dir, &s->keys, err) != 0 ||
         app_store_open_versioned(app, "stats", schema, migrations,
                                  sizeof migrations / sizeof migrations[0], &s->store) != 0 ||
@@ -853,10 +670,8 @@ static int stats_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
          retention_start(s->store, s->keep, 4, &s->retention)) != 0 ||
         (so.store = s->store, bus_sub_open(&so, &s->sub)) != 0 ||
         http_route(app->http, "GET", "/exotel/stats", get_stats, s) != 0 ||
-        http_route(app->http, "GET", "/exotel/stats/series", get_series, s) != 0 ||
-        http_route(app->http, "GET", "/leads", get_leads, s) != 0 ||
-        http_route(app->http, "GET", "/leads/{leadId}", get_lead, s) != 0 ||
-        http_route(app->http, "GET", "/", get_dashboard, s) != 0 ||
+        stats_read_routes(s, app->http) != 0 ||
+        metrics_collector_add(stats_speed_collect, s) != 0 ||
         http_degraded_check(app->http, "stats: ingest streams", ready, s) != 0 ||
         http_ready_check(app->http, bus_sub_streams_check(s->sub), bus_sub_streams_ok, s->sub) !=
             0) {
