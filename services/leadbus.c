@@ -253,32 +253,52 @@ static void log_banner(const struct app *app, const bool *selected)
     explicit_bzero(&up, sizeof up);
 }
 
-int main(int argc, char **argv)
+#define NMODULES (sizeof modules / sizeof modules[0])
+#define GO_ON (-1) /* a step of main's that did not end the process */
+
+/* What main's steps hand on to each other. */
+struct run {
+    const char *target;
+    bool selected[NMODULES]; /* by module index */
+    struct app app;
+    struct http_opts http;
+    void *states[NMODULES];
+    bool started[NMODULES];
+    sigset_t stop_signals; /* taken by sigwait */
+    char err[CONFIG_ERR_MAX];
+};
+
+/* `leadbus tap`: it reads ./.env and BUS_TLS_* (for tls+tcp:// taps) first. */
+static int tap_command(int argc, char **argv)
 {
-    const char *target = NULL;
-    /* Stores (and their -wal/-shm, which SQLite creates with the db's mode), keys and lock files
-     * are the owner's alone, whatever the inherited umask or the directory's mode (SECURITY.md). */
-    umask(077);
+    char err[CONFIG_ERR_MAX];
+    if (config_load(".env", err) != 0 || app_bus_security(err) != 0) {
+        fprintf(stderr, "leadbus: %s\n", err);
+        return 2;
+    }
+    int rc = tap_main(argc - 1, argv + 1);
+    config_free();
+    return rc;
+}
+
+/* The commands other than running targets: true, with *status, if argv names one. */
+static bool subcommand(int argc, char **argv, int *status)
+{
     if (argc > 1 && health_is_command(argv[1])) {
-        return health_main(argc - 1, argv + 1);
+        *status = health_main(argc - 1, argv + 1);
+    } else if (argc > 1 && backup_is_command(argv[1])) {
+        *status = backup_main(argc - 1, argv + 1);
+    } else if (argc > 1 && strcmp(argv[1], "tap") == 0) {
+        *status = tap_command(argc, argv);
+    } else {
+        return false;
     }
-    if (argc > 1 && backup_is_command(argv[1])) {
-        return backup_main(argc - 1, argv + 1);
-    }
-    if (argc > 1 && strcmp(argv[1], "tap") == 0) {
-        char err[CONFIG_ERR_MAX];
-        if (config_load(".env", err) != 0) {
-            fprintf(stderr, "leadbus: %s\n", err);
-            return 2;
-        }
-        if (app_bus_security(err) != 0) { /* BUS_TLS_* for tls+tcp:// taps */
-            fprintf(stderr, "leadbus: %s\n", err);
-            return 2;
-        }
-        int rc = tap_main(argc - 1, argv + 1);
-        config_free();
-        return rc;
-    }
+    return true;
+}
+
+/* --help, --version and --target: GO_ON, or the exit status. */
+static int parse_args(int argc, char **argv, struct run *r)
+{
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -289,86 +309,118 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strncmp(argv[i], "--target=", 9) == 0) {
-            target = argv[i] + 9;
+            r->target = argv[i] + 9;
         } else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
-            target = argv[++i];
+            r->target = argv[++i];
         } else {
             usage(stderr);
             return 2;
         }
     }
-    char err[CONFIG_ERR_MAX] = "";
-    if (config_load(".env", err) != 0) {
-        fprintf(stderr, "leadbus: %s\n", err);
+    return GO_ON;
+}
+
+/* ./.env, the targets, the settings and the preflight checks: GO_ON, or the exit status. */
+static int configure(struct run *r)
+{
+    if (config_load(".env", r->err) != 0) {
+        fprintf(stderr, "leadbus: %s\n", r->err);
         return 2;
     }
-    if (target == NULL) {
-        target = config_str("LEADBUS_TARGET", NULL);
+    if (r->target == NULL) {
+        r->target = config_str("LEADBUS_TARGET", NULL);
     }
-    if (target == NULL) {
+    if (r->target == NULL) {
         usage(stderr);
         return 2;
     }
-    bool selected[sizeof modules / sizeof modules[0]] = {false};
-    struct app app = {0};
-    struct http_opts http_opts;
-    if (select_targets(target, selected, &app.all_in_one) != 0) {
+    if (select_targets(r->target, r->selected, &r->app.all_in_one) != 0) {
         return 2;
     }
-    if (read_settings(&app, &http_opts, err) != 0 || preflight(&app, selected, err) != 0) {
-        fprintf(stderr, "leadbus: %s\n", err);
+    if (read_settings(&r->app, &r->http, r->err) != 0 ||
+        preflight(&r->app, r->selected, r->err) != 0) {
+        fprintf(stderr, "leadbus: %s\n", r->err);
         return 2;
     }
+    return GO_ON;
+}
 
-    /* Signals are taken by sigwait below; every thread started from here inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+/* Start the selected modules in order, then listen: 0, or 1 if one of them failed. */
+static int start_modules(struct run *r)
+{
     int status = 0;
-    void *states[sizeof modules / sizeof modules[0]] = {NULL};
-    bool started[sizeof modules / sizeof modules[0]] = {false};
-    httpc_observe(upstream_observe);
-    if (http_create(&app.http) != 0 || credential_checks(&app, selected) != 0) {
-        return 1;
-    }
     for (int i = 0; modules[i] != NULL && status == 0; i++) {
-        if (!selected[i]) {
+        if (!r->selected[i]) {
             continue;
         }
         log_set_target(modules[i]->name);
-        if (modules[i]->start(&app, &states[i], err) != 0) {
+        if (modules[i]->start(&r->app, &r->states[i], r->err) != 0) {
             fprintf(stderr, "leadbus: %s: %s\n", modules[i]->name,
-                    err[0] ? err : "cannot start (see the log above)");
+                    r->err[0] ? r->err : "cannot start (see the log above)");
             status = 1;
         } else {
-            started[i] = true;
+            r->started[i] = true;
         }
     }
     log_set_target("leadbus");
-    if (status == 0 && http_listen(app.http, &http_opts) != 0) {
+    if (status == 0 && http_listen(r->app.http, &r->http) != 0) {
         status = 1;
     }
-    if (status == 0) {
-        log_info("leadbus started",
-                 LOG_FIELDS(LOG_S("target", target), LOG_I("port", http_opts.port),
-                            LOG_S("dataDir", app.data_dir)));
-        log_banner(&app, selected);
-        int sig = 0;
-        sigwait(&set, &sig);
-        log_info("Stopping", LOG_FIELDS(LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")));
-    }
-    /* HTTP first, so nothing new arrives while the modules wind down. */
-    http_stop(app.http);
-    for (int i = (int)(sizeof modules / sizeof modules[0]) - 1; i >= 0; i--) {
-        if (started[i]) {
-            modules[i]->stop(states[i]);
+    return status;
+}
+
+/* Serve until SIGINT or SIGTERM. */
+static void serve(struct run *r)
+{
+    log_info("leadbus started", LOG_FIELDS(LOG_S("target", r->target), LOG_I("port", r->http.port),
+                                           LOG_S("dataDir", r->app.data_dir)));
+    log_banner(&r->app, r->selected);
+    int sig = 0;
+    sigwait(&r->stop_signals, &sig);
+    log_info("Stopping", LOG_FIELDS(LOG_S("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")));
+}
+
+/* HTTP first, so nothing new arrives while the modules wind down; then the modules in reverse. */
+static void stop_modules(struct run *r)
+{
+    http_stop(r->app.http);
+    for (int i = (int)NMODULES - 1; i >= 0; i--) {
+        if (r->started[i]) {
+            modules[i]->stop(r->states[i]);
         }
     }
     config_free();
+}
+
+int main(int argc, char **argv)
+{
+    /* Stores (and their -wal/-shm, which SQLite creates with the db's mode), keys and lock files
+     * are the owner's alone, whatever the inherited umask or the directory's mode (SECURITY.md). */
+    umask(077);
+    int status;
+    if (subcommand(argc, argv, &status)) {
+        return status;
+    }
+    struct run r = {0};
+    status = parse_args(argc, argv, &r);
+    if (status == GO_ON) {
+        status = configure(&r);
+    }
+    if (status != GO_ON) {
+        return status;
+    }
+    /* Signals are taken by sigwait in serve(); every thread started from here inherits the mask. */
+    app_block_stop_signals(&r.stop_signals);
+    signal(SIGPIPE, SIG_IGN);
+    httpc_observe(upstream_observe);
+    if (http_create(&r.app.http) != 0 || credential_checks(&r.app, r.selected) != 0) {
+        return 1;
+    }
+    status = start_modules(&r);
+    if (status == 0) {
+        serve(&r);
+    }
+    stop_modules(&r);
     if (status == 0) {
         log_info("Stopped", NULL);
     }

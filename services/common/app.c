@@ -237,3 +237,11 @@ int app_bus_security(char err[CONFIG_ERR_MAX])
     }
     return 0;
 }
+
+void app_block_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}

@@ -15,6 +15,7 @@
 #include "bus_sub.h"
 #include "store.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define APP_URL_MAX 256
@@ -97,5 +98,11 @@ int app_store_open(const struct app *app, const char *name, const char *schema, 
 int app_store_open_versioned(const struct app *app, const char *name, const char *schema,
                              const struct store_migration *migrations, size_t nmigrations,
                              struct store **out);
+
+/*
+ * Block SIGINT and SIGTERM in the calling thread, and so in every thread it starts after, for
+ * the process to take them with sigwait(set) or sigtimedwait(set) (main, `leadbus tap`).
+ */
+void app_block_stop_signals(sigset_t *set);
 
 #endif

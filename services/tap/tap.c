@@ -88,10 +88,7 @@ int tap_main(int argc, char **argv)
         return 2;
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    app_block_stop_signals(&set);
 
     struct bus_sub_opts o = {.name = "tap",
                              .store = NULL,
