@@ -61,18 +61,23 @@ int upstream_resolve(const struct app *app, struct upstream *up, char err[CONFIG
         return -1;
     }
     memset(up, 0, sizeof *up);
-    snprintf(up->exotel_sid, sizeof up->exotel_sid, "%s",
-             config_str("EXOTEL_ACCOUNT_SID", "sandbox"));
-    snprintf(up->exotel_key, sizeof up->exotel_key, "%s",
-             config_str("EXOTEL_API_KEY", "sandbox-key"));
-    snprintf(up->exotel_token, sizeof up->exotel_token, "%s",
-             config_str("EXOTEL_API_TOKEN", "sandbox-token"));
-    snprintf(up->zoho_client_id, sizeof up->zoho_client_id, "%s",
-             config_str("ZOHO_CLIENT_ID", "sandbox-client"));
-    snprintf(up->zoho_client_secret, sizeof up->zoho_client_secret, "%s",
-             config_str("ZOHO_CLIENT_SECRET", "sandbox-secret"));
-    snprintf(up->zoho_refresh_token, sizeof up->zoho_refresh_token, "%s",
-             config_str("ZOHO_REFRESH_TOKEN", "sandbox-refresh"));
+    const struct {
+        char *dst;
+        size_t size;
+        const char *name, *fallback; /* the sandbox's, without credentials */
+    } creds[] = {
+        {up->exotel_sid, sizeof up->exotel_sid, "EXOTEL_ACCOUNT_SID", "sandbox"},
+        {up->exotel_key, sizeof up->exotel_key, "EXOTEL_API_KEY", "sandbox-key"},
+        {up->exotel_token, sizeof up->exotel_token, "EXOTEL_API_TOKEN", "sandbox-token"},
+        {up->zoho_client_id, sizeof up->zoho_client_id, "ZOHO_CLIENT_ID", "sandbox-client"},
+        {up->zoho_client_secret, sizeof up->zoho_client_secret, "ZOHO_CLIENT_SECRET",
+         "sandbox-secret"},
+        {up->zoho_refresh_token, sizeof up->zoho_refresh_token, "ZOHO_REFRESH_TOKEN",
+         "sandbox-refresh"},
+    };
+    for (size_t i = 0; i < sizeof creds / sizeof creds[0]; i++) {
+        snprintf(creds[i].dst, creds[i].size, "%s", config_str(creds[i].name, creds[i].fallback));
+    }
     char local[64];
     snprintf(local, sizeof local, "http://127.0.0.1:%d/sandbox", app->port);
 
