@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 void lead_intake_new_id(char *out, size_t size)
@@ -73,4 +74,16 @@ char *lead_intake_accepted_json(const char *lead_id, bool duplicate,
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
+}
+
+void lead_intake_reply(struct http_req *req, int status, const char *lead_id, bool duplicate,
+                       const struct lead_parse_result *r)
+{
+    char *answer = lead_intake_accepted_json(lead_id, duplicate, r);
+    if (answer == NULL) {
+        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
+        return;
+    }
+    http_reply(req, status, "application/json", answer, strlen(answer));
+    free(answer);
 }

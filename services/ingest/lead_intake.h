@@ -37,4 +37,8 @@ void lead_intake_stamp(struct proto_lead_created *l, const char *source, const c
 char *lead_intake_accepted_json(const char *lead_id, bool duplicate,
                                 const struct lead_parse_result *r);
 
+/* That answer sent with `status` (202 created, 200 duplicate), or 503 when out of memory. */
+void lead_intake_reply(struct http_req *req, int status, const char *lead_id, bool duplicate,
+                       const struct lead_parse_result *r);
+
 #endif

@@ -116,16 +116,23 @@ static struct webhook *find_hook(struct sources *s, const char *name)
     return NULL;
 }
 
-static void reply_lead(struct http_req *req, int status, const char *lead_id, bool duplicate,
-                       const struct lead_parse_result *r)
+/* The body's HMAC-SHA256 checked against the source's secret; a refusal answered (401). */
+static bool signature_ok(const struct webhook *h, struct http_req *req, const char *body,
+                         size_t len)
 {
-    char *answer = lead_intake_accepted_json(lead_id, duplicate, r);
-    if (answer == NULL) {
-        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
-        return;
+    enum source_sig sig =
+        source_sig_check(h->secret, h->secret_len, body, len, http_header(req, h->header));
+    if (sig == SOURCE_SIG_OK) {
+        return true;
     }
-    http_reply(req, status, "application/json", answer, strlen(answer));
-    free(answer);
+    sources_count(h->name, "bad_signature");
+    log_warn("Webhook source refused: signature",
+             LOG_FIELDS(LOG_S("source", h->name), LOG_S("signature", source_sig_name(sig))));
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: the HMAC-SHA256 of the body (sha256=<hex>) is %s", h->header,
+             sig == SOURCE_SIG_MISSING ? "missing" : "wrong");
+    http_reply_error(req, 401, "bad_signature", msg, NULL);
+    return false;
 }
 
 static void post_webhook(struct http_req *req, void *arg)
@@ -142,20 +149,10 @@ static void post_webhook(struct http_req *req, void *arg)
     if (http_read_body(req, s->ctx.max_body, &body, &len) != 0) {
         return;
     }
-    enum source_sig sig =
-        source_sig_check(h->secret, h->secret_len, body, len, http_header(req, h->header));
-    if (sig != SOURCE_SIG_OK) {
-        sources_count(h->name, "bad_signature");
-        log_warn("Webhook source refused: signature",
-                 LOG_FIELDS(LOG_S("source", h->name), LOG_S("signature", source_sig_name(sig))));
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s: the HMAC-SHA256 of the body (sha256=<hex>) is %s", h->header,
-                 sig == SOURCE_SIG_MISSING ? "missing" : "wrong");
-        http_reply_error(req, 401, "bad_signature", msg, NULL);
-        free(body);
-        return;
+    struct lead_parse_result *r = NULL;
+    if (signature_ok(h, req, body, len)) {
+        r = lead_intake_result_alloc(req);
     }
-    struct lead_parse_result *r = lead_intake_result_alloc(req);
     if (r == NULL) {
         free(body);
         return;
@@ -175,14 +172,14 @@ static void post_webhook(struct http_req *req, void *arg)
         int rc = store_run(s->ctx.store, webhook_job, &j);
         if (rc == SOURCE_CREATED) {
             sources_count(h->name, "created");
-            reply_lead(req, 202, l->lead_id, false, r);
+            lead_intake_reply(req, 202, l->lead_id, false, r);
             log_info("Lead accepted", LOG_FIELDS(LOG_S("leadId", l->lead_id),
                                                  LOG_PHONE("phoneNumber", l->phone_e164),
                                                  LOG_S("phoneStatus", l->phone_status),
                                                  LOG_S("source", l->source), LOG_S("via", l->via)));
         } else if (rc == SOURCE_DUPLICATE) {
             sources_count(h->name, "duplicate");
-            reply_lead(req, 200, l->lead_id, true, NULL);
+            lead_intake_reply(req, 200, l->lead_id, true, NULL);
         } else {
             sources_count(h->name, "unavailable");
             http_reply_error(req, 503, "unavailable", "the lead could not be stored; retry", NULL);

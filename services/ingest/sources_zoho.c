@@ -74,18 +74,6 @@ static bool zoho_src_secret_ok(const struct sources_zoho *z, struct http_req *re
     return ok;
 }
 
-static void zoho_src_reply(struct http_req *req, int status, const char *lead_id, bool duplicate,
-                           const struct lead_parse_result *r)
-{
-    char *answer = lead_intake_accepted_json(lead_id, duplicate, r);
-    if (answer == NULL) {
-        http_reply_error(req, 503, "unavailable", "out of memory; retry", NULL);
-        return;
-    }
-    http_reply(req, status, "application/json", answer, strlen(answer));
-    free(answer);
-}
-
 /* A record that maps to a lead: store it once per record id. */
 static void zoho_src_store(struct sources_zoho *z, struct http_req *req,
                            struct lead_parse_result *r, const char *ref)
@@ -97,14 +85,14 @@ static void zoho_src_store(struct sources_zoho *z, struct http_req *req,
     int rc = store_run(z->ctx.store, zoho_src_job, &j);
     if (rc == SOURCE_CREATED) {
         sources_count("zoho", "created");
-        zoho_src_reply(req, 202, l->lead_id, false, r);
+        lead_intake_reply(req, 202, l->lead_id, false, r);
         log_info("Lead accepted",
                  LOG_FIELDS(LOG_S("leadId", l->lead_id), LOG_PHONE("phoneNumber", l->phone_e164),
                             LOG_S("phoneStatus", l->phone_status), LOG_S("source", "zoho"),
                             LOG_S("zohoId", ref)));
     } else if (rc == SOURCE_DUPLICATE) {
         sources_count("zoho", "duplicate");
-        zoho_src_reply(req, 200, l->lead_id, true, NULL);
+        lead_intake_reply(req, 200, l->lead_id, true, NULL);
     } else {
         sources_count("zoho", "unavailable");
         log_error("Cannot store a lead from Zoho; Zoho's webhook gets 503",
