@@ -14,9 +14,10 @@
  *       order) and exits 0 once K rows exist; 3 on timeout. PEER: the publisher's stream
  *       name, which its TLS certificate and its frames must carry (PUB,,PEER: no replay).
  *   bus_peer emit --name N --db F --pub URL --replay URL --lines FILE
- *       Publishes one final call.status per line of FILE ("lead_id call_id
- *       attempt status duration_s"), watching FILE for new lines until
- *       SIGTERM: a stand-in dialer for the services that consume its events.
+ *       Publishes one call.status per line of FILE ("lead_id call_id
+ *       attempt status duration_s [agent]"; final unless the status is
+ *       in-progress), watching FILE for new lines until SIGTERM: a stand-in
+ *       dialer for the services that consume its events.
  *   bus_peer verify --db F SRC:TOPIC:N ...
  *       Checks that each stream was applied exactly once for seq 1..N, in
  *       order, with the right payload; prints the figures; exits 1 if not.
@@ -278,14 +279,15 @@ static int emit_job(sqlite3 *db, void *arg)
         struct proto_call_status st;
         memset(&st, 0, sizeof st);
         long long attempt = 0, duration = 0;
-        if (sscanf(j->lines[i], "%39s %63s %lld %23s %lld", st.lead_id, st.call_id, &attempt,
-                   st.status, &duration) != 5) {
+        int got = sscanf(j->lines[i], "%39s %63s %lld %23s %lld %31s", st.lead_id, st.call_id,
+                         &attempt, st.status, &duration, st.agent);
+        if (got != 5 && got != 6) {
             fprintf(stderr, "emit: bad line: %s\n", j->lines[i]);
             return -1;
         }
         st.attempt = attempt;
         st.duration_s = duration;
-        st.final = true;
+        st.final = strcmp(st.status, "in-progress") != 0;
         snprintf(st.call_sid, sizeof st.call_sid, "sid%.40s%lld", st.call_id, attempt);
         if (strcmp(st.status, "completed") == 0) {
             snprintf(st.recording_url, sizeof st.recording_url, "http://sandbox.invalid/%s.mp3",

@@ -105,6 +105,23 @@ for id in pending total success failed skipped attempts received synced; do
     grep -q "id=\"$id\">$want<" "$T/dom.html" || fail "the dashboard's $id is not $want"
 done
 grep -q '<rect' "$T/dom.html" || fail "the chart drew no bars"
+# issue 20: outcome tiles, connect rate, speed to lead, calling hours, agents' empty state, time axis
+for o in completed no-answer busy; do
+    want=$(grep -o "\"outcomes\":{[^}]*" <<<"$s" | grep -o "\"$o\":[0-9]*" | cut -d: -f2)
+    grep -q "id=\"oc-$o\">$want<" "$T/dom.html" || fail "the dashboard's $o tile is not $want"
+done
+f=$(grep -o "\"outcomes\":{[^}]*" <<<"$s" | grep -o '"failed":[0-9]*\|"failed-api":[0-9]*' | cut -d: -f2 | paste -sd+ | bc)
+grep -q "id=\"oc-failed\">$f<" "$T/dom.html" || fail "the dashboard's failed tile is not $f"
+rate=$(node -e 'const s = JSON.parse(process.argv[1]).stats; console.log(Math.round(s.connectRate * 100) + "%")' "$s")
+grep -q "id=\"connectRate\">$rate<" "$T/dom.html" || fail "connect rate is not $rate"
+grep -q 'id="stl-attempt-median">[0-9.]* s<' "$T/dom.html" || fail "no speed-to-lead median"
+grep -q 'id="stl-connected-p90">[0-9.]* s<' "$T/dom.html" || fail "no speed-to-lead p90"
+grep -q 'class="pill calling" id="callingState">calling now<\|id="callingState" class="pill calling">calling now<' "$T/dom.html" ||
+    fail "calling-hours state: $(grep -o '<span[^>]*callingState[^<]*' "$T/dom.html")"
+grep -q 'id="agentsEmpty" class="muted">No agents' "$T/dom.html" || fail "no empty state for agents"
+[ "$(grep -o '<div class="axis" id="axis">.*</div>' "$T/dom.html" | grep -o '<span' | wc -l)" -ge 6 ] ||
+    fail "no time axis under the chart"
+grep -q 'times in Asia/Kolkata' "$T/dom.html" || fail "the page does not name its time zone"
 if grep -i 'CONSOLE' "$T/chrome.log" | grep -iq 'error\|uncaught'; then
     fail "console errors: $(grep -i CONSOLE "$T/chrome.log")"
 fi
