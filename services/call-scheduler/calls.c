@@ -335,6 +335,29 @@ static int on_erased(sqlite3 *db, struct sched *s, const struct proto_lead_erase
     return 0;
 }
 
+/*
+ * The delay before another attempt from `at`, or -1 for none: the retry policy's, unless the
+ * lead was erased (no number) or the number had its calls today. -1 on a store error.
+ */
+static int retry_delay(sqlite3 *db, struct sched *s, const struct proto_call_status *c,
+                       const char *phone, int64_t at, int attempt, int64_t *delay)
+{
+    *delay = retry_policy_next(&s->retry, c->status, attempt);
+    if (phone[0] == '\0') {
+        *delay = -1; /* the lead was erased while this attempt was dialed: no number to retry */
+    }
+    int64_t attempts = 0;
+    if (*delay >= 0 && attempts_to(db, phone, at, &attempts) != 0) {
+        return -1;
+    }
+    if (*delay >= 0 && !dial_guard_number_ok(&s->guard, attempts)) {
+        *delay = -1; /* MAX_CALLS_PER_NUMBER_PER_DAY: this number had its calls today */
+        log_warn("No retry: the number reached MAX_CALLS_PER_NUMBER_PER_DAY",
+                 LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempts", attempts)));
+    }
+    return 0;
+}
+
 /* An attempt's final outcome: another attempt per the retry policy, or the call is closed. */
 static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
 {
@@ -364,18 +387,9 @@ static int on_status(sqlite3 *db, struct sched *s, const struct proto_event *e)
     if (strcmp(state, call_state_name[CALL_DISPATCHED]) != 0 || attempt != c->attempt) {
         return 0; /* not the attempt in flight: already handled, or canceled */
     }
-    int64_t delay = retry_policy_next(&s->retry, c->status, attempt);
-    if (next.phone_e164[0] == '\0') {
-        delay = -1; /* the lead was erased while this attempt was dialed: no number to retry */
-    }
-    int64_t attempts = 0;
-    if (delay >= 0 && attempts_to(db, next.phone_e164, e->ts, &attempts) != 0) {
+    int64_t delay;
+    if (retry_delay(db, s, c, next.phone_e164, e->ts, attempt, &delay) != 0) {
         return -1;
-    }
-    if (delay >= 0 && !dial_guard_number_ok(&s->guard, attempts)) {
-        delay = -1; /* MAX_CALLS_PER_NUMBER_PER_DAY: this number had its calls today */
-        log_warn("No retry: the number reached MAX_CALLS_PER_NUMBER_PER_DAY",
-                 LOG_FIELDS(LOG_S("callId", c->call_id), LOG_I("attempts", attempts)));
     }
     bool retry = delay >= 0;
     if (sqlite3_prepare_v2(db,
