@@ -69,6 +69,21 @@ code=$(curl -s -o "$T/refused" -w '%{http_code}' -u "sandbox-key:sandbox-token" 
     "$SBURL/sandbox/exotel/v1/Accounts/sandbox/Sms/send.json" \
     --data-urlencode From=LBUSIN --data-urlencode To=+919800000999 --data-urlencode Body=hi)
 [ "$code" = 400 ] && grep -q DltEntityId "$T/refused" || fail "send without DLT: $code $(cat "$T/refused")"
+# ... and the rest of row S1's refusals, one request each; a non-Indian number needs no DLT ids
+sms_send() { # sms_send USER:PASS FIELD=VALUE...: the HTTP status
+    local auth=$1; shift
+    local args=()
+    for f in "$@"; do args+=(--data-urlencode "$f"); done
+    curl -s -o "$T/answer" -w '%{http_code}' -u "$auth" "$SBURL/sandbox/exotel/v1/Accounts/sandbox/Sms/send.json" "${args[@]}"
+}
+DLT=(DltEntityId=1101234567890123456 DltTemplateId=1107161234567890123)
+long=$(head -c 2001 /dev/zero | tr '\0' x)
+[ "$(sms_send sandbox-key:wrong From=LBUSIN To=+919800000999 Body=hi "${DLT[@]}")" = 401 ] || fail "S1: wrong auth"
+[ "$(sms_send sandbox-key:sandbox-token From=LBUSIN To=+919800000999 "${DLT[@]}")" = 400 ] || fail "S1: no Body"
+[ "$(sms_send sandbox-key:sandbox-token From=LBUSIN To=+919800000999 "Body=$long" "${DLT[@]}")" = 400 ] || fail "S1: Body over 2000"
+[ "$(sms_send sandbox-key:sandbox-token From=lb-bus To=+919800000999 Body=hi "${DLT[@]}")" = 400 ] || fail "S1: not a sender id"
+[ "$(sms_send sandbox-key:sandbox-token From=LBUSIN To=+14155550100 Body=hi)" = 200 ] &&
+    grep -q '"SMSMessage":{"Sid":"sms' "$T/answer" || fail "S1: a non-Indian number without DLT ids: $(cat "$T/answer")"
 
 # --- a forged delivery callback is refused
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$SMS_URL/exotel/sms/callback?lead=$noans&token=bad" \
