@@ -28,6 +28,12 @@ static const char sms_schema[] =
     "CREATE TABLE IF NOT EXISTS sms_key("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL);";
 
+/* Schema steps after version 1 (store.h, "Schema versions"); never edit `sms_schema` above. */
+static const struct store_migration sms_migrations[] = {
+    /* 2: the agent of the lead's last call with one, for {agent_name} (call.status `agent`) */
+    {2, "ALTER TABLE sms_leads ADD COLUMN agent TEXT NOT NULL DEFAULT '';"},
+};
+
 static int sms_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -56,6 +62,25 @@ static int sms_on_lead(sqlite3 *db, const struct proto_lead_created *l)
     sqlite3_bind_text(st, 4, l->company, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, l->phone_e164, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, l->received_ms);
+    return sms_step_done(st);
+}
+
+/* A final attempt with an agent: {agent_name} of the lead's text. */
+static int sms_on_status(sqlite3 *db, const struct proto_call_status *c)
+{
+    if (!c->final || c->agent[0] == '\0') {
+        return 0; /* no agent (IVR flow, one agent number, or a dialer before agents) */
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO sms_leads(lead_id, first_name, last_name, company,"
+                           " phone_e164, received_ms, agent) VALUES(?1, '', '', '', '', 0, ?2)"
+                           " ON CONFLICT(lead_id) DO UPDATE SET agent = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, c->lead_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->agent, -1, SQLITE_STATIC);
     return sms_step_done(st);
 }
 
@@ -121,6 +146,8 @@ static int sms_on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
         return sms_on_closed(db, m, &ev->data.call_closed, ev->ts);
     case PROTO_LEAD_ERASED:
         return sms_on_erased(db, &ev->data.lead_erased);
+    case PROTO_CALL_STATUS:
+        return sms_on_status(db, &ev->data.call_status);
     default:
         return 0;
     }
@@ -283,19 +310,22 @@ static int sms_open(struct app *app, struct sms *m, char err[CONFIG_ERR_MAX])
     struct app_sources *src = calloc(1, sizeof *src);
     int rc = -1;
     if (src == NULL || app_sources_add(app, src, "ingest", err) < 0 ||
-        app_sources_add(app, src, "call-scheduler", err) < 0) {
+        app_sources_add(app, src, "call-scheduler", err) < 0 ||
+        app_sources_add(app, src, "dialer", err) < 0) {
         goto out;
     }
-    const char *topics[] = {"lead.created", "lead.erased", "call.closed"};
+    const char *topics[] = {"lead.created", "lead.erased", "call.closed", "call.status"};
     struct bus_sub_opts so = {.name = "sms",
                               .sources = src->src,
                               .nsources = src->n,
                               .topics = topics,
-                              .ntopics = 3,
+                              .ntopics = 4,
                               .handler = sms_on_event,
                               .arg = m,
                               .discover = app_sources_discover(src)};
-    if (app_store_open(app, "sms", sms_schema, &m->store) != 0 ||
+    if (app_store_open_versioned(app, "sms", sms_schema, sms_migrations,
+                                 sizeof sms_migrations / sizeof sms_migrations[0],
+                                 &m->store) != 0 ||
         store_run(m->store, sms_key_job, m) != 0 || store_run(m->store, sms_recover, m) != 0 ||
         store_on_commit(m->store, wake_on_commit, &m->wake) != 0 ||
         (m->curl = curl_easy_init()) == NULL ||

@@ -18,7 +18,7 @@ struct sms_job {
     struct sms *m;
     int64_t now, next; /* in: now; out: when to look again */
     bool claimed;
-    char lead_id[40], phone[24], first[128], last[128], company[256];
+    char lead_id[40], phone[24], first[128], last[128], company[256], agent[32];
     /* the outcome to record */
     enum sms_state state;
     char sid[64], status[32], detail[256];
@@ -61,6 +61,7 @@ static void sms_read_row(sqlite3_stmt *st, struct sms_job *j)
     store_text(st, 2, j->first, sizeof j->first);
     store_text(st, 3, j->last, sizeof j->last);
     store_text(st, 4, j->company, sizeof j->company);
+    store_text(st, 5, j->agent, sizeof j->agent);
 }
 
 /* The next due SMS whose lead is known, claimed (`sending`) only inside the calling window. */
@@ -72,15 +73,16 @@ static int sms_claim_job(sqlite3 *db, void *arg)
     j->next = j->now + 60000;
     if (sqlite3_prepare_v2(db,
                            "SELECT s.lead_id, l.phone_e164, l.first_name, l.last_name, l.company,"
-                           " s.due_ms FROM sms s JOIN sms_leads l ON l.lead_id = s.lead_id"
-                           " WHERE s.state = 'pending' ORDER BY s.due_ms LIMIT 1",
+                           " l.agent, s.due_ms FROM sms s JOIN sms_leads l ON l.lead_id = s.lead_id"
+                           " WHERE s.state = 'pending' AND l.phone_e164 <> '' ORDER BY s.due_ms"
+                           " LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     int64_t due = -1;
     if (sqlite3_step(st) == SQLITE_ROW) {
         sms_read_row(st, j);
-        due = sqlite3_column_int64(st, 5);
+        due = sqlite3_column_int64(st, 6);
     }
     sqlite3_finalize(st);
     if (due < 0 || due > j->now) {
@@ -172,7 +174,7 @@ static int sms_build_form(struct sms_job *j, char *form, size_t size)
 {
     struct sms *m = j->m;
     char body[2048], token[CALLBACK_TOKEN_LEN + 1], cb[APP_URL_MAX + 200];
-    struct sms_vars v = {j->first, j->last, m->agent_fallback, j->company};
+    struct sms_vars v = {j->first, j->last, j->agent[0] ? j->agent : m->agent_fallback, j->company};
     if (sms_render(m->tmpl, &v, body, sizeof body) != 0 ||
         callback_token(m->cb_key, sizeof m->cb_key, j->lead_id, 1, token) != 0) {
         return -1;
