@@ -310,7 +310,8 @@ static const char *const known[] = {
     "META_HTTP_TIMEOUT_MS", "META_FIELD_MAP", "META_FORM_*_MAP", "SOURCE_*_SECRET", "SOURCE_*_MAP",
     "SOURCE_*_ID", "SOURCE_*_HEADER",
     /* leads created in Zoho CRM (issue 21) */
-    "ZOHO_WEBHOOK_SECRET", NULL};
+    "ZOHO_WEBHOOK_SECRET", "ZOHO_NOTIFY_URL", "ZOHO_NOTIFY_INGEST_URL", "ZOHO_NOTIFY_CHANNEL_ID",
+    "ZOHO_NOTIFY_TTL_S", "ZOHO_NOTIFY_RENEW_S", "ZOHO_NOTIFY_MAX_TRIES", NULL};
 
 static const char *const prefixes[] = {"EXOTEL_", "ZOHO_", "BUS_",  "CALL_",   "SANDBOX_",
                                        "LEAD",    "DB_",   "META_", "SOURCE_", NULL};

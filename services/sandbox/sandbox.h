@@ -107,6 +107,9 @@ void sandbox_zoho_stop(struct sandbox *sb);
  * (takes `fields`; its id into id[24]; -1 without memory), and a record as GET answers it. */
 int sandbox_zoho_insert_lead(struct sandbox *sb, struct cJSON *fields, char id[24]);
 struct cJSON *sandbox_zoho_lead_json(struct sandbox *sb, const char *id);
+/* The CRM's checks of sandbox_zoho.c for another file's CRM route (lock not held): logged,
+ * faults, the version, the token; false when it has answered. */
+bool sandbox_zoho_crm_prelude(struct sandbox *sb, struct http_req *req);
 int sandbox_zoho_notify_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);
 void sandbox_zoho_notify_stop(struct sandbox *sb);
 int sandbox_meta_start(struct sandbox *sb, struct app *app, char err[CONFIG_ERR_MAX]);

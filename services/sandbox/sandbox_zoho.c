@@ -458,6 +458,11 @@ bool sbz_crm_prelude(struct sandbox *sb, struct http_req *req)
     return !sbz_faulted(sb, req) && sbz_version_ok(req) && sbz_token_ok(sb, req);
 }
 
+bool sandbox_zoho_crm_prelude(struct sandbox *sb, struct http_req *req)
+{
+    return sbz_crm_prelude(sb, req);
+}
+
 static void post_leads(struct http_req *req, void *arg)
 {
     if (sbz_crm_prelude(arg, req)) {

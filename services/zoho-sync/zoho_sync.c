@@ -155,6 +155,7 @@ static void zsync_stop(void *state)
     if (z == NULL) {
         return;
     }
+    zoho_notify_close(z->notify); /* its thread uses the store and the token */
     metrics_collector_remove(zoho_outcomes_collect, z);
     retention_stop(z->retention);
     bus_sub_close(z->sub);
@@ -287,7 +288,7 @@ static int zsync_start(struct app *app, void **state, char err[CONFIG_ERR_MAX])
     pthread_mutex_init(&z->token_lock, NULL);
     atomic_store(&z->rng, (uint64_t)clock_now_ms());
     if (read_settings(z, app, err) != 0 || api_keys_load(app->data_dir, &z->keys, err) != 0 ||
-        open_store_and_bus(z, app, err) != 0 ||
+        open_store_and_bus(z, app, err) != 0 || zoho_notify_open(z, app, &z->notify, err) != 0 ||
         metrics_collector_add(zoho_outcomes_collect, z) != 0 ||
         http_route(app->http, "GET", "/zoho/failed", get_failed, z) != 0 ||
         http_route(app->http, "POST", "/zoho/failed/{leadId}/retry", post_retry, z) != 0 ||

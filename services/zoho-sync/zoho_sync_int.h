@@ -59,6 +59,7 @@ struct zsync {
     struct zoho_token token;
     int64_t token_obtained_ms;
     atomic_uint_fast64_t rng;
+    struct zoho_notify *notify; /* Zoho's Notifications API channel (zoho_notify.c) */
 };
 
 /* A worker sends its own batches (ZOHO_CONCURRENCY of them at once); worker 0 also writes call
@@ -141,6 +142,16 @@ int zsync_token(struct worker *w, const char *refused, int64_t *wait_ms);
  * now or before), 0 when it is to be upserted as usual, -1 on a database error. */
 int zoho_link_on_created(sqlite3 *db, struct zsync *z, const struct proto_event *ev,
                          int64_t now_ms);
+
+/* ---- zoho_notify.c ---- */
+
+/* The Notifications API channel and POST /sources/zoho/notify (ZOHO_NOTIFY_URL; off without
+ * it, the route then refuses every notification's token). After the store opened. */
+struct zoho_notify;
+int zoho_notify_open(struct zsync *z, struct app *app, struct zoho_notify **out,
+                     char err[CONFIG_ERR_MAX]);
+/* Stops its thread. NULL is fine. Before the store closes. */
+void zoho_notify_close(struct zoho_notify *n);
 
 /* ---- zoho_outcomes.c ---- */
 

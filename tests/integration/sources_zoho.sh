@@ -116,4 +116,62 @@ if grep -q "9800000210\|9800000250\|sandbox-zoho-webhook-secret" "$T"/svc.log; t
     fail "a phone number or the secret reached the log"
 fi
 stop_svc
+
+# --- the Notifications API: zoho-sync enables a watch channel for Leads.create and renews it before
+# channel_expiry; a notification carries ids only: the record is fetched (GET Leads?ids=&fields=)
+# and handed to ingest's /sources/zoho, so it is the same lead, linked and called
+start_all ZOHO_NOTIFY_URL="$SVC_URL/sources/zoho/notify" ZOHO_NOTIFY_TTL_S=3 ZOHO_NOTIFY_RENEW_S=2
+zreq() { curl -s "$SBURL/sandbox/requests?api=zoho" | { grep -o "\"method\":\"$1\",\"path\":\"[^\"]*$2\"" || true; } | wc -l; }
+at_least_req() { [ "$(zreq "$1" "$2")" -ge "$3" ]; }
+wait_for 10 "the watch channel enabled (POST actions/watch)" at_least_req POST /actions/watch 1
+wait_for 10 "the channel renewed before it expires (PUT actions/watch)" at_least_req PUT /actions/watch 2
+channel_up() { curl -s "$SVC_URL/readyz" | grep -v 'Zoho notification channel' | grep '"status"'; }
+wait_for 5 "/readyz without a degraded channel" channel_up
+gets0=$(zreq GET /Leads)
+out=$(ui_lead '{"record":{"First_Name":"Nita","Last_Name":"Shah","Phone":"+919800000260","Leadbus_Id":""},"notify_deliveries":2}')
+[[ "$out" == *'"statuses":[]'*'"notified":[200,200]'* ]] || fail "notifications: $out"
+Z3=$(zid_of "$out")
+has_lead() { [ -n "$(lead_of "$1")" ]; }
+wait_for 15 "the notified lead" has_lead "$Z3"
+L3=$(lead_of "$Z3")
+wait_for 20 "the notified lead to be called" done_with "call_$L3" completed
+wait_for 20 "the notified lead's note on its record" has_on_record Notes "$Z3"
+[ "$(connects_of "call_$L3")" -eq 1 ] || fail "call_$L3 placed $(connects_of "call_$L3") times"
+[ $(($(zreq GET /Leads) - gets0)) -eq 1 ] || fail "record GETs: $(($(zreq GET /Leads) - gets0)) (one expected)"
+[ "$(qz "SELECT state FROM zoho_notified WHERE zoho_id = '$Z3'")" = done ] || fail "zoho_notified: $(qz 'SELECT * FROM zoho_notified')"
+[ "$(upserts)" -eq 1 ] || fail "upserts: $(upserts)"
+echo "zoho notifications: channel enabled and renewed; a notification sent twice: one GET, one lead ($L3), called, note on $Z3"
+
+# --- a wrong or missing token: 401, nothing recorded
+for mode in bad none; do
+    out=$(ui_lead "{\"record\":{\"Last_Name\":\"Forged\",\"Phone\":\"+919800000270\"},\"notify_token\":\"$mode\"}")
+    [[ "$out" == *'"notified":[401]'* ]] || fail "notification with a $mode token: $out"
+    [ "$(qz "SELECT count(*) FROM zoho_notified WHERE zoho_id = '$(zid_of "$out")'")" = 0 ] ||
+        fail "a refused notification was recorded"
+done
+echo "zoho notifications: a wrong and a missing token 401, nothing recorded"
+
+# --- SIGKILL of zoho-sync between the acknowledgement and the fetch (Zoho down meanwhile)
+curl -fsS -X POST "$SBURL/sandbox/faults" -d 'zoho.down_ms=60000' >/dev/null
+out=$(ui_lead '{"record":{"Last_Name":"Crash","Phone":"+919800000280"}}')
+[[ "$out" == *'"notified":[200]'* ]] || fail "notification before the crash: $out"
+Z4=$(zid_of "$out")
+tried() { [ "$(qz "SELECT tries FROM zoho_notified WHERE zoho_id = '$Z4'")" -ge 1 ]; }
+wait_for 10 "a failed fetch of $Z4" tried
+kill -9 "$SVC"
+wait_pid 10 "$SVC" || true
+[ "$(qz "SELECT state FROM zoho_notified WHERE zoho_id = '$Z4'")" = pending ] || fail "not pending after the SIGKILL"
+curl -fsS -X POST "$SBURL/sandbox/faults" -d 'reset' >/dev/null
+start_all ZOHO_NOTIFY_URL="$SVC_URL/sources/zoho/notify" ZOHO_NOTIFY_TTL_S=3 ZOHO_NOTIFY_RENEW_S=2
+wait_for 20 "the crashed notification's lead" has_lead "$Z4"
+L4=$(lead_of "$Z4")
+wait_for 20 "the crashed notification's lead to be called" done_with "call_$L4" completed
+wait_for 20 "its note on the record" has_on_record Notes "$Z4"
+[ "$(connects_of "call_$L4")" -eq 1 ] || fail "call_$L4 placed $(connects_of "call_$L4") times"
+[ "$(q "SELECT count(*) FROM source_refs WHERE ref = '$Z4'")" = 1 ] || fail "refs of $Z4"
+if grep -q "$(sqlite3 "$T/svc/zoho-sync.db" 'SELECT token FROM zoho_channel')" "$T"/svc.log; then
+    fail "the channel token reached the log"
+fi
+stop_svc
+echo "zoho notifications: SIGKILL after the 200 with Zoho down: fetched after the restart, one lead, called once"
 echo "sources_zoho: ok"
