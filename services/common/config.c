@@ -291,6 +291,8 @@ static const char *const known[] = {
     /* SMS follow-up (services/sms) */
     "SMS_ON", "SMS_TEMPLATE", "SMS_AGENT_NAME", "EXOTEL_SMS_SENDER", "EXOTEL_DLT_ENTITY_ID",
     "EXOTEL_DLT_TEMPLATE_ID", "EXOTEL_SMS_TYPE",
+    /* the agent pool (issue 20) */
+    "AGENTS", "AGENTS_FILE", "AGENT_STRATEGY", "AGENT_WAIT_MAX_MS", "SANDBOX_AGENT_NO_ANSWER",
     /* calling hours */
     "CALL_HOURS", "CALL_DAYS", "CALL_TIMEZONE", "CALL_DEDUPE_WINDOW_MS",
     /* Zoho */

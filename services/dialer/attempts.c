@@ -12,6 +12,11 @@
  *                                 │  ^     or never placed    └─────────────────────┘
  *                                 └──┘ not concluded (a page unreadable, within the window)
  *
+ * With an agent pool (AGENTS), the claim also takes a free agent (agents.c) in the same
+ * transaction; an attempt with no free agent stays `queued` for up to AGENT_WAIT_MAX_MS, then
+ * goes to the IVR flow (EXOTEL_APP_ID) or straight to `final` as `failed-api` (not placed;
+ * the scheduler retries it): queued ──no agent within AGENT_WAIT_MAX_MS──> final.
+ *
  * Invariants: an attempt is dialed at most once (a request only from `dialing`, entered only
  * by a claim from `queued`; `unknown` is reconciled with Exotel, never redialed); a Sid
  * belongs to one attempt (unique index; adopted in the transaction that found it free);
@@ -64,7 +69,7 @@ int attempts_on_event(sqlite3 *db, const struct proto_event *ev, void *arg)
 /* ---- outcomes (writer thread) ---- */
 
 static int publish_status(sqlite3 *db, const struct outcome *o, const char *lead_id,
-                          const char *sid)
+                          const char *sid, const char *agent, const char *agent_leg)
 {
     struct proto_call_status ev = {0};
     snprintf(ev.call_id, sizeof ev.call_id, "%s", o->call_id);
@@ -76,6 +81,8 @@ static int publish_status(sqlite3 *db, const struct outcome *o, const char *lead
     snprintf(ev.recording_url, sizeof ev.recording_url, "%s", o->recording ? o->recording : "");
     snprintf(ev.detail, sizeof ev.detail, "%s", o->detail ? o->detail : "");
     ev.final = o->final;
+    snprintf(ev.agent, sizeof ev.agent, "%s", agent);
+    snprintf(ev.agent_leg, sizeof ev.agent_leg, "%s", agent_leg);
     return bus_pub_append(o->d->pub, db, PROTO_CALL_STATUS, &ev, NULL);
 }
 
@@ -89,18 +96,19 @@ int attempts_finalize(sqlite3 *db, void *arg)
     sqlite3_stmt *st;
     o->changed = false;
     if (sqlite3_prepare_v2(db,
-                           "SELECT state, lead_id, coalesce(sid, '') FROM attempts"
-                           " WHERE call_id = ?1 AND attempt = ?2",
+                           "SELECT state, lead_id, coalesce(sid, ''), coalesce(agent, '')"
+                           " FROM attempts WHERE call_id = ?1 AND attempt = ?2",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
     sqlite3_bind_text(st, 1, o->call_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, o->attempt);
-    char state[16] = "", lead_id[40] = "", sid[64] = "";
+    char state[16] = "", lead_id[40] = "", sid[64] = "", agent[AGENT_NAME_MAX] = "";
     if (sqlite3_step(st) == SQLITE_ROW) {
         store_text(st, 0, state, sizeof state);
         store_text(st, 1, lead_id, sizeof lead_id);
         store_text(st, 2, sid, sizeof sid);
+        store_text(st, 3, agent, sizeof agent);
     }
     sqlite3_finalize(st);
     o->found = state[0] != '\0';
@@ -110,11 +118,21 @@ int attempts_finalize(sqlite3 *db, void *arg)
     if (sid[0] == '\0' && o->sid != NULL && o->sid[0] != '\0') {
         snprintf(sid, sizeof sid, "%s", o->sid);
     }
+    /* Whose leg the outcome is: an agent who did not pick up is not a lead who did not. */
+    const char *leg = agent[0] != '\0' ? agent_leg_of(o->leg1, o->status) : "";
+    const char *words = agent_leg_detail(leg, o->status);
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s%s%s", words ? words : "", words && o->detail ? " (" : "",
+             o->detail ? o->detail : "");
+    if (words != NULL && o->detail != NULL) {
+        snprintf(detail + strlen(detail), sizeof detail - strlen(detail), ")");
+    }
     /* A Sid already adopted by another attempt stays with that one. */
     if (sqlite3_prepare_v2(
             db,
             "UPDATE attempts SET state = 'final', status = ?3, duration_s = ?4, recording = ?5,"
-            " detail = ?6, updated_ms = ?7, sid = CASE WHEN ?8 = '' OR EXISTS(SELECT 1 FROM"
+            " detail = ?6, updated_ms = ?7, agent_leg = ?9, sid = CASE WHEN ?8 = '' OR "
+            "EXISTS(SELECT 1 FROM"
             " attempts a WHERE a.sid = ?8 AND NOT (a.call_id = ?1 AND a.attempt = ?2))"
             " THEN sid ELSE ?8 END WHERE call_id = ?1 AND attempt = ?2",
             -1, &st, NULL) != SQLITE_OK) {
@@ -125,13 +143,23 @@ int attempts_finalize(sqlite3 *db, void *arg)
     sqlite3_bind_text(st, 3, o->status, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, o->duration_s);
     sqlite3_bind_text(st, 5, o->recording ? o->recording : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, o->detail ? o->detail : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, detail, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, clock_now_ms());
     sqlite3_bind_text(st, 8, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, leg, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE || publish_status(db, o, lead_id, sid) != 0) {
+    struct outcome said = *o;
+    said.detail = detail;
+    if (rc != SQLITE_DONE || publish_status(db, &said, lead_id, sid, agent, leg) != 0 ||
+        agents_release(db, o->d, o->call_id, o->attempt) != 0) {
         return -1;
+    }
+    if (leg[0] != '\0') {
+        char labels[96];
+        snprintf(labels, sizeof labels, "leg=\"%s\"", leg);
+        metrics_counter_add("leadbus_agent_legs_total",
+                            "Final agent-first calls by how the agent's leg ended", labels, 1);
     }
     o->changed = true;
     return 0;
@@ -146,7 +174,7 @@ int attempts_placed(sqlite3 *db, void *arg)
     if (sqlite3_prepare_v2(db,
                            "UPDATE attempts SET state = 'initiated', sid = ?3, next_ms = ?4,"
                            " updated_ms = ?5 WHERE call_id = ?1 AND attempt = ?2"
-                           " AND state = 'dialing' RETURNING lead_id",
+                           " AND state = 'dialing' RETURNING lead_id, coalesce(agent, '')",
                            -1, &st, NULL) != SQLITE_OK) {
         return -1;
     }
@@ -155,10 +183,11 @@ int attempts_placed(sqlite3 *db, void *arg)
     sqlite3_bind_text(st, 3, o->sid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, p->check_at);
     sqlite3_bind_int64(st, 5, clock_now_ms());
-    char lead_id[40] = "";
+    char lead_id[40] = "", agent[AGENT_NAME_MAX] = "";
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         store_text(st, 0, lead_id, sizeof lead_id);
+        store_text(st, 1, agent, sizeof agent);
         rc = sqlite3_step(st);
         o->changed = true;
     }
@@ -166,7 +195,24 @@ int attempts_placed(sqlite3 *db, void *arg)
     if (rc != SQLITE_DONE) {
         return -1;
     }
-    return o->changed ? publish_status(db, o, lead_id, o->sid) : 0;
+    return o->changed ? publish_status(db, o, lead_id, o->sid, agent, "") : 0;
+}
+
+static int unassign(sqlite3 *db, struct dialer *d, const char *call_id, int attempt)
+{
+    sqlite3_stmt *st;
+    if (agents_release(db, d, call_id, attempt) != 0 ||
+        sqlite3_prepare_v2(db,
+                           "UPDATE attempts SET agent = NULL, agent_number = NULL"
+                           " WHERE call_id = ?1 AND attempt = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, call_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, attempt);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int attempts_requeue(sqlite3 *db, void *arg)
@@ -188,8 +234,14 @@ int attempts_requeue(sqlite3 *db, void *arg)
     sqlite3_bind_int64(st, 6, clock_now_ms());
     sqlite3_bind_text(st, 7, r->detail, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
+    bool moved = sqlite3_changes(db) == 1;
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (rc != SQLITE_DONE) {
+        return -1;
+    }
+    /* Never sent (429, no connection): nobody was rung, so the agent is free and the next
+     * claim chooses again. */
+    return moved && r->to == ATTEMPT_QUEUED ? unassign(db, r->d, r->call_id, r->attempt) : 0;
 }
 
 /* ---- claiming work (writer thread) ---- */
@@ -206,6 +258,9 @@ static void read_attempt(sqlite3_stmt *st, struct attempt *a)
     a->tries = sqlite3_column_int(st, 6);
     a->dialed_ms = sqlite3_column_int64(st, 7);
     a->due_ms = sqlite3_column_int64(st, 9);
+    a->queued_ms = sqlite3_column_int64(st, 10);
+    store_text(st, 11, a->agent, sizeof a->agent);
+    store_text(st, 12, a->agent_number, sizeof a->agent_number);
 }
 
 static int64_t min_next(sqlite3 *db, const char *states)
@@ -225,7 +280,72 @@ static int64_t min_next(sqlite3 *db, const char *states)
 
 #define ATTEMPT_COLS                                                                               \
     "call_id, attempt, lead_id, phone_e164, phone_dial, coalesce(sid, ''), tries,"                 \
-    " coalesce(dialed_ms, 0), state, due_ms"
+    " coalesce(dialed_ms, 0), state, due_ms, queued_ms, coalesce(agent, ''),"                      \
+    " coalesce(agent_number, '')"
+
+/*
+ * No agent was free for `a` within AGENT_WAIT_MAX_MS: the IVR flow takes it when there is one
+ * (agent ""), else it ends as not placed (`failed-api`), which the scheduler retries. True when
+ * the attempt is still to be dialed (by the flow).
+ */
+static int agent_wait_over(sqlite3 *db, struct dialer *d, struct attempt *a, bool *dial)
+{
+    metrics_counter_add("leadbus_agent_wait_timeouts_total",
+                        "Due calls that found no free agent within AGENT_WAIT_MAX_MS",
+                        d->flow_url[0] ? "then=\"flow\"" : "then=\"retry\"", 1);
+    log_warn("No agent free within AGENT_WAIT_MAX_MS",
+             LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                        LOG_S("then", d->flow_url[0] ? "IVR flow (EXOTEL_APP_ID)" : "retry")));
+    *dial = d->flow_url[0] != '\0';
+    if (*dial) {
+        a->agent[0] = a->agent_number[0] = '\0';
+        return 0;
+    }
+    struct outcome o = {.d = d,
+                        .call_id = a->call_id,
+                        .attempt = a->attempt,
+                        .status = "failed-api",
+                        .sid = "",
+                        .recording = "",
+                        .detail = "not placed: no agent free within AGENT_WAIT_MAX_MS",
+                        .final = true};
+    return attempts_finalize(db, &o);
+}
+
+/* An agent for each candidate (pool mode): the ones that got one, or whose wait is over and
+ * the flow takes them, stay in c; the others wait (c->agent_wait_until). */
+static int assign_agents(sqlite3 *db, struct claim *c, int64_t now)
+{
+    struct dialer *d = c->d;
+    struct agent_view v[AGENT_POOL_MAX];
+    int cursor = 0, kept = 0;
+    if (agents_view(db, d, v, &cursor) != 0) {
+        return -1;
+    }
+    for (int k = 0; k < c->n; k++) {
+        struct attempt *a = &c->a[k];
+        int64_t waited_from = a->queued_ms > a->due_ms ? a->queued_ms : a->due_ms;
+        int i = agent_choose(v, d->nagents, d->strategy, &cursor);
+        bool dial = i >= 0;
+        if (dial) {
+            v[i].busy = true;
+            if (agents_take(db, d, i, cursor, a, now) != 0) {
+                return -1;
+            }
+        } else if (now - waited_from >= d->agent_wait_ms) {
+            if (agent_wait_over(db, d, a, &dial) != 0) {
+                return -1;
+            }
+        } else if (c->agent_wait_until == 0) {
+            c->agent_wait_until = waited_from + d->agent_wait_ms;
+        }
+        if (dial) {
+            c->a[kept++] = *a;
+        }
+    }
+    c->n = kept;
+    return 0;
+}
 
 /* Due calls first, oldest first (what the leads wait for): up to `max` into c. */
 static int find_dials(sqlite3 *db, struct claim *c, int64_t now, int max)
@@ -243,6 +363,9 @@ static int find_dials(sqlite3 *db, struct claim *c, int64_t now, int max)
         read_attempt(st, &c->a[c->n++]);
     }
     sqlite3_finalize(st);
+    if (c->d->nagents > 0 && assign_agents(db, c, now) != 0) {
+        return -1;
+    }
     c->kind = c->n > 0 ? JOB_DIAL : JOB_NONE;
     return 0;
 }
@@ -317,6 +440,7 @@ int attempts_claim(sqlite3 *db, void *arg)
     int64_t now = clock_now_ms();
     c->kind = JOB_NONE;
     c->n = 0;
+    c->agent_wait_until = 0;
     c->wake = now + MAX_SLEEP_MS;
     /* Exotel's limit, kept here too: after downtime the queue drains at the allowed rate. */
     pthread_mutex_lock(&d->rl_lock);
@@ -339,6 +463,10 @@ int attempts_claim(sqlite3 *db, void *arg)
         return take(db, c, now);
     }
     int64_t queued = min_next(db, "'queued'"), other = min_next(db, "'unknown', 'initiated'");
+    if (c->agent_wait_until != 0 && queued <= now) {
+        /* Waiting for an agent: woken when one is freed (agents_release), or at the wait's end. */
+        queued = c->agent_wait_until;
+    }
     if (queued != INT64_MAX && queued < rl_next) {
         queued = rl_next;
     }

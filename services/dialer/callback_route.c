@@ -164,6 +164,7 @@ void dialer_post_callback(struct http_req *req, void *arg)
               .duration_s = cb.duration_s,
               .recording = dialer_checked_recording(call_id, (int)attempt, cb.recording_url),
               .detail = "status callback",
+              .leg1 = cb.leg1_status,
               .final = true},
         .callback_sid = cb.call_sid,
         .legacy = legacy,

@@ -5,12 +5,16 @@
  *   work.c            the workers: dial a batch, reconcile an unknown attempt, look up a
  *                     placed call whose callback is late
  *   callback_route.c  POST /exotel/callback
+ *   agents.c          the agent pool in the store (its state machine is drawn there) and
+ *                     GET /agents, POST /agents/{name}/pause|resume
+ *   agent_pool.c      AGENTS parsing and the choice of an agent (pure)
  *   dialer.c          settings, secrets, start and stop
  * Store jobs (attempts_*) run on the store's writer thread inside a transaction.
  */
 #ifndef LEADBUS_DIALER_INTERNAL_H
 #define LEADBUS_DIALER_INTERNAL_H
 
+#include "agent_pool.h"
 #include "app.h"
 #include "bus_pub.h"
 #include "bus_sub.h"
@@ -41,6 +45,12 @@ struct dialer {
     struct exotel_account acct;
     bool sandbox;
     char exophone[32], agent[32], flow_url[256], call_type[16], public_base[APP_URL_MAX];
+    struct agent_def *agents; /* AGENTS / AGENTS_FILE; NULL: the flow, or the one agent line */
+    int nagents;
+    enum agent_strategy strategy;
+    int64_t agent_wait_ms; /* AGENT_WAIT_MAX_MS: a due call waits this long for a free agent */
+    struct tz *call_tz;    /* CALL_TIMEZONE: what "today" means in GET /agents */
+    struct api_keys *keys; /* operator keys for /agents */
     unsigned char cb_key[CALLBACK_KEY_BYTES]; /* per-attempt callback tokens (HMAC key) */
     int64_t cb_key_created_ms;
     char legacy_token[65]; /* the static token of before; only for attempts dialed before the key */
@@ -66,9 +76,14 @@ struct worker {
 /* One attempt as a worker handles it. */
 struct attempt {
     char call_id[64], lead_id[40], e164[24], dial[24], sid[64];
+    char agent[AGENT_NAME_MAX], agent_number[AGENT_NUMBER_MAX]; /* "": the flow or the line */
     int attempt, tries;
-    int64_t dialed_ms, due_ms;
+    int64_t dialed_ms, due_ms, queued_ms;
 };
+
+/* The states of an agent (agents.state; the machine is drawn in agents.c). */
+enum agent_state { AGENT_FREE, AGENT_BUSY };
+extern const char *const agent_state_name[];
 
 enum job_kind { JOB_NONE, JOB_DIAL, JOB_RECONCILE, JOB_CHECK };
 
@@ -80,6 +95,7 @@ struct outcome {
     const char *sid;    /* adopted when the attempt has none yet; may be "" */
     int64_t duration_s;
     const char *recording, *detail;
+    const char *leg1; /* Exotel's status of the first leg (the agent's), or NULL/"" unknown */
     bool final;
     bool found;   /* out: the attempt exists */
     bool changed; /* out: the attempt moved (false: it was already there) */
@@ -98,6 +114,7 @@ struct requeue {
     enum attempt_state from, to;
     const char *detail;
     int64_t next_ms;
+    struct dialer *d; /* needed when `to` is queued: the attempt's agent is freed */
 };
 
 /*
@@ -114,6 +131,7 @@ struct claim {
     struct attempt a[CLAIM_MAX];
     int n;
     int64_t wake;
+    int64_t agent_wait_until; /* the first attempt waiting for a free agent gives up then; 0 */
 };
 
 /* Which call of a page a reconciliation may adopt: finished, the attempt's number, not yet any
@@ -138,6 +156,17 @@ int attempts_unsent(sqlite3 *db, const struct attempt *a);
 int attempts_adopt(sqlite3 *db, void *adopt);
 int attempts_recover(sqlite3 *db, void *dialer);
 int attempts_load_dialed(sqlite3 *db, void *dialer);
+
+/* agents.c: store jobs and helpers (writer thread) */
+int agents_sync(sqlite3 *db, void *dialer);
+int agents_view(sqlite3 *db, const struct dialer *d, struct agent_view *v, int *cursor);
+int agents_take(sqlite3 *db, const struct dialer *d, int i, int cursor, struct attempt *a,
+                int64_t now);
+int agents_release(sqlite3 *db, struct dialer *d, const char *call_id, int attempt);
+/* HTTP (arg: the dialer) */
+void agents_get(struct http_req *req, void *dialer);
+void agents_post_pause(struct http_req *req, void *dialer);
+void agents_post_resume(struct http_req *req, void *dialer);
 
 /* work.c */
 void *dialer_worker_main(void *worker);

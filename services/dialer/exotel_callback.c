@@ -26,6 +26,15 @@ static void take(struct exotel_callback *cb, const char *name, const char *v, si
         {"EventType", offsetof(struct exotel_callback, event_type), sizeof cb->event_type},
         {"RecordingUrl", offsetof(struct exotel_callback, recording_url), sizeof cb->recording_url},
         {"CustomField", offsetof(struct exotel_callback, custom_field), sizeof cb->custom_field},
+        {"Leg1Status", offsetof(struct exotel_callback, leg1_status), sizeof cb->leg1_status},
+        {"Leg2Status", offsetof(struct exotel_callback, leg2_status), sizeof cb->leg2_status},
+        {"Legs[0][Status]", offsetof(struct exotel_callback, leg1_status), sizeof cb->leg1_status},
+        {"Legs[1][Status]", offsetof(struct exotel_callback, leg2_status), sizeof cb->leg2_status},
+        /* urlencoded names as encoders write them (the brackets escaped) */
+        {"Legs%5B0%5D%5BStatus%5D", offsetof(struct exotel_callback, leg1_status),
+         sizeof cb->leg1_status},
+        {"Legs%5B1%5D%5BStatus%5D", offsetof(struct exotel_callback, leg2_status),
+         sizeof cb->leg2_status},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(name, fields[i].name) == 0) {
@@ -51,6 +60,22 @@ static void take(struct exotel_callback *cb, const char *name, const char *v, si
     }
 }
 
+/* Legs[i].Status (or Legs[i].Leg.Status, the call-details shape) into leg1/leg2_status. */
+static void legs_status(const cJSON *legs, struct exotel_callback *cb)
+{
+    char *dst[2] = {cb->leg1_status, cb->leg2_status};
+    int i = 0;
+    for (const cJSON *l = cJSON_IsArray(legs) ? legs->child : NULL; l != NULL && i < 2;
+         l = l->next) {
+        const cJSON *leg = cJSON_GetObjectItemCaseSensitive(l, "Leg");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(leg ? leg : l, "Status");
+        if (cJSON_IsString(st) && st->valuestring != NULL) {
+            snprintf(dst[i], sizeof cb->leg1_status, "%s", st->valuestring);
+        }
+        i++;
+    }
+}
+
 static int parse_json(const char *body, size_t len, struct exotel_callback *cb, int64_t *conv,
                       int64_t *dur)
 {
@@ -70,6 +95,7 @@ static int parse_json(const char *body, size_t len, struct exotel_callback *cb, 
     }
     /* Without ConversationDuration, the longest leg's OnCallDuration is the best figure. */
     const cJSON *legs = cJSON_GetObjectItemCaseSensitive(o, "Legs");
+    legs_status(legs, cb);
     for (const cJSON *l = cJSON_IsArray(legs) ? legs->child : NULL; l != NULL && *conv < 0;
          l = l->next) {
         const cJSON *leg = cJSON_GetObjectItemCaseSensitive(l, "Leg");
@@ -86,9 +112,20 @@ static int parse_json(const char *body, size_t len, struct exotel_callback *cb, 
 static int parse_urlencoded(const char *body, size_t len, struct exotel_callback *cb, int64_t *conv,
                             int64_t *dur)
 {
-    static const char *const names[] = {"CallSid",      "Status",      "EventType",
-                                        "RecordingUrl", "CustomField", "ConversationDuration",
-                                        "Duration",     NULL};
+    static const char *const names[] = {"CallSid",
+                                        "Status",
+                                        "EventType",
+                                        "RecordingUrl",
+                                        "CustomField",
+                                        "ConversationDuration",
+                                        "Duration",
+                                        "Leg1Status",
+                                        "Leg2Status",
+                                        "Legs[0][Status]",
+                                        "Legs[1][Status]",
+                                        "Legs%5B0%5D%5BStatus%5D",
+                                        "Legs%5B1%5D%5BStatus%5D",
+                                        NULL};
     char v[600];
     for (int i = 0; names[i] != NULL; i++) {
         int n = mg_get_var(body, len, names[i], v, sizeof v);

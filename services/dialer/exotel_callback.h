@@ -19,6 +19,10 @@ struct exotel_callback {
     char recording_url[512];
     char custom_field[129];
     int64_t duration_s; /* ConversationDuration, else the longest leg, else Duration; 0 if none */
+    /* Each leg's status: Legs[0]/Legs[1] (JSON; `Leg1Status`/`Leg2Status` or `Legs[0][Status]`
+     * in form bodies, whose encoding Exotel does not document). Leg 1 is `From`: the agent in
+     * an agent-first call. "" when absent. */
+    char leg1_status[24], leg2_status[24];
 };
 
 /* 0 when the body was read and has a CallSid and a Status; -1 otherwise. */

@@ -60,6 +60,8 @@ static void read_call(const cJSON *o, struct exotel_call *c)
     scalar(o, "RecordingUrl", c->recording_url, sizeof c->recording_url);
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(o, "Details");
     scalar(details, "ConversationDuration", dur, sizeof dur);
+    scalar(details, "Leg1Status", c->leg1_status, sizeof c->leg1_status);
+    scalar(details, "Leg2Status", c->leg2_status, sizeof c->leg2_status);
     if (dur[0] == '\0') {
         scalar(o, "Duration", dur, sizeof dur);
     }

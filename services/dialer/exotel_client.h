@@ -40,6 +40,7 @@ struct exotel_call {
     char date_created[24]; /* "YYYY-MM-DD HH:MM:SS", Exotel's zone */
     char recording_url[512];
     int64_t duration_s; /* conversation seconds when known, else Duration, else 0 */
+    char leg1_status[24], leg2_status[24]; /* Details.Leg1Status/Leg2Status (details=true), or "" */
 };
 
 struct exotel_connect_result {

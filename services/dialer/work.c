@@ -86,6 +86,12 @@ static void rate_slot_return(struct dialer *d, int64_t slot)
                         "service=\"dialer\"", 1);
 }
 
+/* The attempt goes into the IVR flow: no agent was given to it and there is a flow. */
+static bool attempt_in_flow(const struct dialer *d, const struct attempt *a)
+{
+    return a->agent_number[0] == '\0' && d->flow_url[0] != '\0';
+}
+
 static const char *lead_number(const struct attempt *a)
 {
     return a->dial[0] != '\0' ? a->dial : a->e164;
@@ -96,8 +102,15 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
 {
     struct dialer *d = w->d;
     memset(res, 0, sizeof *res);
-    log_info("Executing call", LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
-                                          LOG_PHONE("phoneNumber", lead_number(a))));
+    if (a->agent[0] != '\0') {
+        log_info("Executing call",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_PHONE("phoneNumber", lead_number(a)), LOG_S("agent", a->agent)));
+    } else { /* the original guide's line, unchanged */
+        log_info("Executing call",
+                 LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
+                            LOG_PHONE("phoneNumber", lead_number(a))));
+    }
     if (d->dnd_precheck) {
         bool dnd = false;
         if (exotel_number_dnd(w->curl, &d->acct, a->e164, &dnd) == 0 && dnd) {
@@ -114,9 +127,12 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
              d->public_base, a->call_id, a->attempt, token);
     explicit_bzero(token, sizeof token);
     snprintf(custom, sizeof custom, "%s:%d", a->call_id, a->attempt);
-    struct exotel_dial req = {.from = d->flow_url[0] ? lead_number(a) : d->agent,
-                              .to = d->flow_url[0] ? NULL : lead_number(a),
-                              .flow_url = d->flow_url[0] ? d->flow_url : NULL,
+    /* Agent first (From = the agent, To = the lead), else the flow (From = the lead). */
+    bool flow = attempt_in_flow(d, a);
+    const char *agent = a->agent_number[0] ? a->agent_number : d->agent;
+    struct exotel_dial req = {.from = flow ? lead_number(a) : agent,
+                              .to = flow ? NULL : lead_number(a),
+                              .flow_url = flow ? d->flow_url : NULL,
                               .caller_id = d->exophone,
                               .call_type = d->call_type,
                               .ring_timeout_s = d->ring_timeout_s,
@@ -130,7 +146,7 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
         res->kind = RES_REQUEUE;
         res->unsent = true;
         res->requeue =
-            (struct requeue){a->call_id, a->attempt, ATTEMPT_DIALING, ATTEMPT_QUEUED, NULL, 0};
+            (struct requeue){a->call_id, a->attempt, ATTEMPT_DIALING, ATTEMPT_QUEUED, NULL, 0, d};
         return;
     }
     exotel_connect(w->curl, &d->acct, &req, r);
@@ -164,7 +180,7 @@ static void dial(struct worker *w, const struct attempt *a, struct result *res)
         res->wait_ms = v.backoff ? backoff_ms(d, a->tries, r->retry_after_ms) : 0;
         int64_t next = v.next == ATTEMPT_QUEUED ? now + res->wait_ms : now + d->reconcile_delay_ms;
         res->requeue =
-            (struct requeue){a->call_id, a->attempt, ATTEMPT_DIALING, v.next, res->detail, next};
+            (struct requeue){a->call_id, a->attempt, ATTEMPT_DIALING, v.next, res->detail, next, d};
     }
 }
 
@@ -252,7 +268,7 @@ const char *dialer_checked_recording(const char *call_id, int attempt, const cha
 }
 
 static void finish(struct dialer *d, const struct attempt *a, const char *status, const char *sid,
-                   int64_t duration, const char *recording, const char *detail)
+                   int64_t duration, const char *recording, const char *detail, const char *leg1)
 {
     recording = dialer_checked_recording(a->call_id, a->attempt, recording);
     struct outcome o = {.d = d,
@@ -263,6 +279,7 @@ static void finish(struct dialer *d, const struct attempt *a, const char *status
                         .duration_s = duration,
                         .recording = recording,
                         .detail = detail,
+                        .leg1 = leg1,
                         .final = true};
     if (store_run(d->store, attempts_finalize, &o) != 0) {
         log_error("Cannot record a call outcome; it will be looked up again",
@@ -307,13 +324,13 @@ static int search_calls(struct worker *w, const struct attempt *a, const char *g
     snprintf(numbers, sizeof numbers, "%s%s%s", a->dial, a->dial[0] && a->e164[0] ? "," : "",
              a->e164);
     struct exotel_search q = {
-        .field = d->flow_url[0] ? "From" : "To", .numbers = numbers, .gte = gte, .lte = lte};
+        .field = attempt_in_flow(d, a) ? "From" : "To", .numbers = numbers, .gte = gte, .lte = lte};
     struct exotel_call *calls = malloc(EXOTEL_PAGE_MAX * sizeof *calls);
     int rc = calls != NULL ? 0 : -1;
     while (rc == 0 && !q.done) {
         int n =
             q.pages < RECONCILE_PAGES ? exotel_find_calls_page(w->curl, &d->acct, &q, calls) : -1;
-        struct adopt p = {calls, n >= 0 ? own_calls(calls, n, a, d->flow_url[0]) : 0, a, -1};
+        struct adopt p = {calls, n >= 0 ? own_calls(calls, n, a, attempt_in_flow(d, a)) : 0, a, -1};
         if (n < 0 || store_run(d->store, attempts_adopt, &p) != 0) {
             rc = -1;
         } else if (p.found >= 0) {
@@ -341,14 +358,15 @@ static void reconcile(struct worker *w, const struct attempt *a)
         log_info("Reconciled: Exotel placed the call",
                  LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", c.sid),
                             LOG_I("pages", pages)));
-        finish(d, a, c.status, c.sid, c.duration_s, c.recording_url, "found by reconciliation");
+        finish(d, a, c.status, c.sid, c.duration_s, c.recording_url, "found by reconciliation",
+               c.leg1_status);
         return;
     }
     if (found == 0 && now - a->dialed_ms >= d->reconcile_window_ms) {
         log_info("Reconciled: Exotel never placed the call",
                  LOG_FIELDS(LOG_S("callId", a->call_id), LOG_I("attempt", a->attempt),
                             LOG_I("pages", pages)));
-        finish(d, a, "failed-api", "", 0, "", "not placed (no such call at Exotel)");
+        finish(d, a, "failed-api", "", 0, "", "not placed (no such call at Exotel)", "");
         return;
     }
     if (found < 0) {
@@ -372,7 +390,8 @@ static void check(struct worker *w, const struct attempt *a)
     if (found == 1 && exotel_status_terminal(c.status)) {
         log_info("No callback came; call details give the outcome",
                  LOG_FIELDS(LOG_S("callId", a->call_id), LOG_S("callSid", a->sid)));
-        finish(d, a, c.status, a->sid, c.duration_s, c.recording_url, "from call details");
+        finish(d, a, c.status, a->sid, c.duration_s, c.recording_url, "from call details",
+               c.leg1_status);
         return;
     }
     int64_t again = d->grace_ms / 2 > 5000 ? d->grace_ms / 2 : 5000;

@@ -20,68 +20,22 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_OUTCOMES 8
-
-struct call {
-    char sid[33];
-    char from[32], to[32], caller_id[32], status[16];
-    char custom[129];
-    char callback[512];
-    bool cb_json;
-    char outcome[16]; /* what the ring will end in */
-    int64_t created, updated, start, end;
-    int64_t end_due; /* when the call ends, whatever happens to its callback */
-    bool notified;   /* its first callback was taken by the ringer */
-    int duration;
-    char recording[96];
-};
-
-struct pending_cb {
-    int64_t due;
-    int call; /* index into calls */
-    struct pending_cb *next;
-};
-
-struct sandbox_exotel {
-    char sid[64];
-    char auth_b64[400]; /* base64("key:token"), compared with the Authorization header */
-    int ring_ms;
-    int rate_limit;
-    int64_t rate_window_ms;
-    struct {
-        char name[16];
-        int weight;
-    } mix[MAX_OUTCOMES];
-    int nmix, mix_total;
-    bool by_last_digit;
-    char dnd[512];     /* SANDBOX_DND_NUMBERS: on the Do-Not-Disturb register */
-    char invalid[512]; /* SANDBOX_INVALID_NUMBERS: numbers Exotel refuses to dial */
-    struct call *calls;
-    int ncalls, cap;
-    int settled;     /* calls[0..settled) have ended */
-    int64_t *placed; /* ring of the last rate_limit placement times */
-    int nplaced, placed_head;
-    struct pending_cb *pending; /* sorted by due */
-    uint64_t cursor_key;        /* masks the call index in bulk page cursors */
-    pthread_t ringer;
-    pthread_cond_t cond;
-    bool stopping;
-};
+#include "sandbox_exotel_int.h"
 
 /* ---- answers in Exotel's shapes ---- */
 
-static bool wants_json(struct http_req *req)
+bool sbx_wants_json(struct http_req *req)
 {
     size_t n = strlen(req->path);
     return n > 5 && strcmp(req->path + n - 5, ".json") == 0;
 }
 
-static void rest_exception(struct http_req *req, int status, const char *message)
+void sbx_rest_exception(struct http_req *req, int status, const char *message)
 {
     char body[768];
     /* A 429 says when to come back, as a client should be ready to honour. */
     const char *extra = status == 429 ? "Retry-After: 1\r\n" : NULL;
-    if (wants_json(req)) {
+    if (sbx_wants_json(req)) {
         cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "RestException");
         cJSON_AddNumberToObject(e, "Status", status);
         cJSON_AddStringToObject(e, "Message", message);
@@ -96,7 +50,7 @@ static void rest_exception(struct http_req *req, int status, const char *message
     http_reply_ex(req, status, "application/xml", extra, body, strlen(body));
 }
 
-static cJSON *call_json(const struct sandbox_exotel *ex, const struct call *c)
+cJSON *sbx_call_json(const struct sandbox_exotel *ex, const struct call *c)
 {
     char created[20], updated[20], start[20], end[20];
     sandbox_exotel_time(c->created, created);
@@ -121,6 +75,7 @@ static cJSON *call_json(const struct sandbox_exotel *ex, const struct call *c)
         cJSON_AddStringToObject(o, "EndTime", end);
         cJSON_AddNumberToObject(o, "Duration", c->duration);
         cJSON_AddStringToObject(o, "Price", c->duration > 0 ? "0.750" : "0.000");
+        sbx_add_legs(o, c, true);
     } else {
         cJSON_AddNullToObject(o, "EndTime");
         cJSON_AddNullToObject(o, "Duration");
@@ -139,10 +94,10 @@ static cJSON *call_json(const struct sandbox_exotel *ex, const struct call *c)
     return o;
 }
 
-static void reply_call(struct http_req *req, const struct sandbox_exotel *ex, const struct call *c)
+void sbx_reply_call(struct http_req *req, const struct sandbox_exotel *ex, const struct call *c)
 {
-    cJSON *call = call_json(ex, c);
-    if (wants_json(req)) {
+    cJSON *call = sbx_call_json(ex, c);
+    if (sbx_wants_json(req)) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "Call", call);
         http_reply_json(req, 200, o);
@@ -173,7 +128,7 @@ static void reply_call(struct http_req *req, const struct sandbox_exotel *ex, co
 
 /* ---- checks ---- */
 
-static bool authorized(struct http_req *req, const struct sandbox_exotel *ex)
+bool sbx_authorized(struct http_req *req, const struct sandbox_exotel *ex)
 {
     const char *h = http_header(req, "Authorization");
     if (h == NULL || strncmp(h, "Basic ", 6) != 0) {
@@ -200,7 +155,7 @@ static bool valid_number(const char *s)
 }
 
 /* Last ten digits, the way numbers are compared across 0-prefixed and E.164 forms. */
-static const char *last10(const char *s)
+const char *sbx_last10(const char *s)
 {
     size_t n = strlen(s);
     return n > 10 ? s + n - 10 : s;
@@ -249,60 +204,7 @@ static void note_placed(struct sandbox_exotel *ex, int64_t now)
     }
 }
 
-static void pick_outcome(struct sandbox *sb, struct sandbox_exotel *ex, const char *number,
-                         char out[16])
-{
-    if (ex->by_last_digit) {
-        char d = number[0] ? number[strlen(number) - 1] : '0';
-        const char *o = d == '1'   ? "busy"
-                        : d == '2' ? "no-answer"
-                        : d == '3' ? "failed"
-                                   : "completed";
-        snprintf(out, 16, "%s", o);
-        return;
-    }
-    int r = (int)sandbox_rand(sb, (uint64_t)ex->mix_total);
-    for (int i = 0; i < ex->nmix; i++) {
-        if (r < ex->mix[i].weight) {
-            snprintf(out, 16, "%s", ex->mix[i].name);
-            return;
-        }
-        r -= ex->mix[i].weight;
-    }
-    snprintf(out, 16, "completed");
-}
-
-/* End a call: its outcome, duration and recording. Lock held. */
-static void call_end(struct sandbox *sb, struct call *c, int64_t now)
-{
-    snprintf(c->status, sizeof c->status, "%s", c->outcome);
-    c->end = c->updated = now;
-    if (strcmp(c->outcome, "completed") == 0) {
-        c->duration = 20 + (int)sandbox_rand(sb, 100);
-        snprintf(c->recording, sizeof c->recording,
-                 "https://s3-ap-southeast-1.amazonaws.com/sandbox-recordings/%s.mp3", c->sid);
-    }
-}
-
-/*
- * End every call whose ring time is over. A call ends on time as a real one does, whether or
- * not the ringer has sent its callback yet: one slow callback receiver must not keep other
- * calls "in progress" (and so out of bulk call details) past their end. Lock held.
- */
-static void settle_calls(struct sandbox *sb, struct sandbox_exotel *ex, int64_t now)
-{
-    for (int i = ex->settled; i < ex->ncalls; i++) {
-        struct call *c = &ex->calls[i];
-        if (c->end == 0 && c->end_due <= now) {
-            call_end(sb, c, now);
-        }
-    }
-    while (ex->settled < ex->ncalls && ex->calls[ex->settled].end != 0) {
-        ex->settled++;
-    }
-}
-
-static void schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
+void sbx_schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
 {
     struct pending_cb *p = malloc(sizeof *p);
     if (p == NULL) {
@@ -318,8 +220,6 @@ static void schedule_cb(struct sandbox_exotel *ex, int call, int64_t due)
     *at = p;
     pthread_cond_signal(&ex->cond);
 }
-
-static bool in_list(const char *list, const char *number);
 
 /* ---- handlers ---- */
 
@@ -410,7 +310,7 @@ static void read_connect(const struct form *f, struct connect_req *c)
 }
 
 /* "" or a whole number in [lo, hi]. */
-static bool int_in(const char *s, long lo, long hi)
+bool sbx_int_in(const char *s, long lo, long hi)
 {
     char *end;
     long v = s[0] ? strtol(s, &end, 10) : lo;
@@ -442,7 +342,7 @@ static const char *connect_refusal(const struct connect_req *c, char *msg, size_
     if (c->call_type[0] && strcmp(c->call_type, "trans") != 0) {
         return "CallType: only trans is supported (promotional calls are not)";
     }
-    if (!int_in(c->time_limit, 1, 14400) || !int_in(c->time_out, 1, 60)) {
+    if (!sbx_int_in(c->time_limit, 1, 14400) || !sbx_int_in(c->time_out, 1, 60)) {
         return "TimeLimit is 1 to 14400 seconds, TimeOut 1 to 60";
     }
     if (c->cb[0] && !http_url(c->cb)) {
@@ -489,7 +389,7 @@ static int place_call(struct sandbox *sb, const struct connect_req *r, int64_t n
     snprintf(c->status, sizeof c->status, "in-progress");
     c->created = c->updated = c->start = now;
     c->end_due = now + ex->ring_ms;
-    pick_outcome(sb, ex, r->to[0] ? r->to : r->from, c->outcome);
+    sbx_pick_outcome(sb, ex, r->from, r->to, c);
     c->cb_json = strcmp(r->ctype, "application/json") == 0;
     if (r->cb[0] != '\0' && sandbox_callback_url_ok(r->cb)) {
         snprintf(c->callback, sizeof c->callback, "%s", r->cb);
@@ -499,7 +399,7 @@ static int place_call(struct sandbox *sb, const struct connect_req *r, int64_t n
                  NULL);
     }
     /* The call always ends; its callback may be late, doubled or lost (faults). */
-    schedule_cb(ex, idx, now + ex->ring_ms);
+    sbx_schedule_cb(ex, idx, now + ex->ring_ms);
     *copy = *c;
     *fail_after = (int)sandbox_rand(sb, 100) < sb->faults[SANDBOX_EXOTEL].p504_after_place;
     return 0;
@@ -520,13 +420,13 @@ static void log_connect(struct sandbox *sb, struct http_req *req, const struct c
 static int connect_checks(struct sandbox *sb, struct http_req *req, bool form_ok)
 {
     enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
-    int status = fault == FAULT_DOWN            ? 503
-                 : fault == FAULT_429           ? 429
-                 : fault == FAULT_500           ? 500
-                 : fault != FAULT_NONE          ? 504
-                 : !authorized(req, sb->exotel) ? 401
-                 : !form_ok                     ? 400
-                                                : 0;
+    int status = fault == FAULT_DOWN                ? 503
+                 : fault == FAULT_429               ? 429
+                 : fault == FAULT_500               ? 500
+                 : fault != FAULT_NONE              ? 504
+                 : !sbx_authorized(req, sb->exotel) ? 401
+                 : !form_ok                         ? 400
+                                                    : 0;
     const char *msg = status == 503   ? "Service Unavailable"
                       : status == 429 ? "Too Many Requests"
                       : status == 401 ? "Authentication is required to view this page."
@@ -534,7 +434,7 @@ static int connect_checks(struct sandbox *sb, struct http_req *req, bool form_ok
                                         "or multipart/form-data"
                                       : "Internal Server Error";
     if (status != 0) {
-        rest_exception(req, status, msg);
+        sbx_rest_exception(req, status, msg);
     }
     return status;
 }
@@ -560,19 +460,19 @@ static void post_connect(struct http_req *req, void *arg)
     }
     const char *refusal = connect_refusal(&r, msg, sizeof msg);
     const char *callee = r.to[0] ? r.to : r.from;
-    if (refusal == NULL && ex->dnd[0] != '\0' && in_list(ex->dnd, callee)) {
+    if (refusal == NULL && ex->dnd[0] != '\0' && sbx_in_list(ex->dnd, callee)) {
         char masked[16], dnd[128];
         log_mask_phone(callee, masked, sizeof masked);
         snprintf(dnd, sizeof dnd, "Call to [%s] cannot be made because of TRAI NDNC regulations",
                  masked);
-        rest_exception(req, 403, dnd);
+        sbx_rest_exception(req, 403, dnd);
         return;
     }
-    if (refusal == NULL && ex->invalid[0] != '\0' && in_list(ex->invalid, callee)) {
+    if (refusal == NULL && ex->invalid[0] != '\0' && sbx_in_list(ex->invalid, callee)) {
         refusal = "Invalid 'To' number: the number does not exist";
     }
     if (refusal != NULL) {
-        rest_exception(req, 400, refusal);
+        sbx_rest_exception(req, 400, refusal);
         return;
     }
     int64_t now = clock_now_ms();
@@ -582,72 +482,17 @@ static void post_connect(struct http_req *req, void *arg)
     int rc = rate_limited(ex, now) ? 429 : place_call(sb, &r, now, &copy, &fail_after);
     pthread_mutex_unlock(&sb->lock);
     if (rc != 0) {
-        rest_exception(req, rc == 429 ? 429 : 500,
-                       rc == 429 ? "Too Many Requests" : "Internal Server Error");
+        sbx_rest_exception(req, rc == 429 ? 429 : 500,
+                           rc == 429 ? "Too Many Requests" : "Internal Server Error");
     } else if (fail_after) {
         /* The nasty case: the call rings, yet the client sees an error. */
-        rest_exception(req, 504, "Gateway Timeout");
+        sbx_rest_exception(req, 504, "Gateway Timeout");
     } else {
-        reply_call(req, ex, &copy);
+        sbx_reply_call(req, ex, &copy);
     }
 }
 
-static struct call *find_call(struct sandbox_exotel *ex, const char *sid)
-{
-    for (int i = 0; i < ex->ncalls; i++) {
-        if (strcmp(ex->calls[i].sid, sid) == 0) {
-            return &ex->calls[i];
-        }
-    }
-    return NULL;
-}
-
-static void get_call(struct http_req *req, void *arg)
-{
-    struct sandbox *sb = arg;
-    struct sandbox_exotel *ex = sb->exotel;
-    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, "");
-    enum sandbox_fault fault = sandbox_fault_roll(sb, SANDBOX_EXOTEL);
-    if (fault != FAULT_NONE) {
-        rest_exception(req,
-                       fault == FAULT_429    ? 429
-                       : fault == FAULT_DOWN ? 503
-                                             : 500,
-                       "Service temporarily unavailable");
-        return;
-    }
-    if (!authorized(req, ex)) {
-        rest_exception(req, 401, "Authentication is required to view this page.");
-        return;
-    }
-    char validity[16] = "";
-    if (http_query(req, "RecordingUrlValidity", validity, sizeof validity) >= 0 &&
-        (validity[0] == '\0' || !int_in(validity, 5, 60))) {
-        rest_exception(req, 400, "RecordingUrlValidity must be from 5 to 60 (minutes)");
-        return;
-    }
-    char sid[64];
-    snprintf(sid, sizeof sid, "%.63s", req->params[1]);
-    size_t n = strlen(sid);
-    if (n > 5 && strcmp(sid + n - 5, ".json") == 0) {
-        sid[n - 5] = '\0';
-    }
-    pthread_mutex_lock(&sb->lock);
-    settle_calls(sb, ex, clock_now_ms());
-    struct call *c = find_call(ex, sid);
-    struct call copy;
-    if (c != NULL) {
-        copy = *c;
-    }
-    pthread_mutex_unlock(&sb->lock);
-    if (c == NULL) {
-        rest_exception(req, 404, "Not Found");
-        return;
-    }
-    reply_call(req, ex, &copy);
-}
-
-static bool in_list(const char *list, const char *number)
+bool sbx_in_list(const char *list, const char *number)
 {
     if (list[0] == '\0') {
         return true;
@@ -655,292 +500,11 @@ static bool in_list(const char *list, const char *number)
     char copy[256], *save = NULL;
     snprintf(copy, sizeof copy, "%s", list);
     for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        if (strcmp(last10(t), last10(number)) == 0) {
+        if (strcmp(sbx_last10(t), sbx_last10(number)) == 0) {
             return true;
         }
     }
     return false;
-}
-
-/*
- * Bulk call details as developer.exotel.com/api/call-details-bulk and
- * …/docs/voice-v1/api-reference/call-details describe them (exotel.md §7): filters To/From
- * (at most 5 numbers each), Status, DateCreated (gte/lte, at most a month; the last 31 days
- * when absent), PageSize (default 50, at most 100), SortBy (DateCreated:asc, default desc),
- * and Before/After cursors taken from Metadata.PrevPageUri/NextPageUri. Ongoing calls are
- * left out.
- */
-#define BULK_PAGE_DEFAULT 50
-#define BULK_PAGE_MAX 100
-#define BULK_NUMBERS_MAX 5
-#define BULK_RANGE_MAX_S (31LL * 86400)
-
-struct bulk_query {
-    char from[256], to[256], status[32], gte[20], lte[20];
-    int page_size;
-    int dir;            /* +1 DateCreated:asc, -1 desc */
-    long after, before; /* the call index a cursor names, or -1 */
-    char filters[768];  /* the query without After/Before, for the page URIs */
-};
-
-/* "2026-11-24 10:00:00" -> seconds (as if UTC: only differences matter); -1 when malformed. */
-static int64_t exotel_date_s(const char *s)
-{
-    struct tm tm = {0};
-    const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
-    return end != NULL && *end == '\0' ? (int64_t)timegm(&tm) : -1;
-}
-
-static int count_numbers(const char *list)
-{
-    int n = list[0] != '\0';
-    for (; *list; list++) {
-        n += *list == ',';
-    }
-    return n;
-}
-
-/* A cursor: the call's index, masked with a per-sandbox key so clients cannot build one. */
-static void cursor_format(const struct sandbox_exotel *ex, long idx, char out[17])
-{
-    snprintf(out, 17, "%016llx", (unsigned long long)((uint64_t)idx ^ ex->cursor_key));
-}
-
-/* The call index a cursor names; -2 when it is not one of ours. */
-static long cursor_parse(const struct sandbox_exotel *ex, const char *s)
-{
-    if (strlen(s) != 16 || strspn(s, "0123456789abcdef") != 16) {
-        return -2;
-    }
-    uint64_t idx = (uint64_t)strtoull(s, NULL, 16) ^ ex->cursor_key;
-    return idx < (uint64_t)ex->ncalls ? (long)idx : -2;
-}
-
-/* DateCreated "gte:…;lte:…" into q; NULL when fine, else why not. */
-static const char *bulk_dates(struct bulk_query *q, const char *spec)
-{
-    static const char bad[] =
-        "DateCreated: expected gte:YYYY-MM-DD HH:MM:SS;lte:YYYY-MM-DD HH:MM:SS";
-    int64_t now = clock_now_ms();
-    sandbox_exotel_time(now - BULK_RANGE_MAX_S * 1000, q->gte);
-    sandbox_exotel_time(now, q->lte);
-    if (spec[0] == '\0') {
-        return NULL; /* the last 31 days */
-    }
-    const char *g = strstr(spec, "gte:"), *l = strstr(spec, "lte:");
-    if (g == NULL && l == NULL) {
-        return bad;
-    }
-    if (g != NULL) {
-        snprintf(q->gte, sizeof q->gte, "%.19s", g + 4);
-    }
-    if (l != NULL) {
-        snprintf(q->lte, sizeof q->lte, "%.19s", l + 4);
-    }
-    int64_t a = exotel_date_s(q->gte), b = exotel_date_s(q->lte);
-    if (a < 0 || b < 0) {
-        return bad;
-    }
-    return b - a > BULK_RANGE_MAX_S ? "DateCreated: the range can be at most 1 month" : NULL;
-}
-
-/* The raw query without After and Before: what the page URIs repeat. */
-static void bulk_filters(const char *query, char *out, size_t size)
-{
-    char copy[768], *save = NULL;
-    size_t n = 0;
-    out[0] = '\0';
-    snprintf(copy, sizeof copy, "%s", query ? query : "");
-    for (char *t = strtok_r(copy, "&", &save); t != NULL; t = strtok_r(NULL, "&", &save)) {
-        if (strncmp(t, "After=", 6) != 0 && strncmp(t, "Before=", 7) != 0 && n < size) {
-            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "&" : "", t);
-        }
-    }
-}
-
-/* Read and check the query (lock held: cursors name calls); NULL when fine, else why not. */
-static const char *bulk_parse(struct http_req *req, const struct sandbox_exotel *ex,
-                              struct bulk_query *q)
-{
-    char date[96] = "", size[16] = "", sort[32] = "", after[64] = "", before[64] = "";
-    memset(q, 0, sizeof *q);
-    http_query(req, "From", q->from, sizeof q->from);
-    http_query(req, "To", q->to, sizeof q->to);
-    http_query(req, "Status", q->status, sizeof q->status);
-    http_query(req, "DateCreated", date, sizeof date);
-    bool has_size = http_query(req, "PageSize", size, sizeof size) >= 0;
-    http_query(req, "SortBy", sort, sizeof sort);
-    bool has_after = http_query(req, "After", after, sizeof after) >= 0;
-    bool has_before = http_query(req, "Before", before, sizeof before) >= 0;
-    char *end = NULL;
-    long ps = has_size ? strtol(size, &end, 10) : BULK_PAGE_DEFAULT;
-    if (has_size && (size[0] == '\0' || *end != '\0' || ps < 1 || ps > BULK_PAGE_MAX)) {
-        return "PageSize must be a number from 1 to 100";
-    }
-    q->page_size = (int)ps;
-    if (sort[0] != '\0' && strcmp(sort, "DateCreated:asc") != 0 &&
-        strcmp(sort, "DateCreated:desc") != 0) {
-        return "SortBy: expected DateCreated:asc or DateCreated:desc";
-    }
-    q->dir = strcmp(sort, "DateCreated:asc") == 0 ? 1 : -1;
-    if (count_numbers(q->to) > BULK_NUMBERS_MAX || count_numbers(q->from) > BULK_NUMBERS_MAX) {
-        return "To and From take at most 5 numbers each";
-    }
-    const char *bad_date = bulk_dates(q, date);
-    if (bad_date != NULL) {
-        return bad_date;
-    }
-    q->after = has_after ? cursor_parse(ex, after) : -1;
-    q->before = has_before ? cursor_parse(ex, before) : -1;
-    if ((has_after && has_before) || q->after == -2 || q->before == -2) {
-        return "Invalid page cursor: use After or Before as given in NextPageUri or PrevPageUri";
-    }
-    bulk_filters(req->query, q->filters, sizeof q->filters);
-    return NULL;
-}
-
-static bool bulk_match(const struct bulk_query *q, const struct call *c)
-{
-    char created[20];
-    sandbox_exotel_time(c->created, created);
-    /* Bulk call details leave out calls still in progress, as Exotel's does. */
-    return c->end != 0 && in_list(q->from, c->from) && in_list(q->to, c->to) &&
-           strcmp(created, q->gte) >= 0 && strcmp(created, q->lte) <= 0 &&
-           (q->status[0] == '\0' || strcmp(q->status, c->status) == 0);
-}
-
-/* The first match from index i on, stepping dir; -1 when none. Lock held. */
-static long bulk_next(const struct sandbox_exotel *ex, const struct bulk_query *q, long i, int dir)
-{
-    for (; i >= 0 && i < ex->ncalls; i += dir) {
-        if (bulk_match(q, &ex->calls[i])) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-/* A page URI as Exotel writes them (no host); null for a page that does not exist. */
-static void page_uri(cJSON *meta, const char *key, const struct sandbox_exotel *ex,
-                     const struct bulk_query *q, const char *cursor_name, long idx)
-{
-    char uri[1024], cur[17] = "";
-    if (cursor_name != NULL && idx < 0) {
-        cJSON_AddNullToObject(meta, key);
-        return;
-    }
-    if (cursor_name != NULL) {
-        cursor_format(ex, idx, cur);
-    }
-    snprintf(uri, sizeof uri, "/v1/Accounts/%s/Calls.json?%s%s%s%s%s", ex->sid, q->filters,
-             q->filters[0] && cursor_name ? "&" : "", cursor_name ? cursor_name : "",
-             cursor_name ? "=" : "", cur);
-    cJSON_AddStringToObject(meta, key, uri);
-}
-
-/* The calls of the page q asks for, in its sort order, into idx; how many. Lock held. */
-static int bulk_select(const struct sandbox_exotel *ex, const struct bulk_query *q,
-                       long idx[BULK_PAGE_MAX])
-{
-    /* Before walks back from its cursor; the page then reads in the sort order again. */
-    int step = q->before >= 0 ? -q->dir : q->dir, n = 0;
-    long from = q->after >= 0    ? q->after + q->dir
-                : q->before >= 0 ? q->before - q->dir
-                : q->dir > 0     ? 0
-                                 : ex->ncalls - 1;
-    for (long i = bulk_next(ex, q, from, step); i >= 0 && n < q->page_size;
-         i = bulk_next(ex, q, i + step, step)) {
-        idx[n++] = i;
-    }
-    for (int a = 0, b = n - 1; step != q->dir && a < b; a++, b--) {
-        long t = idx[a];
-        idx[a] = idx[b];
-        idx[b] = t;
-    }
-    return n;
-}
-
-/* One page of calls and its Metadata into o. Lock held. */
-static void bulk_page(const struct sandbox_exotel *ex, const struct bulk_query *q, cJSON *o)
-{
-    long idx[BULK_PAGE_MAX];
-    int total = 0;
-    for (long i = bulk_next(ex, q, 0, 1); i >= 0; i = bulk_next(ex, q, i + 1, 1)) {
-        total++;
-    }
-    int n = bulk_select(ex, q, idx);
-    cJSON *meta = cJSON_AddObjectToObject(o, "Metadata");
-    cJSON *list = cJSON_AddArrayToObject(o, "Calls");
-    for (int k = 0; k < n; k++) {
-        cJSON_AddItemToArray(list, call_json(ex, &ex->calls[idx[k]]));
-    }
-    long first = n ? idx[0] : -1, last = n ? idx[n - 1] : -1;
-    cJSON_AddNumberToObject(meta, "Total", total);
-    cJSON_AddNumberToObject(meta, "PageSize", q->page_size);
-    page_uri(meta, "FirstPageUri", ex, q, NULL, 0);
-    page_uri(meta, "PrevPageUri", ex, q, "Before",
-             n && bulk_next(ex, q, first - q->dir, -q->dir) >= 0 ? first : -1);
-    page_uri(meta, "NextPageUri", ex, q, "After",
-             n && bulk_next(ex, q, last + q->dir, q->dir) >= 0 ? last : -1);
-}
-
-static void get_calls(struct http_req *req, void *arg)
-{
-    struct sandbox *sb = arg;
-    struct sandbox_exotel *ex = sb->exotel;
-    char to[256] = "", from[256] = "", size[16] = "", mt[16] = "", mf[16] = "", summary[256];
-    http_query(req, "To", to, sizeof to);
-    http_query(req, "From", from, sizeof from);
-    http_query(req, "PageSize", size, sizeof size);
-    log_mask_phone(to, mt, sizeof mt);
-    log_mask_phone(from, mf, sizeof mf);
-    snprintf(summary, sizeof summary, "To=%s From=%s PageSize=%s%s", to[0] ? mt : "",
-             from[0] ? mf : "", size,
-             req->query != NULL && strstr(req->query, "After=") != NULL ? " After=(set)" : "");
-    sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, req->path, summary);
-    if (!authorized(req, ex)) {
-        rest_exception(req, 401, "Authentication is required to view this page.");
-        return;
-    }
-    struct bulk_query q;
-    cJSON *o = cJSON_CreateObject();
-    pthread_mutex_lock(&sb->lock);
-    settle_calls(sb, ex, clock_now_ms());
-    const char *refusal = bulk_parse(req, ex, &q);
-    if (refusal == NULL) {
-        bulk_page(ex, &q, o);
-    }
-    pthread_mutex_unlock(&sb->lock);
-    if (refusal != NULL) {
-        cJSON_Delete(o);
-        rest_exception(req, 400, refusal);
-        return;
-    }
-    http_reply_json(req, 200, o);
-}
-
-/* The calls the simulated Exotel placed (not part of Exotel's API: what tests count). */
-static void get_placed(struct http_req *req, void *arg)
-{
-    struct sandbox *sb = arg;
-    if (!sandbox_admit(sb, req)) {
-        return;
-    }
-    struct sandbox_exotel *ex = sb->exotel;
-    cJSON *o = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(o, "calls");
-    pthread_mutex_lock(&sb->lock);
-    settle_calls(sb, ex, clock_now_ms());
-    for (int i = 0; i < ex->ncalls; i++) {
-        const struct call *c = &ex->calls[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "sid", c->sid);
-        cJSON_AddStringToObject(e, "customField", c->custom);
-        cJSON_AddStringToObject(e, "status", c->end ? c->status : "in-progress");
-        cJSON_AddNumberToObject(e, "createdMs", (double)c->created);
-        cJSON_AddItemToArray(list, e);
-    }
-    pthread_mutex_unlock(&sb->lock);
-    http_reply_json(req, 200, o);
 }
 
 /* Number metadata: what a DND pre-check asks. */
@@ -949,8 +513,8 @@ static void get_number(struct http_req *req, void *arg)
     struct sandbox *sb = arg;
     struct sandbox_exotel *ex = sb->exotel;
     sandbox_log_request(sb, SANDBOX_EXOTEL, req->method, "/Numbers/{number}", "");
-    if (!authorized(req, ex)) {
-        rest_exception(req, 401, "Authentication is required to view this page.");
+    if (!sbx_authorized(req, ex)) {
+        sbx_rest_exception(req, 401, "Authentication is required to view this page.");
         return;
     }
     char number[64];
@@ -960,136 +524,15 @@ static void get_number(struct http_req *req, void *arg)
         number[n - 5] = '\0';
     }
     if (!valid_number(number)) {
-        rest_exception(req, 400, "Invalid phone number");
+        sbx_rest_exception(req, 400, "Invalid phone number");
         return;
     }
     cJSON *o = cJSON_CreateObject(), *num = cJSON_AddObjectToObject(o, "Numbers");
     cJSON_AddStringToObject(num, "PhoneNumber", number);
     cJSON_AddStringToObject(num, "Circle", "KA");
     cJSON_AddStringToObject(num, "Type", "Mobile");
-    cJSON_AddStringToObject(num, "DND", ex->dnd[0] && in_list(ex->dnd, number) ? "Yes" : "No");
+    cJSON_AddStringToObject(num, "DND", ex->dnd[0] && sbx_in_list(ex->dnd, number) ? "Yes" : "No");
     http_reply_json(req, 200, o);
-}
-
-/* ---- the ringer: ends calls and sends their StatusCallbacks ---- */
-
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
-}
-
-static void send_callback(const struct call *c)
-{
-    CURL *curl = curl_easy_init();
-    if (curl == NULL) {
-        return;
-    }
-    char updated[20], created[20], start[20], end[20], dur[16];
-    sandbox_exotel_time(c->updated, updated);
-    sandbox_exotel_time(c->created, created);
-    sandbox_exotel_time(c->start, start);
-    sandbox_exotel_time(c->end, end);
-    snprintf(dur, sizeof dur, "%d", c->duration);
-    const char *fields[][2] = {{"CallSid", c->sid},
-                               {"Status", c->status},
-                               {"DateUpdated", updated},
-                               {"RecordingUrl", c->recording},
-                               {"EventType", "terminal"},
-                               {"DateCreated", created},
-                               {"To", c->to},
-                               {"From", c->from},
-                               {"PhoneNumberSid", c->caller_id},
-                               {"StartTime", start},
-                               {"EndTime", end},
-                               {"ConversationDuration", dur},
-                               {"Direction", "outbound-api"},
-                               {"CustomField", c->custom}};
-    size_t nf = sizeof fields / sizeof fields[0];
-    curl_mime *mime = NULL;
-    struct curl_slist *headers = NULL;
-    char *json = NULL;
-    if (c->cb_json) {
-        cJSON *o = cJSON_CreateObject();
-        for (size_t i = 0; i < nf; i++) {
-            if (strcmp(fields[i][0], "ConversationDuration") == 0) {
-                cJSON_AddNumberToObject(o, fields[i][0], c->duration);
-            } else {
-                cJSON_AddStringToObject(o, fields[i][0], fields[i][1]);
-            }
-        }
-        json = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
-    } else {
-        mime = curl_mime_init(curl);
-        for (size_t i = 0; i < nf; i++) {
-            curl_mimepart *part = curl_mime_addpart(mime);
-            curl_mime_name(part, fields[i][0]);
-            curl_mime_data(part, fields[i][1], CURL_ZERO_TERMINATED);
-        }
-        curl_easy_setopt(curl, CURLOPT_MIMEPOST, mime);
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, c->callback);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK) {
-        log_warn("Sandbox StatusCallback failed",
-                 LOG_FIELDS(LOG_S("callSid", c->sid), LOG_S("error", curl_easy_strerror(rc))));
-    }
-    curl_mime_free(mime);
-    curl_slist_free_all(headers);
-    free(json);
-    curl_easy_cleanup(curl);
-}
-
-static void *ringer_main(void *arg)
-{
-    struct sandbox *sb = arg;
-    struct sandbox_exotel *ex = sb->exotel;
-    log_set_target("sandbox");
-    pthread_mutex_lock(&sb->lock);
-    while (!ex->stopping) {
-        int64_t now = clock_now_ms();
-        if (ex->pending == NULL || ex->pending->due > now) {
-            int64_t wait = ex->pending ? ex->pending->due - now : 1000;
-            struct timespec dl = clock_deadline_in(wait);
-            pthread_cond_timedwait(&ex->cond, &sb->lock, &dl);
-            continue;
-        }
-        struct pending_cb *p = ex->pending;
-        ex->pending = p->next;
-        struct call *c = &ex->calls[p->call];
-        settle_calls(sb, ex, now);
-        bool first = !c->notified;
-        c->notified = true;
-        struct call copy = *c;
-        const struct sandbox_faults *f = &sb->faults[SANDBOX_EXOTEL];
-        int r = (int)sandbox_rand(sb, 100);
-        bool drop = first && r < f->cb_drop;
-        bool late = first && !drop && (int)sandbox_rand(sb, 100) < f->cb_late;
-        bool dup = first && !drop && (int)sandbox_rand(sb, 100) < f->cb_dup;
-        if (late) {
-            schedule_cb(ex, p->call, now + 5 * ex->ring_ms); /* sent later instead of now */
-        }
-        if (dup) {
-            schedule_cb(ex, p->call, now + 200);
-        }
-        free(p);
-        if (copy.callback[0] == '\0' || drop || late) {
-            continue;
-        }
-        pthread_mutex_unlock(&sb->lock);
-        send_callback(&copy);
-        pthread_mutex_lock(&sb->lock);
-    }
-    pthread_mutex_unlock(&sb->lock);
-    return NULL;
 }
 
 /* ---- start/stop ---- */
@@ -1156,6 +599,8 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     pthread_mutex_unlock(&sb->lock);
     snprintf(ex->dnd, sizeof ex->dnd, "%s", config_str("SANDBOX_DND_NUMBERS", ""));
     snprintf(ex->invalid, sizeof ex->invalid, "%s", config_str("SANDBOX_INVALID_NUMBERS", ""));
+    snprintf(ex->agent_no_answer, sizeof ex->agent_no_answer, "%s",
+             config_str("SANDBOX_AGENT_NO_ANSWER", ""));
     /* The sandbox accepts the credentials leadbus is configured with, or the sandbox defaults. */
     struct upstream up;
     if (upstream_resolve(app, &up, err) != 0) {
@@ -1180,12 +625,12 @@ int sandbox_exotel_start(struct sandbox *sb, struct app *app, char err[CONFIG_ER
     snprintf(p6, sizeof p6, "%s/Numbers/{number}", base);
     if (http_route(app->http, "POST", p1, post_connect, sb) != 0 ||
         http_route(app->http, "POST", p2, post_connect, sb) != 0 ||
-        http_route(app->http, "GET", p3, get_call, sb) != 0 ||
-        http_route(app->http, "GET", p4, get_calls, sb) != 0 ||
-        http_route(app->http, "GET", p5, get_calls, sb) != 0 ||
+        http_route(app->http, "GET", p3, sbx_get_call, sb) != 0 ||
+        http_route(app->http, "GET", p4, sbx_get_calls, sb) != 0 ||
+        http_route(app->http, "GET", p5, sbx_get_calls, sb) != 0 ||
         http_route(app->http, "GET", p6, get_number, sb) != 0 ||
-        http_route(app->http, "GET", "/sandbox/exotel/placed", get_placed, sb) != 0 ||
-        (sb->exotel = ex, pthread_create(&ex->ringer, NULL, ringer_main, sb)) != 0) {
+        http_route(app->http, "GET", "/sandbox/exotel/placed", sbx_get_placed, sb) != 0 ||
+        (sb->exotel = ex, pthread_create(&ex->ringer, NULL, sbx_ringer_main, sb)) != 0) {
         pthread_cond_destroy(&ex->cond);
         free(ex->placed);
         free(ex);

@@ -42,6 +42,10 @@ make_release1_stores() { # DIR
     sqlite3 "$1/ingest.db" "ALTER TABLE leads DROP COLUMN erased_ms"
     sqlite3 "$1/stats.db" "DROP TABLE st_speed; DROP TABLE st_attempt_start; DROP TABLE st_agents;
         DROP TABLE st_agent_calls; ALTER TABLE st_leads DROP COLUMN erased_ms"
+    # dialer's step 3 added the agent pool: its tables, index and the attempts' agent columns
+    sqlite3 "$1/dialer.db" "BEGIN; DROP INDEX attempts_agent; DROP TABLE agents; DROP TABLE agent_cursor;
+        ALTER TABLE attempts DROP COLUMN agent; ALTER TABLE attempts DROP COLUMN agent_number;
+        ALTER TABLE attempts DROP COLUMN agent_leg; COMMIT;"
     # dialer's step 2 rebuilt attempts with CHECK(state IN ...): rebuild it as release 1 had it
     sqlite3 "$1/dialer.db" "BEGIN; CREATE TABLE a1(call_id TEXT NOT NULL, attempt INTEGER NOT NULL,
         lead_id TEXT NOT NULL, phone_e164 TEXT NOT NULL, phone_dial TEXT NOT NULL,
@@ -102,14 +106,20 @@ sqlite3 "$T/d/ingest.db" "SELECT count(erased_ms) FROM leads" >/dev/null || fail
 sqlite3 "$T/d/stats.db" "INSERT INTO st_agents VALUES('x', 'ringing', 0)" 2>/dev/null &&
     fail "stats.db: an agent state outside the state machine was stored (no CHECK)"
 sqlite3 "$T/d/stats.db" "SELECT count(erased_ms) FROM st_leads" >/dev/null || fail "no st_leads.erased_ms"
-[ "$(sqlite3 "$T/d/dialer.db" "PRAGMA user_version")" -eq 2 ] || fail "dialer.db not at version 2"
+[ "$(sqlite3 "$T/d/dialer.db" "PRAGMA user_version")" -eq 3 ] || fail "dialer.db not at version 3"
 sqlite3 "$T/d/dialer.db" "UPDATE attempts SET state = 'ringing'" 2>/dev/null &&
     fail "dialer.db: an attempt state outside the state machine was stored (no CHECK)"
+sqlite3 "$T/d/dialer.db" "SELECT count(agent), count(agent_leg) FROM attempts" >/dev/null ||
+    fail "dialer.db: no agent columns after step 3"
+sqlite3 "$T/d/dialer.db" "INSERT INTO agents(name, number, state) VALUES('x', '+919800000001', 'away')" 2>/dev/null &&
+    fail "dialer.db: an agent state outside the state machine was stored (no CHECK)"
+sqlite3 "$T/d/dialer.db" "INSERT INTO agents(name, number, state) VALUES('x', '+919800000001', 'busy')" 2>/dev/null &&
+    fail "dialer.db: a busy agent without a call was stored"
 [ "$(sqlite3 "$T/d/call-scheduler.db" "PRAGMA user_version")" -eq 2 ] || fail "call-scheduler.db not at version 2"
 sqlite3 "$T/d/call-scheduler.db" "UPDATE calls SET state = 'ringing'" 2>/dev/null &&
     fail "call-scheduler.db: a call state outside the state machine was stored (no CHECK)"
 [ "$(sqlite3 "$T/d/zoho-sync.db" "PRAGMA user_version")" -eq 1 ] || fail "zoho-sync.db not at version 1"
-echo "upgraded: $N leads, calls and every cursor kept; ingest.db, dialer.db and call-scheduler.db at version 2, stats.db at 3, zoho-sync.db at 1"
+echo "upgraded: $N leads, calls and every cursor kept; ingest.db and call-scheduler.db at version 2, stats.db and dialer.db at 3, zoho-sync.db at 1"
 
 # ... and the upgraded deployment takes new leads (and a second start changes nothing)
 start_all "$T/d"

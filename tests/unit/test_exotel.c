@@ -242,6 +242,32 @@ static void test_callback_json(void **state)
     assert_int_equal(exotel_callback_parse("application/json", "[1]", 3, &cb), -1);
 }
 
+/* Both legs of an agent-first call: leg 1 is the agent (From). */
+static void test_callback_legs(void **state)
+{
+    (void)state;
+    struct exotel_callback cb;
+    const char *agent_missed = "{\"CallSid\":\"s1\",\"Status\":\"no-answer\",\"Legs\":["
+                               "{\"OnCallDuration\":0,\"Status\":\"no-answer\"},"
+                               "{\"OnCallDuration\":0,\"Status\":null}]}";
+    assert_int_equal(
+        exotel_callback_parse("application/json", agent_missed, strlen(agent_missed), &cb), 0);
+    assert_string_equal(cb.leg1_status, "no-answer");
+    assert_string_equal(cb.leg2_status, "");
+    const char *lead_missed = "{\"CallSid\":\"s2\",\"Status\":\"no-answer\",\"Legs\":["
+                              "{\"Leg\":{\"Id\":1,\"Status\":\"completed\"}},"
+                              "{\"Leg\":{\"Id\":2,\"Status\":\"no-answer\"}}]}";
+    assert_int_equal(
+        exotel_callback_parse("application/json", lead_missed, strlen(lead_missed), &cb), 0);
+    assert_string_equal(cb.leg1_status, "completed");
+    assert_string_equal(cb.leg2_status, "no-answer");
+    const char *form = "CallSid=s3&Status=busy&Leg1Status=completed&Legs%5B1%5D%5BStatus%5D=busy";
+    assert_int_equal(
+        exotel_callback_parse("application/x-www-form-urlencoded", form, strlen(form), &cb), 0);
+    assert_string_equal(cb.leg1_status, "completed");
+    assert_string_equal(cb.leg2_status, "busy");
+}
+
 static void test_callback_forms(void **state)
 {
     (void)state;
@@ -445,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_connect_form),
         cmocka_unit_test(test_callback_json),
         cmocka_unit_test(test_callback_forms),
+        cmocka_unit_test(test_callback_legs),
         cmocka_unit_test(test_callback_tokens),
         cmocka_unit_test(test_callback_verdicts),
         cmocka_unit_test(test_recording_urls),
