@@ -18,6 +18,8 @@ SVC_ENV=(AGENTS="Asha:$ASHA,Ravi:$RAVI,Meera:$MEERA" AGENT_WAIT_MAX_MS=60000
     EXOTEL_CALLBACK_GRACE_MS=3000 MAX_CALLS_PER_NUMBER_PER_DAY=0)
 start_svc "${SVC_ENV[@]}"
 
+# has PATTERN: grep that reads all its input (grep -q would close a pipe early: pipefail)
+has() { grep -c "$@" >/dev/null; }
 placed() { curl -s "$SBURL/sandbox/exotel/placed"; }
 # "from createdMs endMs customField leg1" per call the sandbox placed
 placed_rows() {
@@ -27,7 +29,7 @@ placed_rows() {
 ended_count() { placed_rows | awk '$3 > 0' | wc -l; }
 all_ended() { local n; n=$(placed_rows | wc -l); [ "$n" -ge "$1" ] && [ "$(ended_count)" -eq "$n" ]; }
 agents_json() { curl -s -H "X-API-Key: $KEY" "$SVC_URL/agents"; }
-some_busy() { agents_json | grep -q '"state":"busy"'; }
+some_busy() { agents_json | has '"state":"busy"'; }
 all_free() { [ "$(agents_json | grep -o '"state":"busy"' | wc -l)" -eq 0 ]; }
 settled() { all_ended "$1" && all_free && none_pending; }
 # no_overlap: per agent number, each call starts after the previous one ended
@@ -53,9 +55,9 @@ for n in $ASHA $RAVI $MEERA; do
     [ "$(placed_rows | awk -v m="$(mask $n)" '$1 == m' | wc -l)" -eq 10 ] || fail "not 10/10/10: $spread"
 done
 [ "$(connect_count)" -eq 30 ] || fail "expected 30 connects, got $(connect_count)"
-agents_json | grep -q '"name":"Asha","number":"+91\*\*\*01","state":"free","paused":false' ||
+agents_json | has '"name":"Asha","number":"+91\*\*\*01","state":"free","paused":false' ||
     fail "GET /agents: $(agents_json)"
-agents_json | grep -q '"callsToday":10' || fail "GET /agents callsToday: $(agents_json)"
+agents_json | has '"callsToday":10' || fail "GET /agents callsToday: $(agents_json)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$SVC_URL/agents")" = 401 ] || fail "GET /agents without a key"
 
 # ---- 3. agent no-answer vs lead no-answer (Meera never picks up) ----
@@ -75,19 +77,19 @@ row=$(sqlite3 "$db" "SELECT agent, status, agent_leg, detail FROM attempts WHERE
 TAP=$!
 wait_for 20 "call.status events on the tap" grep -q "\"lead_id\":\"$lead\".*\"final\":true" "$T/tap.out"
 kill "$TAP"
-grep "\"lead_id\":\"$lead\"" "$T/tap.out" | grep '"final":true' | grep -q '"agent_leg":"answered"' ||
+grep "\"lead_id\":\"$lead\"" "$T/tap.out" | grep '"final":true' | has '"agent_leg":"answered"' ||
     fail "call.status of the silent lead: $(grep "$lead" "$T/tap.out")"
-grep '"final":true' "$T/tap.out" | grep '"agent":"Meera"' | grep -q '"agent_leg":"no-answer"' ||
+grep '"final":true' "$T/tap.out" | grep '"agent":"Meera"' | has '"agent_leg":"no-answer"' ||
     fail "call.status lacks Meera's no-answer leg"
 curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Meera/resume" >/dev/null
 
 # ---- 2. an agent paused mid-run gets no further calls ----
-before=$(connect_count)
+before=$(placed_rows | wc -l)
 for i in $(seq 1 12); do
     post_lead "Pause $i" "+919710$(printf %05d "$i")4" >/dev/null
     sleep 0.1
     if [ "$i" -eq 4 ]; then
-        curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Ravi/pause" | grep -q '"paused":true' ||
+        curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Ravi/pause" | has '"paused":true' ||
             fail "pause Ravi"
         paused_at=$(date +%s%3N)
     fi
@@ -95,15 +97,15 @@ done
 wait_for 120 "the paused run's calls ended" settled $((before + 12))
 late=$(placed_rows | awk -v m="$(mask $RAVI)" -v t="$paused_at" '$1 == m && $2 > t' | wc -l)
 [ "$late" -eq 0 ] || fail "Ravi got $late calls after the pause"
-agents_json | grep -q '"name":"Ravi","number":"[^"]*","state":"free","paused":true' ||
+agents_json | has '"name":"Ravi","number":"[^"]*","state":"free","paused":true' ||
     fail "GET /agents does not show Ravi paused: $(agents_json)"
-curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Ravi/resume" | grep -q '"paused":false'
+curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Ravi/resume" | has '"paused":false'
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Nobody/pause")" = 404 ] ||
     fail "pausing an unknown agent"
 no_overlap
 
 # ---- 4. kill -9 of the dialer while calls ring ----
-before=$(connect_count)
+before=$(placed_rows | wc -l)
 for i in $(seq 1 15); do
     post_lead "Crash $i" "+919720$(printf %05d "$i")4" >/dev/null
     sleep 0.1
