@@ -69,29 +69,42 @@ enum write_result {
 struct outcome {
     char call_id[64], lead_id[40], status[24], call_sid[64], recording[512], zoho_id[32];
     char note_id[32], call_rec_id[32];
+    char agent[32], agent_leg[24], detail[256]; /* the agent rung first (issue 20), or "" */
     int attempt, tries;
     int64_t duration_s, ended_ms, first_try_ms;
 };
 
-int zoho_outcomes_migrate(sqlite3 *db, void *arg)
+/* Columns added after zoho_outcomes was first released, each once (checked by name). */
+static int add_column(sqlite3 *db, const char *name, const char *sql)
 {
-    (void)arg;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT count(*) FROM pragma_table_info('zoho_outcomes')"
-                           " WHERE name = 'first_try_ms'",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            db, "SELECT count(*) FROM pragma_table_info('zoho_outcomes') WHERE name = ?1", -1, &st,
+            NULL) != SQLITE_OK) {
         return -1;
     }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int has = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
     if (has != 0) {
         return has > 0 ? 0 : -1;
     }
-    return sqlite3_exec(db, "ALTER TABLE zoho_outcomes ADD COLUMN first_try_ms INTEGER", NULL, NULL,
-                        NULL) == SQLITE_OK
-               ? 0
-               : -1;
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int zoho_outcomes_migrate(sqlite3 *db, void *arg)
+{
+    (void)arg;
+    /* first_try_ms: the retry limit; agent, agent_leg, detail: the agent pool (issue 20) */
+    return add_column(db, "first_try_ms",
+                      "ALTER TABLE zoho_outcomes ADD COLUMN first_try_ms INTEGER") != 0 ||
+                   add_column(db, "agent", "ALTER TABLE zoho_outcomes ADD COLUMN agent TEXT") !=
+                       0 ||
+                   add_column(db, "agent_leg",
+                              "ALTER TABLE zoho_outcomes ADD COLUMN agent_leg TEXT") != 0 ||
+                   add_column(db, "detail", "ALTER TABLE zoho_outcomes ADD COLUMN detail TEXT") != 0
+               ? -1
+               : 0;
 }
 
 int zoho_outcomes_on_status(sqlite3 *db, const struct proto_event *ev)
@@ -104,8 +117,9 @@ int zoho_outcomes_on_status(sqlite3 *db, const struct proto_event *ev)
     int rc =
         sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO zoho_outcomes(call_id, attempt, lead_id, status,"
-                           " call_sid, duration_s, recording, ended_ms, state, next_try_ms)"
-                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending',0)",
+                           " call_sid, duration_s, recording, ended_ms, state, next_try_ms, agent,"
+                           " agent_leg, detail)"
+                           " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,'pending',0,?9,?10,?11)",
                            -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, c->call_id, -1, SQLITE_STATIC);
@@ -116,6 +130,9 @@ int zoho_outcomes_on_status(sqlite3 *db, const struct proto_event *ev)
         sqlite3_bind_int64(st, 6, c->duration_s);
         sqlite3_bind_text(st, 7, c->recording_url, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 8, ev->ts);
+        sqlite3_bind_text(st, 9, c->agent, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, c->agent_leg, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 11, c->detail, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
     }
@@ -139,7 +156,8 @@ static int load_job(sqlite3 *db, void *arg)
             db,
             "SELECT o.call_id, o.attempt, o.lead_id, o.status, o.call_sid, o.duration_s,"
             " o.recording, o.ended_ms, o.note_id, o.call_rec_id, o.tries, l.zoho_id,"
-            " coalesce(o.first_try_ms, 0)"
+            " coalesce(o.first_try_ms, 0), coalesce(o.agent, ''), coalesce(o.agent_leg, ''),"
+            " coalesce(o.detail, '')"
             " FROM zoho_outcomes o JOIN zoho_leads l ON l.lead_id = o.lead_id"
             " WHERE o.state = 'pending' AND l.state = 'synced' AND o.next_try_ms <= ?1"
             " ORDER BY o.ended_ms LIMIT ?2",
@@ -163,6 +181,9 @@ static int load_job(sqlite3 *db, void *arg)
         o->tries = sqlite3_column_int(st, 10);
         store_text(st, 11, o->zoho_id, sizeof o->zoho_id);
         o->first_try_ms = sqlite3_column_int64(st, 12);
+        store_text(st, 13, o->agent, sizeof o->agent);
+        store_text(st, 14, o->agent_leg, sizeof o->agent_leg);
+        store_text(st, 15, o->detail, sizeof o->detail);
     }
     sqlite3_finalize(st);
     return 0;
@@ -397,6 +418,19 @@ static enum write_result from_lookup(enum zoho_list_status st)
     return st == ZOHO_LIST_REFUSED ? WRITE_REFUSED : WRITE_RETRY;
 }
 
+/* "Agent: Asha (answered)\n", with which side missed the call when the dialer said, or "". */
+static void agent_line(const struct outcome *o, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (o->agent[0] == '\0') {
+        return;
+    }
+    const char *leg = o->agent_leg[0] ? o->agent_leg : "leg unknown";
+    bool said = strncmp(o->detail, "the ", 4) == 0; /* "the agent did not answer (…)" */
+    snprintf(out, size, "Agent: %s (%s)%s%s\n", o->agent, leg, said ? ": " : "",
+             said ? o->detail : "");
+}
+
 static enum write_result write_note(struct worker *w, struct outcome *o, const char *marker,
                                     const char *title, char code[64])
 {
@@ -409,9 +443,11 @@ static enum write_result write_note(struct worker *w, struct outcome *o, const c
     }
     char when[32], content[1024], path[96];
     iso_utc(o->ended_ms, when);
+    char agent[320] = "";
+    agent_line(o, agent, sizeof agent);
     snprintf(content, sizeof content,
-             "%s\nEnded: %s\nDuration: %lld s\nExotel Sid: %s\nRecording: %s\n%s", title, when,
-             (long long)o->duration_s, o->call_sid[0] ? o->call_sid : "-",
+             "%s\n%sEnded: %s\nDuration: %lld s\nExotel Sid: %s\nRecording: %s\n%s", title, agent,
+             when, (long long)o->duration_s, o->call_sid[0] ? o->call_sid : "-",
              o->recording[0] ? o->recording : "-", marker);
     cJSON *note = cJSON_CreateObject();
     cJSON_AddStringToObject(note, "Note_Title", title);
@@ -434,11 +470,13 @@ static enum write_result write_call(struct worker *w, struct outcome *o, const c
     if (found != ZOHO_LIST_NONE) {
         return from_lookup(found);
     }
-    char start[32], dur[48], desc[640], subject[256];
+    char start[32], dur[48], desc[1024], subject[256];
     iso_utc(o->ended_ms - o->duration_s * 1000, start);
     snprintf(dur, sizeof dur, "%02lld:%02lld", (long long)(o->duration_s / 60),
              (long long)(o->duration_s % 60));
-    snprintf(desc, sizeof desc, "Exotel Sid: %s\nRecording: %s", o->call_sid,
+    char agent[320];
+    agent_line(o, agent, sizeof agent);
+    snprintf(desc, sizeof desc, "%sExotel Sid: %s\nRecording: %s", agent, o->call_sid,
              o->recording[0] ? o->recording : "-");
     snprintf(subject, sizeof subject, "%s %s", title, marker);
     cJSON *call = cJSON_CreateObject();
@@ -472,8 +510,8 @@ static enum write_result write_outcome(struct worker *w, struct outcome *o, char
     struct zsync *z = w->z;
     char marker[128], title[128];
     snprintf(marker, sizeof marker, "[leadbus call %s attempt %d]", o->call_id, o->attempt);
-    snprintf(title, sizeof title, "Auto-call attempt %d/%lld: %s", o->attempt,
-             (long long)z->max_attempts, o->status);
+    snprintf(title, sizeof title, "Auto-call attempt %d/%lld: %s%s%s", o->attempt,
+             (long long)z->max_attempts, o->status, o->agent[0] ? ", agent " : "", o->agent);
     enum write_result rc = WRITE_DONE;
     if (o->note_id[0] == '\0') {
         rc = write_note(w, o, marker, title, code);

@@ -17,6 +17,13 @@ SVC_ENV=(AGENTS="Asha:$ASHA,Ravi:$RAVI,Meera:$MEERA" AGENT_WAIT_MAX_MS=60000
     EXOTEL_RETRY_DELAYS_MS=500 EXOTEL_RECONCILE_DELAY_MS=500 EXOTEL_RECONCILE_WINDOW_MS=4000
     EXOTEL_CALLBACK_GRACE_MS=3000 MAX_CALLS_PER_NUMBER_PER_DAY=0)
 start_svc "${SVC_ENV[@]}"
+# zoho-sync in its own process, writing each outcome to the sandbox's Zoho with its agent
+ZO="$SBURL/sandbox/zoho"
+start zoho env PORT="$(free_port)" DATA_DIR="$T/zs" ZOHO_ACCOUNTS_URL="$ZO" ZOHO_API_DOMAIN="$ZO" \
+    BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc" "$LEADBUS" --target=zoho-sync
+notes_with() { curl -s "$ZO/records?module=Notes" | grep -o -- "$1" | wc -l; }
+calls_with() { curl -s "$ZO/records?module=Calls" | grep -o -- "$1" | wc -l; }
+at_least() { [ "$("$1" "$2")" -ge "$3" ]; }
 
 # has PATTERN: grep that reads all its input (grep -q would close a pipe early: pipefail)
 has() { grep -c "$@" >/dev/null; }
@@ -82,6 +89,13 @@ grep "\"lead_id\":\"$lead\"" "$T/tap.out" | grep '"final":true' | has '"agent_le
 grep '"final":true' "$T/tap.out" | grep '"agent":"Meera"' | has '"agent_leg":"no-answer"' ||
     fail "call.status lacks Meera's no-answer leg"
 curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Meera/resume" >/dev/null
+# the agent in the CRM: notes say who was rung and whose leg missed; Calls records name the agent
+wait_for 60 "Meera's 10 missed calls noted in Zoho" at_least notes_with \
+    "Agent: Meera (no-answer): the agent did not answer" 10
+wait_for 60 "the silent lead noted in Zoho" at_least notes_with \
+    "(answered): the lead did not answer" 1
+wait_for 60 "Asha's and Ravi's connected calls in Zoho's Calls" at_least calls_with "Agent: [AR][sa][hv][ai] (answered)" 20
+[ "$(notes_with "attempt 1/3: no-answer, agent Meera")" -ge 10 ] || fail "note titles lack the agent"
 
 # ---- 2. an agent paused mid-run gets no further calls ----
 before=$(placed_rows | wc -l)

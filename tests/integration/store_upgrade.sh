@@ -42,6 +42,9 @@ make_release1_stores() { # DIR
     sqlite3 "$1/ingest.db" "ALTER TABLE leads DROP COLUMN erased_ms"
     sqlite3 "$1/stats.db" "DROP TABLE st_speed; DROP TABLE st_attempt_start; DROP TABLE st_agents;
         DROP TABLE st_agent_calls; ALTER TABLE st_leads DROP COLUMN erased_ms"
+    # zoho-sync's outcomes learnt their agent (issue 20), added by column as first_try_ms was
+    sqlite3 "$1/zoho-sync.db" "ALTER TABLE zoho_outcomes DROP COLUMN agent;
+        ALTER TABLE zoho_outcomes DROP COLUMN agent_leg; ALTER TABLE zoho_outcomes DROP COLUMN detail;"
     # dialer's step 3 added the agent pool: its tables, index and the attempts' agent columns
     sqlite3 "$1/dialer.db" "BEGIN; DROP INDEX attempts_agent; DROP TABLE agents; DROP TABLE agent_cursor;
         ALTER TABLE attempts DROP COLUMN agent; ALTER TABLE attempts DROP COLUMN agent_number;
@@ -115,6 +118,8 @@ sqlite3 "$T/d/dialer.db" "INSERT INTO agents(name, number, state) VALUES('x', '+
     fail "dialer.db: an agent state outside the state machine was stored (no CHECK)"
 sqlite3 "$T/d/dialer.db" "INSERT INTO agents(name, number, state) VALUES('x', '+919800000001', 'busy')" 2>/dev/null &&
     fail "dialer.db: a busy agent without a call was stored"
+sqlite3 "$T/d/zoho-sync.db" "SELECT count(agent), count(agent_leg), count(detail) FROM zoho_outcomes" >/dev/null ||
+    fail "zoho-sync.db: no agent columns on zoho_outcomes after the upgrade"
 [ "$(sqlite3 "$T/d/call-scheduler.db" "PRAGMA user_version")" -eq 2 ] || fail "call-scheduler.db not at version 2"
 sqlite3 "$T/d/call-scheduler.db" "UPDATE calls SET state = 'ringing'" 2>/dev/null &&
     fail "call-scheduler.db: a call state outside the state machine was stored (no CHECK)"
