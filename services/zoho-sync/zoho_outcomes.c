@@ -441,9 +441,9 @@ static enum write_result write_note(struct worker *w, struct outcome *o, const c
     if (found != ZOHO_LIST_NONE) {
         return from_lookup(found);
     }
-    char when[32], content[1024], path[96];
+    char when[32], content[1536], path[96];
     iso_utc(o->ended_ms, when);
-    char agent[320] = "";
+    char agent[400] = "";
     agent_line(o, agent, sizeof agent);
     snprintf(content, sizeof content,
              "%s\n%sEnded: %s\nDuration: %lld s\nExotel Sid: %s\nRecording: %s\n%s", title, agent,
@@ -474,7 +474,7 @@ static enum write_result write_call(struct worker *w, struct outcome *o, const c
     iso_utc(o->ended_ms - o->duration_s * 1000, start);
     snprintf(dur, sizeof dur, "%02lld:%02lld", (long long)(o->duration_s / 60),
              (long long)(o->duration_s % 60));
-    char agent[320];
+    char agent[400];
     agent_line(o, agent, sizeof agent);
     snprintf(desc, sizeof desc, "%sExotel Sid: %s\nRecording: %s", agent, o->call_sid,
              o->recording[0] ? o->recording : "-");
