@@ -28,6 +28,13 @@ static const char sms_schema[] =
     "CREATE TABLE IF NOT EXISTS sms_key("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL);";
 
+/* LEAD_RETENTION_DAYS: a lead's name, company and number (ids, states and outcomes stay; a text
+ * not sent by then never is: the sender needs the number). */
+static const char sms_retention_sql[] =
+    "UPDATE sms_leads SET first_name = '', last_name = '', company = '', phone_e164 = ''"
+    " WHERE rowid IN (SELECT rowid FROM sms_leads WHERE received_ms < ?1 AND phone_e164 <> ''"
+    " LIMIT ?2)";
+
 /* Schema steps after version 1 (store.h, "Schema versions"); never edit `sms_schema` above. */
 static const struct store_migration sms_migrations[] = {
     /* 2: the agent of the lead's last call with one, for {agent_name} (call.status `agent`) */
@@ -220,6 +227,7 @@ static void sms_stop(void *state)
     if (m->store != NULL) {
         metrics_collector_remove(sms_collect, m);
     }
+    retention_stop(m->retention);
     bus_sub_close(m->sub);
     wake_stop(&m->wake);
     if (m->started) {
@@ -309,6 +317,7 @@ static int sms_open(struct app *app, struct sms *m, char err[CONFIG_ERR_MAX])
 {
     struct app_sources *src = calloc(1, sizeof *src);
     int rc = -1;
+    m->keep[0] = (struct retention_rule){"sms_leads", sms_retention_sql, 0};
     if (src == NULL || app_sources_add(app, src, "ingest", err) < 0 ||
         app_sources_add(app, src, "call-scheduler", err) < 0 ||
         app_sources_add(app, src, "dialer", err) < 0) {
@@ -327,6 +336,8 @@ static int sms_open(struct app *app, struct sms *m, char err[CONFIG_ERR_MAX])
                                  sizeof sms_migrations / sizeof sms_migrations[0],
                                  &m->store) != 0 ||
         store_run(m->store, sms_key_job, m) != 0 || store_run(m->store, sms_recover, m) != 0 ||
+        retention_days("LEAD_RETENTION_DAYS", &m->keep[0].days, err) != 0 ||
+        retention_start(m->store, m->keep, 1, &m->retention) != 0 ||
         store_on_commit(m->store, wake_on_commit, &m->wake) != 0 ||
         (m->curl = curl_easy_init()) == NULL ||
         pthread_create(&m->thread, NULL, sms_sender_main, m) != 0) {

@@ -13,6 +13,7 @@
 #include "bus_sub.h"
 #include "call_window.h"
 #include "callback_guard.h"
+#include "retention.h"
 #include "sms_logic.h"
 #include "store.h"
 #include "wake.h"
@@ -26,6 +27,8 @@
 struct sms {
     struct store *store;
     struct bus_sub *sub;
+    struct retention *retention;   /* LEAD_RETENTION_DAYS: the leads' names and numbers */
+    struct retention_rule keep[1]; /* its rule */
     struct sms_on on;
     char tmpl[2048], sender[64], dlt_entity[64], dlt_template[64], sms_type[32];
     char agent_fallback[64];
