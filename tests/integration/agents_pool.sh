@@ -21,8 +21,13 @@ start_svc "${SVC_ENV[@]}"
 ZO="$SBURL/sandbox/zoho"
 start zoho env PORT="$(free_port)" DATA_DIR="$T/zs" ZOHO_ACCOUNTS_URL="$ZO" ZOHO_API_DOMAIN="$ZO" \
     BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc" "$LEADBUS" --target=zoho-sync
+# stats in its own process: the lead timeline carries the agent
+PS=$(free_port)
+start stats env PORT="$PS" DATA_DIR="$T/st" BUS_ZOHO_SYNC_PUB="ipc://$T/z.ipc" \
+    BUS_ZOHO_SYNC_REPLAY="ipc://$T/zr.ipc" "$LEADBUS" --target=stats
 notes_with() { curl -s "$ZO/records?module=Notes" | grep -o -- "$1" | wc -l; }
 calls_with() { curl -s "$ZO/records?module=Calls" | grep -o -- "$1" | wc -l; }
+has_timeline_agent() { timeline | has '"agent":"\(Asha\|Ravi\)","agent_leg":"answered"'; }
 at_least() { [ "$("$1" "$2")" -ge "$3" ]; }
 
 # has PATTERN: grep that reads all its input (grep -q would close a pipe early: pipefail)
@@ -96,6 +101,8 @@ wait_for 60 "the silent lead noted in Zoho" at_least notes_with \
     "(answered): the lead did not answer" 1
 wait_for 60 "Asha's and Ravi's connected calls in Zoho's Calls" at_least calls_with "Agent: [AR][sa][hv][ai] (answered)" 20
 [ "$(notes_with "attempt 1/3: no-answer, agent Meera")" -ge 10 ] || fail "note titles lack the agent"
+timeline() { curl -s -H "X-API-Key: $KEY" "http://127.0.0.1:$PS/leads/$lead"; }
+wait_for 30 "the silent lead's timeline names its agent" has_timeline_agent
 
 # ---- 2. an agent paused mid-run gets no further calls ----
 before=$(placed_rows | wc -l)
