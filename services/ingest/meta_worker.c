@@ -118,8 +118,7 @@ static int meta_fail_job(sqlite3 *db, void *arg)
 
 static void meta_gauges(sqlite3 *rdb)
 {
-    static const char *const states[] = {"pending", "done", "dead"};
-    int64_t count[3] = {0, 0, 0};
+    int64_t count[META_ROW_STATES] = {0, 0, 0};
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(rdb, "SELECT state, count(*) FROM meta_leads GROUP BY state", -1, &st,
                            NULL) != SQLITE_OK) {
@@ -127,14 +126,15 @@ static void meta_gauges(sqlite3 *rdb)
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(st, 0);
-        for (int i = 0; s != NULL && i < 3; i++) {
-            count[i] = strcmp(s, states[i]) == 0 ? sqlite3_column_int64(st, 1) : count[i];
+        for (int i = 0; s != NULL && i < META_ROW_STATES; i++) {
+            count[i] =
+                strcmp(s, meta_row_state_name[i]) == 0 ? sqlite3_column_int64(st, 1) : count[i];
         }
     }
     sqlite3_finalize(st);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < META_ROW_STATES; i++) {
         char labels[32];
-        snprintf(labels, sizeof labels, "state=\"%s\"", states[i]);
+        snprintf(labels, sizeof labels, "state=\"%s\"", meta_row_state_name[i]);
         metrics_gauge_set("leadbus_meta_leads",
                           "Meta leadgen ids by state: pending (to fetch from the Graph API), done, "
                           "dead (GET /sources/meta/failed)",

@@ -4,7 +4,7 @@
  * A delivery names leads (leadgen_id) without their contents. Each one is
  * recorded durably before Meta gets its 200, then a worker fetches the lead
  * from the Graph API and stores it with its lead.created event. One row per
- * leadgen_id in meta_leads:
+ * leadgen_id in meta_leads (enum meta_row_state):
  *
  *     POST /sources/meta ──► pending ──(Graph answers the lead)──────────────► done
  *     (INSERT OR IGNORE:      │   ▲
@@ -39,6 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+const char *const meta_row_state_name[META_ROW_STATES] = {
+    [META_ROW_PENDING] = "pending", [META_ROW_DONE] = "done", [META_ROW_DEAD] = "dead"};
 
 static const char meta_schema[] =
     "CREATE TABLE IF NOT EXISTS meta_leads("

@@ -23,6 +23,10 @@
 
 #define META_FORMS_MAX 32
 
+/* A leadgen id's states (meta_leads.state, CHECKed in the schema; drawn in sources_meta.c). */
+enum meta_row_state { META_ROW_PENDING, META_ROW_DONE, META_ROW_DEAD, META_ROW_STATES };
+extern const char *const meta_row_state_name[META_ROW_STATES];
+
 struct sources_meta {
     struct sources_ctx ctx;
     bool enabled;
