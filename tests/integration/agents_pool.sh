@@ -6,7 +6,8 @@
 #  2. an agent paused mid-run gets no further call; resumed, it gets calls again;
 #  3. an agent who does not answer (SANDBOX_AGENT_NO_ANSWER) is told apart from a lead who does
 #     not: call.status carries `agent` and `agent_leg`, the detail says which side;
-#  4. kill -9 of the dialer while calls ring: no agent double-booked, no call lost or placed twice.
+#  4. kill -9 of the dialer while calls ring: no agent double-booked, no call lost or placed twice;
+#  5. nobody free within AGENT_WAIT_MAX_MS: the attempt ends not placed and is retried.
 set -euo pipefail
 . "$(dirname "$0")/calls_lib.sh"
 
@@ -148,4 +149,15 @@ connect_log | awk '{print $2}' | sort | uniq -c | awk '$1 > 1' | head -3
     fail "not every lead's call was completed: $(sqlite3 "$db" "SELECT status, count(*) FROM attempts GROUP BY status")"
 [ "$(placed_rows | awk '{print $4}' | sort | uniq -d | wc -l)" -eq 0 ] || fail "an attempt was placed twice"
 echo "after kill -9: $(per_agent); placed $(connect_count) connects, $dups attempts sent twice (a request cut by the kill is re-sent only after reconciliation found no call)"
+# ---- 5. nobody free within AGENT_WAIT_MAX_MS: not placed, retried once an agent is back ----
+stop_svc
+start_svc "${SVC_ENV[@]}" AGENT_WAIT_MAX_MS=1000
+for a in Asha Ravi Meera; do curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/$a/pause" >/dev/null; done
+lead=$(post_lead "Waiting Lead" "+919730000014")
+gave_up() { [ "$(sqlite3 "$db" "SELECT count(*) FROM attempts WHERE lead_id = '$lead' AND attempt = 1 AND status = 'failed-api' AND detail LIKE '%no agent free within AGENT_WAIT_MAX_MS%'")" -eq 1 ]; }
+wait_for 20 "the waiting lead given up as not placed" gave_up
+grep -c "No agent free within AGENT_WAIT_MAX_MS" "$T/svc.log" >/dev/null || fail "no WARN for the wait"
+curl -fsS -X POST -H "X-API-Key: $KEY" "$SVC_URL/agents/Asha/resume" >/dev/null
+retried() { [ "$(sqlite3 "$db" "SELECT count(*) FROM attempts WHERE lead_id = '$lead' AND attempt = 2 AND agent = 'Asha' AND status = 'completed'")" -eq 1 ]; }
+wait_for 30 "the retry connected through Asha" retried
 echo "PASS agents_pool"
