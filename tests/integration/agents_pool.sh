@@ -12,6 +12,18 @@ set -euo pipefail
 . "$(dirname "$0")/calls_lib.sh"
 
 ASHA=+919800000001 RAVI=+919800000002 MEERA=+919800000003
+# a bad pool stops start-up with one line naming the setting (exit 1, as every module setting)
+refused() { # EXPECTED VAR=value...
+    local want=$1 rc=0 out; shift
+    out=$(env "$@" DATA_DIR="$T/bad" PORT="$(free_port)" timeout 20 "$LEADBUS" --target=dialer 2>&1) || rc=$?
+    [ "$rc" -ne 0 ] && grep -c -- "^leadbus: dialer: $want" <<<"$out" >/dev/null ||
+        fail "not refused ($rc) with $want: $out"
+}
+refused "AGENTS: a number is" AGENTS="Asha:12345"
+refused "AGENTS: a name is listed twice" AGENTS="Asha:+919800000001,Asha:+919800000002"
+refused "AGENT_STRATEGY" AGENTS="Asha:+919800000001" AGENT_STRATEGY=random
+refused "AGENTS_FILE: cannot read" AGENTS_FILE="$T/none.txt"
+refused "AGENT_WAIT_MAX_MS" AGENTS="Asha:+919800000001" AGENT_WAIT_MAX_MS=-5
 start_sandbox SANDBOX_RING_MS=1500 SANDBOX_AGENT_NO_ANSWER=$MEERA
 SVC_ENV=(AGENTS="Asha:$ASHA,Ravi:$RAVI,Meera:$MEERA" AGENT_WAIT_MAX_MS=60000
     EXOTEL_CALL_DELAY_MS=0 EXOTEL_RETRY_ON=failed-api EXOTEL_MAX_RETRIES=3
